@@ -1,0 +1,57 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace attempts::config {
+
+struct ListenAddress {
+  std::string host = "0.0.0.0";  // an IPv4 or IPv6 literal
+  std::uint16_t port = 8000;     // 0 picks a free port
+};
+
+// Everything the service can be told at start-up. Defaults are sized for the reference box
+// (2 cores here, 24 GB RAM, one SSD); see README "Configuration" for the reasoning.
+struct Config {
+  ListenAddress listen;
+  std::string database_url = "postgresql:///attempts";
+  unsigned threads = 1;  // I/O threads; the parser defaults it to the hardware concurrency
+  std::size_t pool_size = 4;
+  std::size_t body_limit = 64 * 1024;
+  std::string log_level = "info";
+  std::size_t max_batch = 256;
+  std::size_t queue_capacity = 4096;
+  std::size_t max_connections = 10000;
+  unsigned idle_timeout_seconds = 15;
+  unsigned shutdown_timeout_seconds = 10;
+};
+
+struct ParseResult {
+  enum class Action { run, show_help, fail } action = Action::run;
+  Config config;
+  std::string message;  // the help text, or what is wrong
+};
+
+// Looks up an environment variable; injected so tests need not touch the real environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+// Reads flags, then the environment for anything not given as a flag, then defaults. Each flag
+// `--some-name` has the environment variable `SOME_NAME`. Never throws, never exits.
+ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& env);
+
+// "host:port", "[v6]:port" or ":port" (all interfaces); "localhost" means 127.0.0.1.
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+// The connection string with any password replaced by "***" (URI userinfo, `password=` in a
+// URI query or in key=value form).
+std::string redact_database_url(std::string_view url);
+
+// One line with every effective setting, password redacted, for the start-up log.
+std::string describe(const Config& config);
+
+}  // namespace attempts::config

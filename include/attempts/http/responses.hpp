@@ -1,0 +1,28 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "attempts/domain/attempt_store.hpp"
+#include "attempts/http/types.hpp"
+
+namespace attempts::http {
+
+// The one place where domain and store outcomes become HTTP statuses and bodies.
+// Version and keep-alive are left to the session.
+
+// `{"error": "<message>"}` with the given status.
+Response error_response(Status status, std::string_view message);
+// A JSON document the caller has already serialised.
+Response json_response(Status status, std::string body);
+Response no_content_response();
+// 503 with Retry-After: the failure is temporary and nothing was changed.
+Response unavailable_response(std::string_view message, std::chrono::seconds retry_after);
+Response method_not_allowed_response(std::string_view allow);
+
+Response save_outcome_response(SaveOutcome outcome, AttemptId id, std::chrono::seconds retry_after);
+Response load_result_response(const LoadResult& result, AttemptId id,
+                              std::chrono::seconds retry_after);
+
+}  // namespace attempts::http

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <string_view>
+
+#include "attempts/domain/attempt_id.hpp"
+#include "attempts/http/types.hpp"
+
+namespace attempts::http {
+
+enum class Route {
+  not_found,           // no such path
+  method_not_allowed,  // known path, other method: answer 405 with `allow`
+  bad_attempt_id,      // /attempts/<segment> where the segment is not a valid id
+  save_answers,        // PATCH /attempts/{id}
+  get_attempt,         // GET or HEAD /attempts/{id}
+  health,              // GET or HEAD /healthz
+  readiness,           // GET or HEAD /readyz
+};
+
+struct RouteMatch {
+  Route route = Route::not_found;
+  AttemptId attempt_id = 0;
+  std::string_view allow;  // the methods the path accepts, for 405
+};
+
+// Maps a method and request target to an endpoint. The query string is ignored; paths match
+// exactly (no trailing slash, no percent-decoding).
+RouteMatch match_route(Verb method, std::string_view target) noexcept;
+
+// Whether a Content-Type names JSON: `application/json`, case-insensitive, with optional
+// parameters; a charset, if given, must be UTF-8 (RFC 8259 requires it).
+bool is_json_content_type(std::string_view content_type) noexcept;
+
+}  // namespace attempts::http

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Runs the attempts service locally, from a fresh clone, in one command:
+#   installs dependencies, builds the release preset, creates (once) a local
+#   PostgreSQL 15 cluster in .local/pgdata with the schema and seed data,
+#   starts it if needed, and runs build/release/attempts-server in the foreground.
+#
+#   scripts/run.sh                 # serves on 0.0.0.0:8000
+#   scripts/run.sh --some-flag     # extra arguments go to attempts-server
+#
+# Environment:
+#   ATTEMPTS_LISTEN       address for --listen (default 0.0.0.0:8000)
+#   ATTEMPTS_PG_PORT      port of a NEW local cluster (default 55432); an existing
+#                         cluster keeps the port it was created with
+#   ATTEMPTS_PG_DATA      cluster directory (default .local/pgdata)
+#
+# On exit (Ctrl-C) it stops PostgreSQL if it started it, and leaves alone a
+# cluster that was already running. Delete .local/ to start over with fresh data.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+# shellcheck source=scripts/lib/pg.sh
+source scripts/lib/pg.sh
+
+listen=${ATTEMPTS_LISTEN:-0.0.0.0:8000}
+datadir=$(pg_abspath "${ATTEMPTS_PG_DATA:-$repo/.local/pgdata}")
+logfile=$(dirname "$datadir")/postgres.log
+seeded_marker=$datadir/attempts-seeded
+db=attempts
+server=$repo/build/release/attempts-server
+
+say() { printf '==> run.sh: %s\n' "$*"; }
+
+say "installing dependencies"
+bash scripts/install-deps.sh
+
+say "building the release preset"
+cmake --preset release
+cmake --build --preset release -j"$(nproc)"
+if [[ ! -x $server ]]; then
+  say "error: the build did not produce $server" >&2
+  exit 1
+fi
+
+pg_require_bin
+
+mkdir -p "$(dirname "$datadir")"
+if [[ ! -e $datadir/PG_VERSION ]]; then
+  port=${ATTEMPTS_PG_PORT:-55432}
+  say "creating a local PostgreSQL cluster in $datadir (port $port)"
+  pg_init_cluster "$datadir" "$port"
+else
+  port=$(pg_cluster_port "$datadir")
+  if [[ -z $port ]]; then
+    say "error: cannot read the port of the cluster in $datadir; delete it to start over" >&2
+    exit 1
+  fi
+  if [[ -n ${ATTEMPTS_PG_PORT:-} && $ATTEMPTS_PG_PORT != "$port" ]]; then
+    say "note: the existing cluster in $datadir uses port $port, not ATTEMPTS_PG_PORT=$ATTEMPTS_PG_PORT"
+  fi
+fi
+
+started_pg=0
+server_pid=
+# shellcheck disable=SC2317 # invoked by trap
+cleanup() {
+  local status=$?
+  set +e
+  trap - EXIT INT TERM
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+  fi
+  if ((started_pg)); then
+    say "stopping the PostgreSQL this script started"
+    pg_stop "$datadir" fast
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+
+if pg_is_running "$datadir"; then
+  say "PostgreSQL already running on 127.0.0.1:$port; leaving it running on exit"
+else
+  if pg_port_in_use "$port"; then
+    say "error: port $port on 127.0.0.1 is taken by another program; free it or delete $datadir and set ATTEMPTS_PG_PORT" >&2
+    exit 1
+  fi
+  started_pg=1
+  pg_start "$datadir" "$logfile"
+fi
+pg_wait_ready "$port"
+
+url=$(pg_url "$port" "$db")
+# Schema and seed are loaded once per cluster; the marker is written after they
+# succeed, so an interrupted first load is redone on the next run.
+if [[ ! -e $seeded_marker ]]; then
+  say "creating database $db with the schema and seed data"
+  PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/dropdb" -h 127.0.0.1 -p "$port" -U postgres --if-exists "$db"
+  pg_create_database "$port" "$db"
+  pg_load_schema_and_seed "$url"
+  date -u +%FT%TZ >"$seeded_marker"
+fi
+
+say "PostgreSQL: $url (log $logfile)"
+say "starting $server --listen $listen --database-url $url $*"
+say "press Ctrl-C to stop"
+# In the background so that INT/TERM reach this script, which forwards TERM to
+# the server, waits for it and then stops PostgreSQL.
+"$server" --listen "$listen" --database-url "$url" "$@" &
+server_pid=$!
+trap 'kill -TERM "$server_pid" 2>/dev/null' INT TERM
+status=0
+while :; do
+  wait "$server_pid" && status=0 || status=$?
+  # wait returns >128 early when a trapped signal arrives; keep waiting until the server has exited.
+  kill -0 "$server_pid" 2>/dev/null || break
+done
+server_pid=
+say "attempts-server exited with status $status"
+exit "$status"

@@ -1,0 +1,28 @@
+-- Seed data: 100 exams and exactly 100,000 attempts with ids 1..100000.
+-- Run after schema.sql: psql -v ON_ERROR_STOP=1 -f sql/seed.sql
+-- Re-runnable: it empties both tables first, so it also resets a test database.
+-- Not to be run with --single-transaction: VACUUM cannot run inside a transaction block.
+
+BEGIN;
+
+TRUNCATE attempts, exams RESTART IDENTITY;
+
+INSERT INTO exams (id, title)
+SELECT i, format('Exam %s', i)
+FROM generate_series(1, 100) AS i;
+
+-- attempt i belongs to exam 1 + (i-1) % 100 and to student i; nothing answered or submitted yet.
+INSERT INTO attempts (id, exam_id, student_id, answers, updated_at, submitted_at)
+SELECT i, 1 + (i - 1) % 100, i, '{}'::jsonb, NULL, NULL
+FROM generate_series(1, 100000) AS i;
+
+-- The ids above were given explicitly, so move both sequences past them:
+-- the next insert without an id gets exams.id 101 and attempts.id 100001.
+SELECT setval(pg_get_serial_sequence('exams', 'id'), (SELECT max(id) FROM exams));
+SELECT setval(pg_get_serial_sequence('attempts', 'id'), (SELECT max(id) FROM attempts));
+
+COMMIT;
+
+-- Set hint bits, build the visibility map and collect planner statistics now,
+-- instead of leaving that to the first requests.
+VACUUM (ANALYZE) exams, attempts;

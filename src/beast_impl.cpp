@@ -1,0 +1,4 @@
+// Compiles Asio and Beast once for the whole program (BOOST_*_SEPARATE_COMPILATION), instead of
+// in every translation unit that includes them.
+#include <boost/asio/impl/src.hpp>
+#include <boost/beast/src.hpp>

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <pqxx/connection>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "attempts/db/pg_attempt_store.hpp"
+
+namespace attempts::db {
+
+struct SaveOperation {
+  AttemptId id;
+  std::string answers_json;
+  AttemptStore::SaveCallback done;
+};
+
+struct LoadOperation {
+  AttemptId id;
+  AttemptStore::LoadCallback done;
+};
+
+struct PingOperation {
+  AttemptStore::ReadyCallback done;
+};
+
+using Operation = std::variant<SaveOperation, LoadOperation, PingOperation>;
+
+enum class SubmitResult { queued, queue_full, stopped };
+
+// One pool connection and the thread that owns it. The thread takes everything waiting in the
+// queue (up to max_batch), sends consecutive writes as one statement, and answers each
+// operation through its callback. While the connection is down, queued operations are answered
+// `unavailable` at once, and the thread reconnects with exponential backoff and jitter.
+class ConnectionWorker {
+ public:
+  ConnectionWorker(std::size_t index, std::string conninfo, const PgPoolOptions& options);
+  ~ConnectionWorker();
+
+  ConnectionWorker(const ConnectionWorker&) = delete;
+  ConnectionWorker& operator=(const ConnectionWorker&) = delete;
+
+  // On anything but `queued` the operation is handed back untouched for the caller to answer.
+  SubmitResult submit(Operation& operation);
+
+  // Runs what is queued, then closes the connection and joins the thread. Idempotent.
+  void stop();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void run();
+  void connect();
+  void drop_connection(const std::exception& cause);
+  void execute(std::span<Operation> operations);
+  void save(std::span<Operation> writes);
+  void load(LoadOperation& operation);
+  void ping(PingOperation& operation);
+  Clock::duration next_backoff();
+
+  const std::size_t index_;
+  const std::string conninfo_;
+  const PgPoolOptions& options_;
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<Operation> queue_;  // guarded by mutex_
+  bool stopping_ = false;        // guarded by mutex_
+
+  // Owned by the worker thread alone.
+  std::unique_ptr<pqxx::connection> connection_;
+  Clock::time_point next_connect_at_{};
+  unsigned failed_connects_ = 0;
+  std::minstd_rand jitter_;
+
+  std::thread thread_;  // last: starts after everything above is constructed
+};
+
+// Answers an operation that will not run.
+void fail_operation(Operation& operation, SaveOutcome why);
+
+}  // namespace attempts::db

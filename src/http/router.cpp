@@ -1,0 +1,75 @@
+#include "attempts/http/router.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace attempts::http {
+namespace {
+
+constexpr std::string_view kAttemptsPrefix = "/attempts/";
+constexpr std::string_view kReadOnlyMethods = "GET, HEAD";
+constexpr std::string_view kAttemptMethods = "GET, HEAD, PATCH";
+
+bool is_read(Verb method) {
+  return method == Verb::get || method == Verb::head;
+}
+
+RouteMatch probe(Verb method, Route route) {
+  if (is_read(method)) return {route, 0, {}};
+  return {Route::method_not_allowed, 0, kReadOnlyMethods};
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
+}
+
+std::string_view trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(" \t");
+  return text.substr(first, last - first + 1);
+}
+
+}  // namespace
+
+RouteMatch match_route(Verb method, std::string_view target) noexcept {
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/healthz") return probe(method, Route::health);
+  if (path == "/readyz") return probe(method, Route::readiness);
+  if (path.substr(0, kAttemptsPrefix.size()) != kAttemptsPrefix) return {};
+
+  const std::string_view segment = path.substr(kAttemptsPrefix.size());
+  if (segment.find('/') != std::string_view::npos) return {};
+  if (method != Verb::patch && !is_read(method)) {
+    return {Route::method_not_allowed, 0, kAttemptMethods};
+  }
+  const auto id = parse_attempt_id(segment);
+  if (!id) return {Route::bad_attempt_id, 0, {}};
+  return {method == Verb::patch ? Route::save_answers : Route::get_attempt, *id, {}};
+}
+
+bool is_json_content_type(std::string_view content_type) noexcept {
+  const auto semicolon = content_type.find(';');
+  if (!iequals(trim(content_type.substr(0, semicolon)), "application/json")) return false;
+  std::string_view parameters =
+      semicolon == std::string_view::npos ? std::string_view{} : content_type.substr(semicolon + 1);
+  while (!parameters.empty()) {
+    const auto next = parameters.find(';');
+    const std::string_view parameter = trim(parameters.substr(0, next));
+    parameters = next == std::string_view::npos ? std::string_view{} : parameters.substr(next + 1);
+    const auto equals = parameter.find('=');
+    if (equals == std::string_view::npos) continue;
+    if (!iequals(trim(parameter.substr(0, equals)), "charset")) continue;
+    std::string_view charset = trim(parameter.substr(equals + 1));
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    if (!iequals(charset, "utf-8") && !iequals(charset, "utf8")) return false;
+  }
+  return true;
+}
+
+}  // namespace attempts::http
