@@ -81,10 +81,11 @@ else
 fi
 export ATTEMPTS_TEST_SQL_DIR=$repo/sql
 
-# Not in parallel (-j): tests share the database and some stop the server.
+# Unit tests run in parallel; integration tests are RUN_SERIAL (they share the database and
+# some stop it), so ctest runs each of them alone.
 echo "==> test.sh: ctest --test-dir $build_dir $*"
 set +e
-ctest --test-dir "$build_dir" --output-on-failure --no-tests=error "$@"
+ctest --test-dir "$build_dir" --output-on-failure --no-tests=error -j "$(nproc)" "$@"
 status=$?
 set -e
 echo "==> test.sh: ctest exited with $status"

@@ -139,17 +139,18 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
 
 std::string redact_database_url(std::string_view url) {
   std::string out(url);
-  // URI userinfo: scheme://user:password@host
-  if (const auto scheme_end = out.find("://"); scheme_end != std::string::npos) {
-    const auto authority_start = scheme_end + 3;
-    const auto authority_end = out.find_first_of("/?", authority_start);
-    const auto at = out.rfind('@', authority_end == std::string::npos ? out.size() : authority_end);
-    if (at != std::string::npos && at >= authority_start) {
-      const auto colon = out.find(':', authority_start);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+  const bool is_uri = out.rfind("postgresql://", 0) == 0 || out.rfind("postgres://", 0) == 0;
+  if (is_uri) {
+    // scheme://user:password@host — libpq's userinfo ends at the first '@' before any '/'.
+    const std::size_t authority = out.find("://") + 3;
+    const std::size_t at = out.find_first_of("@/", authority);
+    if (at != std::string::npos && out[at] == '@') {
+      const std::size_t colon = out.find(':', authority);
+      if (colon < at) out.replace(colon + 1, at - colon - 1, "***");
     }
   }
-  // password=... in a URI query (ends at '&') or key=value form (ends at a space; may be quoted)
+  // password=... in a URI query (ends at '&') or in key=value form (ends at white space, or is
+  // single-quoted with backslash escapes).
   for (std::size_t pos = out.find("password"); pos != std::string::npos;
        pos = out.find("password", pos + 1)) {
     std::size_t value = pos + 8;
@@ -158,12 +159,12 @@ std::string redact_database_url(std::string_view url) {
     ++value;
     while (value < out.size() && out[value] == ' ') ++value;
     std::size_t end = value;
-    if (end < out.size() && out[end] == '\'') {
+    if (!is_uri && end < out.size() && out[end] == '\'') {
       ++end;
       while (end < out.size() && out[end] != '\'') end += out[end] == '\\' ? 2 : 1;
       end = std::min(end + 1, out.size());
     } else {
-      end = out.find_first_of("& ", value);
+      end = out.find_first_of(is_uri ? "&" : " \t\n", value);
       if (end == std::string::npos) end = out.size();
     }
     out.replace(value, end - value, "***");
@@ -179,7 +180,10 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
   const po::options_description options = describe_options();
   po::variables_map flags;
   try {
-    po::store(po::command_line_parser(args).options(options).run(), flags);
+    // No positional arguments: a stray word is an error, not silently ignored.
+    const po::positional_options_description no_positionals;
+    po::store(po::command_line_parser(args).options(options).positional(no_positionals).run(),
+              flags);
   } catch (const po::error& error) {
     result.action = ParseResult::Action::fail;
     result.message = error.what();

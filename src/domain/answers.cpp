@@ -241,6 +241,11 @@ class AnswersSaxValidator {
 }  // namespace
 
 AnswersParseResult parse_answers_document(std::string_view body, const AnswersLimits& limits) {
+  // nlohmann's lexer takes a NUL byte for the end of input and would ignore what follows it;
+  // a raw NUL is never valid JSON anyway.
+  if (const auto nul = body.find('\0'); nul != std::string_view::npos) {
+    return AnswersError{"malformed JSON at byte " + std::to_string(nul + 1) + ": NUL byte"};
+  }
   AnswersSaxValidator validator(limits);
   const bool parsed = json::sax_parse(body.begin(), body.end(), &validator,
                                       json::input_format_t::json, /*strict=*/true);

@@ -1,0 +1,485 @@
+// Unit tests for configuration: flags, environment, defaults, validation, and redaction.
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "attempts/config/config.hpp"
+
+namespace attempts::config {
+namespace {
+
+using testing::HasSubstr;
+using testing::Not;
+using Action = ParseResult::Action;
+
+EnvLookup env_of(std::map<std::string, std::string> variables) {
+  return [variables = std::move(variables)](const std::string& name) -> std::optional<std::string> {
+    const auto found = variables.find(name);
+    if (found == variables.end()) return std::nullopt;
+    return found->second;
+  };
+}
+
+const EnvLookup kNoEnv = env_of({});
+
+std::string listen_text(const Config& config) {
+  return config.listen.host + ":" + std::to_string(config.listen.port);
+}
+
+// --- Defaults ---------------------------------------------------------------------------------
+
+TEST(ConfigDefaultsTest, NoFlagsAndNoEnvironmentGiveTheDefaults) {
+  const ParseResult result = parse_config({}, kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  const Config& config = result.config;
+  EXPECT_EQ(config.listen.host, "0.0.0.0");
+  EXPECT_EQ(config.listen.port, 8000);
+  EXPECT_EQ(config.database_url, "postgresql:///attempts");
+  EXPECT_EQ(config.pool_size, 4u);
+  EXPECT_EQ(config.body_limit, 65536u);
+  EXPECT_EQ(config.log_level, "info");
+  EXPECT_EQ(config.max_batch, 256u);
+  EXPECT_EQ(config.queue_capacity, 4096u);
+  EXPECT_EQ(config.max_connections, 10000u);
+  EXPECT_EQ(config.idle_timeout_seconds, 15u);
+  EXPECT_EQ(config.shutdown_timeout_seconds, 10u);
+  EXPECT_TRUE(result.message.empty());
+}
+
+TEST(ConfigDefaultsTest, ThreadsDefaultToTheHardwareConcurrency) {
+  const ParseResult result = parse_config({}, kNoEnv);
+  EXPECT_GE(result.config.threads, 1u);
+  EXPECT_EQ(result.config.threads, std::max(1u, std::thread::hardware_concurrency()));
+}
+
+TEST(ConfigDefaultsTest, MissingEnvLookupMeansAnEmptyEnvironment) {
+  const ParseResult result = parse_config({"--pool-size=2"}, EnvLookup{});
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.pool_size, 2u);
+  EXPECT_EQ(result.config.database_url, "postgresql:///attempts");
+}
+
+TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
+  std::set<std::string> asked;
+  const EnvLookup recording = [&asked](const std::string& name) -> std::optional<std::string> {
+    asked.insert(name);
+    return std::nullopt;
+  };
+  parse_config({}, recording);
+  EXPECT_EQ(asked, (std::set<std::string>{"LISTEN", "DATABASE_URL", "THREADS", "POOL_SIZE",
+                                          "BODY_LIMIT", "LOG_LEVEL", "MAX_BATCH", "QUEUE_CAPACITY",
+                                          "MAX_CONNECTIONS", "IDLE_TIMEOUT", "SHUTDOWN_TIMEOUT"}));
+}
+
+// --- Every setting from a flag or from the environment ------------------------------------------
+
+struct SettingCase {
+  const char* flag;  // without "--"
+  const char* env;
+  const char* value;
+  const char* other_value;  // also valid, different from `value`
+  std::function<std::string(const Config&)> read;
+};
+
+void PrintTo(const SettingCase& setting, std::ostream* out) {
+  *out << "--" << setting.flag;
+}
+
+class ConfigSettingTest : public testing::TestWithParam<SettingCase> {};
+
+TEST_P(ConfigSettingTest, FlagWithEqualsSetsIt) {
+  const auto& setting = GetParam();
+  const ParseResult result =
+      parse_config({std::string("--") + setting.flag + "=" + setting.value}, kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(setting.read(result.config), setting.value);
+}
+
+TEST_P(ConfigSettingTest, FlagWithSeparateValueSetsIt) {
+  const auto& setting = GetParam();
+  const ParseResult result =
+      parse_config({std::string("--") + setting.flag, setting.value}, kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(setting.read(result.config), setting.value);
+}
+
+TEST_P(ConfigSettingTest, EnvironmentVariableSetsIt) {
+  const auto& setting = GetParam();
+  const ParseResult result = parse_config({}, env_of({{setting.env, setting.value}}));
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(setting.read(result.config), setting.value);
+}
+
+TEST_P(ConfigSettingTest, FlagBeatsEnvironmentVariable) {
+  const auto& setting = GetParam();
+  const ParseResult result = parse_config({std::string("--") + setting.flag + "=" + setting.value},
+                                          env_of({{setting.env, setting.other_value}}));
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(setting.read(result.config), setting.value);
+}
+
+TEST_P(ConfigSettingTest, InvalidEnvironmentValueIsIgnoredWhenTheFlagIsGiven) {
+  const auto& setting = GetParam();
+  const ParseResult result = parse_config({std::string("--") + setting.flag + "=" + setting.value},
+                                          env_of({{setting.env, "not valid: !"}}));
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(setting.read(result.config), setting.value);
+}
+
+TEST_P(ConfigSettingTest, HelpMentionsTheFlag) {
+  const ParseResult result = parse_config({"--help"}, kNoEnv);
+  EXPECT_THAT(result.message, HasSubstr(std::string("--") + GetParam().flag));
+}
+
+template <typename Number>
+std::function<std::string(const Config&)> number_field(Number Config::*field) {
+  return [field](const Config& config) { return std::to_string(config.*field); };
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Settings, ConfigSettingTest,
+    testing::Values(
+        SettingCase{"listen", "LISTEN", "127.0.0.1:9000", "0.0.0.0:1234", listen_text},
+        SettingCase{"database-url", "DATABASE_URL", "postgresql://app@db:5433/exams",
+                    "host=elsewhere dbname=x",
+                    [](const Config& config) { return config.database_url; }},
+        SettingCase{"threads", "THREADS", "3", "5", number_field(&Config::threads)},
+        SettingCase{"pool-size", "POOL_SIZE", "8", "2", number_field(&Config::pool_size)},
+        SettingCase{"body-limit", "BODY_LIMIT", "1024", "2048", number_field(&Config::body_limit)},
+        SettingCase{"log-level", "LOG_LEVEL", "debug", "warn",
+                    [](const Config& config) { return config.log_level; }},
+        SettingCase{"max-batch", "MAX_BATCH", "64", "32", number_field(&Config::max_batch)},
+        SettingCase{"queue-capacity", "QUEUE_CAPACITY", "100", "200",
+                    number_field(&Config::queue_capacity)},
+        SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
+                    number_field(&Config::max_connections)},
+        SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
+                    number_field(&Config::idle_timeout_seconds)},
+        SettingCase{"shutdown-timeout", "SHUTDOWN_TIMEOUT", "5", "6",
+                    number_field(&Config::shutdown_timeout_seconds)}),
+    [](const auto& test) { return std::string(test.param.env); });
+
+TEST(ConfigTest, FlagsAndEnvironmentCombine) {
+  const ParseResult result =
+      parse_config({"--pool-size", "6"}, env_of({{"THREADS", "2"}, {"LISTEN", ":9001"}}));
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.pool_size, 6u);
+  EXPECT_EQ(result.config.threads, 2u);
+  EXPECT_EQ(listen_text(result.config), "0.0.0.0:9001");
+}
+
+TEST(ConfigTest, EveryLogLevelIsAccepted) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    const ParseResult result = parse_config({std::string("--log-level=") + level}, kNoEnv);
+    EXPECT_EQ(result.action, Action::run) << level << ": " << result.message;
+    EXPECT_EQ(result.config.log_level, level);
+  }
+}
+
+TEST(ConfigTest, NumbersAtTheirLimitsAreAccepted) {
+  const ParseResult result =
+      parse_config({"--threads=256", "--pool-size=1", "--body-limit=67108864", "--max-batch=10000",
+                    "--idle-timeout=3600", "--shutdown-timeout=1"},
+                   kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.threads, 256u);
+  EXPECT_EQ(result.config.pool_size, 1u);
+  EXPECT_EQ(result.config.body_limit, 64u << 20);
+  EXPECT_EQ(result.config.max_batch, 10000u);
+}
+
+// --- Help ---------------------------------------------------------------------------------------
+
+TEST(ConfigHelpTest, LongHelpFlagShowsHelp) {
+  const ParseResult result = parse_config({"--help"}, kNoEnv);
+  EXPECT_EQ(result.action, Action::show_help);
+  EXPECT_THAT(result.message, HasSubstr("Usage"));
+  EXPECT_THAT(result.message, HasSubstr("--help"));
+}
+
+TEST(ConfigHelpTest, ShortHelpFlagShowsHelp) {
+  EXPECT_EQ(parse_config({"-h"}, kNoEnv).action, Action::show_help);
+}
+
+TEST(ConfigHelpTest, HelpExplainsTheEnvironmentVariables) {
+  EXPECT_THAT(parse_config({"--help"}, kNoEnv).message, HasSubstr("POOL_SIZE"));
+}
+
+TEST(ConfigHelpTest, HelpWinsOverOtherValidFlags) {
+  EXPECT_EQ(parse_config({"--pool-size=3", "--help"}, kNoEnv).action, Action::show_help);
+}
+
+// --- Invalid values
+// -------------------------------------------------------------------------------
+
+struct InvalidCase {
+  const char* name;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  std::string message_part;  // the flag or variable at fault
+};
+
+void PrintTo(const InvalidCase& invalid, std::ostream* out) {
+  *out << invalid.name;
+}
+
+class ConfigInvalidTest : public testing::TestWithParam<InvalidCase> {};
+
+TEST_P(ConfigInvalidTest, FailsWithAMessageNamingTheSource) {
+  const ParseResult result = parse_config(GetParam().args, env_of(GetParam().env));
+  EXPECT_EQ(result.action, Action::fail);
+  EXPECT_FALSE(result.message.empty());
+  EXPECT_THAT(result.message, HasSubstr(GetParam().message_part));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Flags, ConfigInvalidTest,
+    testing::Values(
+        InvalidCase{"ThreadsZero", {"--threads=0"}, {}, "--threads: '0'"},
+        InvalidCase{"ThreadsNegative", {"--threads=-1"}, {}, "--threads: '-1'"},
+        InvalidCase{"ThreadsLetters", {"--threads=abc"}, {}, "--threads: 'abc'"},
+        InvalidCase{"ThreadsSeparateNegative", {"--threads", "-1"}, {}, "--threads: '-1'"},
+        InvalidCase{"ThreadsFraction", {"--threads=1.5"}, {}, "--threads: '1.5'"},
+        InvalidCase{"ThreadsHuge", {"--threads=99999999999"}, {}, "--threads: '99999999999'"},
+        InvalidCase{"ThreadsAboveLimit", {"--threads=257"}, {}, "--threads"},
+        InvalidCase{"ThreadsPlusSign", {"--threads=+4"}, {}, "--threads"},
+        InvalidCase{"ThreadsLeadingSpace", {"--threads= 4"}, {}, "--threads"},
+        InvalidCase{"ThreadsTrailingSpace", {"--threads=4 "}, {}, "--threads"},
+        InvalidCase{"ThreadsEmpty", {"--threads="}, {}, "--threads"},
+        InvalidCase{"ThreadsMissingValue", {"--threads"}, {}, "threads"},
+        InvalidCase{"ThreadsTwice", {"--threads=2", "--threads=3"}, {}, "threads"},
+        InvalidCase{"PoolSizeZero", {"--pool-size=0"}, {}, "--pool-size: '0'"},
+        InvalidCase{"PoolSizeSeparateZero", {"--pool-size", "0"}, {}, "--pool-size: '0'"},
+        InvalidCase{"BodyLimitZero", {"--body-limit=0"}, {}, "--body-limit: '0'"},
+        InvalidCase{"BodyLimitAboveLimit", {"--body-limit=67108865"}, {}, "--body-limit"},
+        InvalidCase{"LogLevelLoud", {"--log-level=loud"}, {}, "--log-level: 'loud'"},
+        InvalidCase{"LogLevelUpperCase", {"--log-level=INFO"}, {}, "--log-level"},
+        InvalidCase{"MaxBatchZero", {"--max-batch=0"}, {}, "--max-batch"},
+        InvalidCase{"QueueCapacityZero", {"--queue-capacity=0"}, {}, "--queue-capacity"},
+        InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},
+        InvalidCase{"IdleTimeoutZero", {"--idle-timeout=0"}, {}, "--idle-timeout"},
+        InvalidCase{"ShutdownTimeoutZero", {"--shutdown-timeout=0"}, {}, "--shutdown-timeout"},
+        InvalidCase{"DatabaseUrlEmpty", {"--database-url="}, {}, "--database-url"},
+        InvalidCase{"ListenNoPort", {"--listen=nohost"}, {}, "--listen: 'nohost'"},
+        InvalidCase{"ListenPortTooLarge", {"--listen=1.2.3.4:70000"}, {}, "--listen"},
+        InvalidCase{"ListenV6WithoutBrackets", {"--listen=::1:80"}, {}, "--listen: '::1:80'"},
+        InvalidCase{"ListenHostName", {"--listen=example.com:80"}, {}, "--listen"},
+        InvalidCase{"UnknownFlag", {"--bogus"}, {}, "bogus"},
+        InvalidCase{"UnknownFlagWithValue", {"--bogus=1"}, {}, "bogus"}),
+    [](const auto& test) { return std::string(test.param.name); });
+
+INSTANTIATE_TEST_SUITE_P(
+    Environment, ConfigInvalidTest,
+    testing::Values(
+        InvalidCase{"ThreadsZero", {}, {{"THREADS", "0"}}, "THREADS: '0'"},
+        InvalidCase{"ThreadsNegative", {}, {{"THREADS", "-1"}}, "THREADS: '-1'"},
+        InvalidCase{"ThreadsLetters", {}, {{"THREADS", "abc"}}, "THREADS: 'abc'"},
+        InvalidCase{"ThreadsFraction", {}, {{"THREADS", "1.5"}}, "THREADS: '1.5'"},
+        InvalidCase{"ThreadsHuge", {}, {{"THREADS", "99999999999"}}, "THREADS"},
+        InvalidCase{"PoolSizeZero", {}, {{"POOL_SIZE", "0"}}, "POOL_SIZE: '0'"},
+        InvalidCase{"BodyLimitZero", {}, {{"BODY_LIMIT", "0"}}, "BODY_LIMIT: '0'"},
+        InvalidCase{"LogLevelLoud", {}, {{"LOG_LEVEL", "loud"}}, "LOG_LEVEL: 'loud'"},
+        InvalidCase{"MaxBatchLetters", {}, {{"MAX_BATCH", "x"}}, "MAX_BATCH"},
+        InvalidCase{"QueueCapacityZero", {}, {{"QUEUE_CAPACITY", "0"}}, "QUEUE_CAPACITY"},
+        InvalidCase{"MaxConnectionsZero", {}, {{"MAX_CONNECTIONS", "0"}}, "MAX_CONNECTIONS"},
+        InvalidCase{"IdleTimeoutZero", {}, {{"IDLE_TIMEOUT", "0"}}, "IDLE_TIMEOUT"},
+        InvalidCase{"ShutdownTimeoutZero", {}, {{"SHUTDOWN_TIMEOUT", "0"}}, "SHUTDOWN_TIMEOUT"},
+        InvalidCase{"DatabaseUrlEmpty", {}, {{"DATABASE_URL", ""}}, "DATABASE_URL"},
+        InvalidCase{"ListenNoPort", {}, {{"LISTEN", "nohost"}}, "LISTEN: 'nohost'"},
+        InvalidCase{"ListenPortTooLarge", {}, {{"LISTEN", "1.2.3.4:70000"}}, "LISTEN"},
+        InvalidCase{"ListenV6WithoutBrackets", {}, {{"LISTEN", "::1:80"}}, "LISTEN"}),
+    [](const auto& test) { return std::string(test.param.name); });
+
+TEST(ConfigInvalidTest, StrayPositionalArgumentFails) {
+  const ParseResult result = parse_config({"extra"}, kNoEnv);
+  EXPECT_EQ(result.action, Action::fail);
+  EXPECT_FALSE(result.message.empty());
+}
+
+TEST(ConfigInvalidTest, StrayPositionalArgumentAfterFlagsFails) {
+  const ParseResult result = parse_config({"--pool-size", "2", "3"}, kNoEnv);
+  EXPECT_EQ(result.action, Action::fail);
+  EXPECT_FALSE(result.message.empty());
+}
+
+TEST(ConfigInvalidTest, NumberMessageGivesTheAllowedRange) {
+  EXPECT_THAT(parse_config({"--threads=0"}, kNoEnv).message, HasSubstr("from 1 to 256"));
+}
+
+TEST(ConfigInvalidTest, HostileArgumentsNeverThrow) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--"}, {"-"}, {"---"}, {"--="}, {"-x"}, {"--threads=\xff"}, {std::string("\0", 1)}}) {
+    EXPECT_NO_THROW(parse_config(args, kNoEnv)) << args.front();
+  }
+}
+
+// --- Listen addresses
+// -----------------------------------------------------------------------------
+
+struct ListenCase {
+  const char* text;
+  const char* host;
+  std::uint16_t port;
+};
+
+void PrintTo(const ListenCase& listen, std::ostream* out) {
+  *out << listen.text;
+}
+
+class ListenAddressTest : public testing::TestWithParam<ListenCase> {};
+
+TEST_P(ListenAddressTest, Parses) {
+  const auto address = parse_listen_address(GetParam().text);
+  ASSERT_TRUE(address.has_value()) << GetParam().text;
+  EXPECT_EQ(address->host, GetParam().host);
+  EXPECT_EQ(address->port, GetParam().port);
+}
+
+INSTANTIATE_TEST_SUITE_P(Valid, ListenAddressTest,
+                         testing::Values(ListenCase{"127.0.0.1:0", "127.0.0.1", 0},
+                                         ListenCase{":9000", "0.0.0.0", 9000},
+                                         ListenCase{"[::1]:8000", "::1", 8000},
+                                         ListenCase{"[::]:1", "::", 1},
+                                         ListenCase{"localhost:80", "127.0.0.1", 80},
+                                         ListenCase{"0.0.0.0:65535", "0.0.0.0", 65535},
+                                         ListenCase{"10.1.2.3:8080", "10.1.2.3", 8080}));
+
+class InvalidListenAddressTest : public testing::TestWithParam<const char*> {};
+
+TEST_P(InvalidListenAddressTest, IsRejected) {
+  EXPECT_FALSE(parse_listen_address(GetParam()).has_value()) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(Invalid, InvalidListenAddressTest,
+                         testing::Values("", "nohost", ":", "127.0.0.1",
+                                         "127.0.0.1:", "1.2.3.4:70000", "1.2.3.4:65536",
+                                         "127.0.0.1:-1", "127.0.0.1:+80", "127.0.0.1:80x",
+                                         "127.0.0.1: 80", "::1:80", "[::1]", "[::1]:", "[::1:80",
+                                         "example.com:80", "256.0.0.1:80", "1.2.3.4.5:80"));
+
+// --- Redaction ----------------------------------------------------------------------------------
+
+TEST(RedactTest, UriPasswordIsReplaced) {
+  const std::string redacted = redact_database_url("postgresql://user:secret@host/db");
+  EXPECT_THAT(redacted, Not(HasSubstr("secret")));
+  EXPECT_THAT(redacted, HasSubstr("***"));
+  EXPECT_EQ(redacted, "postgresql://user:***@host/db");
+}
+
+TEST(RedactTest, UriWithPortAndQueryKeepsEverythingButThePassword) {
+  EXPECT_EQ(redact_database_url("postgres://app:secret@db.local:5433/exams?sslmode=disable"),
+            "postgres://app:***@db.local:5433/exams?sslmode=disable");
+}
+
+TEST(RedactTest, UriPasswordContainingAtSignIsReplacedWhole) {
+  const std::string redacted = redact_database_url("postgresql://user:p@ss@host/db");
+  EXPECT_THAT(redacted, Not(HasSubstr("p@ss")));
+  EXPECT_THAT(redacted, HasSubstr("@host/db"));
+}
+
+TEST(RedactTest, UriPasswordContainingQuestionMarkIsReplaced) {
+  // libpq reads the userinfo up to the '@' (it only stops early at '/'), so "pa?ss" is the
+  // password here and must not reach the log.
+  const std::string redacted = redact_database_url("postgresql://user:pa?ss@host/db");
+  EXPECT_THAT(redacted, Not(HasSubstr("pa?ss")));
+  EXPECT_THAT(redacted, HasSubstr("***"));
+}
+
+TEST(RedactTest, UriWithEmptyUserNameStillHidesThePassword) {
+  EXPECT_EQ(redact_database_url("postgresql://:secret@host/db"), "postgresql://:***@host/db");
+}
+
+TEST(RedactTest, UriWithoutPasswordIsUnchanged) {
+  EXPECT_EQ(redact_database_url("postgres://user@host"), "postgres://user@host");
+  EXPECT_EQ(redact_database_url("postgresql://user@host:5432/db"),
+            "postgresql://user@host:5432/db");
+  EXPECT_EQ(redact_database_url("postgresql://host:5432/db"), "postgresql://host:5432/db");
+  EXPECT_EQ(redact_database_url("postgresql:///attempts"), "postgresql:///attempts");
+}
+
+TEST(RedactTest, UriQueryPasswordIsReplaced) {
+  const std::string redacted =
+      redact_database_url("postgresql://host/db?password=secret&sslmode=disable");
+  EXPECT_EQ(redacted, "postgresql://host/db?password=***&sslmode=disable");
+}
+
+TEST(RedactTest, UriQueryPasswordAsLastParameterIsReplaced) {
+  EXPECT_EQ(redact_database_url("postgresql://host/db?sslmode=disable&password=secret"),
+            "postgresql://host/db?sslmode=disable&password=***");
+}
+
+TEST(RedactTest, KeywordPasswordIsReplaced) {
+  EXPECT_EQ(redact_database_url("host=x password=secret dbname=y"), "host=x password=*** dbname=y");
+}
+
+TEST(RedactTest, KeywordPasswordWithSpacesAroundEqualsIsReplaced) {
+  const std::string redacted = redact_database_url("host=x password = secret dbname=y");
+  EXPECT_THAT(redacted, Not(HasSubstr("secret")));
+  EXPECT_THAT(redacted, HasSubstr("dbname=y"));
+}
+
+TEST(RedactTest, QuotedKeywordPasswordIsReplacedWhole) {
+  const std::string redacted = redact_database_url("host=x password='se cret' dbname=y");
+  EXPECT_THAT(redacted, Not(HasSubstr("se cret")));
+  EXPECT_THAT(redacted, Not(HasSubstr("cret")));
+  EXPECT_THAT(redacted, HasSubstr("***"));
+  EXPECT_THAT(redacted, HasSubstr("dbname=y"));
+}
+
+TEST(RedactTest, QuotedKeywordPasswordWithEscapedQuoteIsReplacedWhole) {
+  const std::string redacted = redact_database_url(R"(password='a\'secret' dbname=y)");
+  EXPECT_THAT(redacted, Not(HasSubstr("secret")));
+  EXPECT_THAT(redacted, HasSubstr("dbname=y"));
+}
+
+TEST(RedactTest, KeywordPasswordContainingAmpersandIsReplacedWhole) {
+  // In key=value form only whitespace ends an unquoted value: '&' is part of the password.
+  const std::string redacted = redact_database_url("host=x password=se&cret dbname=y");
+  EXPECT_THAT(redacted, Not(HasSubstr("cret")));
+  EXPECT_THAT(redacted, HasSubstr("dbname=y"));
+}
+
+TEST(RedactTest, KeywordWithoutPasswordIsUnchanged) {
+  EXPECT_EQ(redact_database_url("host=x user=password dbname=y"), "host=x user=password dbname=y");
+  EXPECT_EQ(redact_database_url("host=x dbname=y"), "host=x dbname=y");
+}
+
+TEST(RedactTest, DescribeNeverContainsThePassword) {
+  for (const char* url :
+       {"postgresql://user:secret@host/db", "postgresql://host/db?password=secret",
+        "host=x password=secret dbname=y", "host=x password='secret' dbname=y"}) {
+    Config config;
+    config.database_url = url;
+    const std::string line = describe(config);
+    EXPECT_THAT(line, Not(HasSubstr("secret"))) << url;
+    EXPECT_THAT(line, HasSubstr("***")) << url;
+  }
+}
+
+TEST(DescribeTest, MentionsEverySetting) {
+  const std::string line = describe(Config{});
+  for (const char* part :
+       {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=4",
+        "body-limit=65536", "log-level=info", "max-batch=256", "queue-capacity=4096",
+        "max-connections=10000", "idle-timeout=15s", "shutdown-timeout=10s"}) {
+    EXPECT_THAT(line, HasSubstr(part));
+  }
+}
+
+TEST(DescribeTest, BracketsAnIpv6ListenAddress) {
+  Config config;
+  config.listen = {"::1", 8000};
+  EXPECT_THAT(describe(config), HasSubstr("listen=[::1]:8000"));
+}
+
+}  // namespace
+}  // namespace attempts::config
