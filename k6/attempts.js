@@ -2,29 +2,45 @@
 //
 //   k6 run k6/attempts.js                                  # 10k requests/s for 1 minute
 //   RATE=15000 DURATION=2m BASE_URL=http://host:8000 k6 run k6/attempts.js
+//   k6 run -e RATE=15000 -e DURATION=2m k6/attempts.js     # the same with k6's -e flags
 //
-// Environment: RATE (requests/s, default 10000), DURATION (default 1m), BASE_URL
-// (default http://localhost:8000), MAX_ID (ids 1..MAX_ID, default 100000), P99_MS (p99
+// Environment (see k6/README.md): RATE (requests/s, default 10000), DURATION (default 1m),
+// BASE_URL (default http://localhost:8000), MAX_ID (ids 1..MAX_ID, default 100000), P99_MS (p99
 // bound in ms, default 50), EXPECTED_LATENCY_MS (default 10), PRE_ALLOCATED_VUS, MAX_VUS.
+// An invalid value stops the script before the test starts.
 import http from 'k6/http';
 import { check } from 'k6';
 
-const RATE = parseInt(__ENV.RATE || '10000', 10);
+function positiveInt(name, fallback) {
+  const raw = __ENV[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^[0-9]+$/.test(raw) || parseInt(raw, 10) < 1) {
+    throw new Error(`${name} must be a positive integer, not '${raw}'`);
+  }
+  return parseInt(raw, 10);
+}
+
+const RATE = positiveInt('RATE', 10000);
 const DURATION = __ENV.DURATION || '1m';
 const BASE_URL = (__ENV.BASE_URL || 'http://localhost:8000').replace(/\/+$/, '');
-const MAX_ID = parseInt(__ENV.MAX_ID || '100000', 10);
-const P99_MS = parseInt(__ENV.P99_MS || '50', 10);
-const EXPECTED_LATENCY_MS = parseInt(__ENV.EXPECTED_LATENCY_MS || '10', 10);
+const MAX_ID = positiveInt('MAX_ID', 100000);
+const P99_MS = positiveInt('P99_MS', 50);
+const EXPECTED_LATENCY_MS = positiveInt('EXPECTED_LATENCY_MS', 10);
 
-// k6's guidance for constant-arrival-rate: VUs needed = rate x iteration time (in seconds);
-// pre-allocate that with 2x headroom so k6 does not allocate VUs mid-test, and allow 10x
-// before iterations are dropped (which the threshold below turns into a failed run).
+// k6's guidance for constant-arrival-rate: VUs needed = rate x iteration time (in seconds).
+// Pre-allocate that with 2x headroom, because k6 counts a dropped iteration every time it has
+// to start a VU mid-test (which the dropped_iterations threshold below turns into a failed
+// run); maxVUs lets a slow service still be measured instead of starving the generator.
 const NEEDED_VUS = Math.ceil((RATE * EXPECTED_LATENCY_MS) / 1000);
-const PRE_ALLOCATED_VUS = parseInt(__ENV.PRE_ALLOCATED_VUS || String(Math.max(50, 2 * NEEDED_VUS)), 10);
-const MAX_VUS = parseInt(__ENV.MAX_VUS || String(Math.max(PRE_ALLOCATED_VUS, 10 * NEEDED_VUS)), 10);
+const PRE_ALLOCATED_VUS = positiveInt('PRE_ALLOCATED_VUS', Math.max(50, 2 * NEEDED_VUS));
+const MAX_VUS = Math.max(PRE_ALLOCATED_VUS, positiveInt('MAX_VUS', 10 * NEEDED_VUS));
 
 const BODY = JSON.stringify({ answers: { 1: [1], 2: [2], 3: [3], 4: [4] } });
-const PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: { name: 'PATCH /attempts/{id}' } };
+const PARAMS = {
+  headers: { 'Content-Type': 'application/json' },
+  // One name for all ids, so k6 keeps one set of metrics instead of one per URL.
+  tags: { name: 'PATCH /attempts/{id}' },
+};
 
 export const options = {
   discardResponseBodies: true,
@@ -38,14 +54,22 @@ export const options = {
       maxVUs: MAX_VUS,
     },
   },
-  // Any breach fails the run (k6 exits 99). The p99 bound of 50 ms is ten times the service's
-  // measured p99 at 15k requests/s on a 2-core box: loose enough for a shared load generator,
-  // tight enough that queueing (the failure mode that matters) trips it.
+  summaryTrendStats: ['avg', 'min', 'med', 'p(90)', 'p(99)', 'max'],
+  // Any breach fails the run (k6 exits 99):
+  //  - 0.1% or more of the requests failed (k6 counts status >= 400 and network errors), or
+  //    0.1% or more of the responses were not 204;
+  //  - p99 of the request duration above P99_MS (default 50 ms). 50 ms is a budget, not a
+  //    measurement: saving an answer that fast at the 99th percentile is imperceptible to a
+  //    student, and it is loose enough for a load generator that shares the machine, while
+  //    queueing in the service (the failure that matters at 10k-15k requests/s) exceeds it at
+  //    once. Compare with the p99 column of bench/results/latest.md before tightening it;
+  //  - any dropped iteration: the arrival rate was not delivered, so the run measured less
+  //    load than it claims (no samples means none were dropped, and the threshold passes).
   thresholds: {
     http_req_failed: ['rate<0.001'],
     http_req_duration: [`p(99)<${P99_MS}`],
+    checks: ['rate>0.999'],
     dropped_iterations: ['count<1'],
-    checks: ['rate==1'],
   },
 };
 

@@ -85,6 +85,7 @@ void ConnectionWorker::run() {
     }
     lock.unlock();
 
+    if (connection_ && !batch.empty()) check_connection_alive();
     if (connection_) {
       execute(batch);
     } else {
@@ -137,6 +138,18 @@ ConnectionWorker::Clock::duration ConnectionWorker::next_backoff() {
   delay = std::min(delay, cap);
   std::uniform_int_distribution<Clock::rep> spread(0, delay.count() / 2);
   return delay - delay / 2 + Clock::duration(spread(jitter_));
+}
+
+void ConnectionWorker::check_connection_alive() {
+  // A server restart closes idle connections; reading what is pending (one non-blocking recv)
+  // finds that out before a batch is sent on a dead connection and answered 503. The batch then
+  // goes out on a fresh connection instead.
+  try {
+    connection_->get_notifs();
+  } catch (const std::exception& error) {
+    drop_connection(error);
+    connect();
+  }
 }
 
 void ConnectionWorker::drop_connection(const std::exception& cause) {

@@ -60,6 +60,7 @@ class ConnectionWorker {
 
   void run();
   void connect();
+  void check_connection_alive();
   void drop_connection(const std::exception& cause);
   void execute(std::span<Operation> operations);
   void save(std::span<Operation> writes);

@@ -108,6 +108,13 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
   version_ = header.version();
   keep_alive_ = header.keep_alive();
   head_request_ = header.method() == Verb::head;
+  // A Transfer-Encoding other than a final "chunked" leaves the body's length unknown; reading
+  // on would take the body for the next request (RFC 9112 6.3: answer 400 and close).
+  if (header.count(beast_http::field::transfer_encoding) > 0 && !parser_->chunked()) {
+    return send(error_response(Status::bad_request,
+                               "unsupported Transfer-Encoding: only chunked is accepted"),
+                /*close_after=*/true);
+  }
   if (!beast::iequals(header[beast_http::field::expect], "100-continue")) return do_read_body();
 
   // Refuse before the client sends a body we would not accept.

@@ -56,13 +56,14 @@ class Server {
 
   ServerOptions options_;
   const RequestHandler& handler_;
+  // Destroyed after the io_context, whose pending handlers may still hold sessions.
+  ConnectionTracker tracker_;
   boost::asio::io_context ioc_;
   // Signals, stop() and the shutdown deadline are handled on this strand, one at a time.
   boost::asio::strand<boost::asio::io_context::executor_type> control_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer shutdown_deadline_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
-  ConnectionTracker tracker_;
   std::shared_ptr<Listener> listener_;
   bool shutting_down_ = false;  // only on control_
   std::atomic<std::size_t> refused_connections_{0};

@@ -1,0 +1,153 @@
+#include "support/server_process.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <iostream>
+#include <stdexcept>
+#include <thread>
+
+#include "support/http_client.hpp"
+#include "support/postgres.hpp"
+
+namespace attempts::integration {
+namespace {
+
+// Settings the server would otherwise pick up from the environment it inherits.
+constexpr const char* kServerEnvironment[] = {
+    "LISTEN",          "DATABASE_URL", "THREADS",          "POOL_SIZE",
+    "BODY_LIMIT",      "LOG_LEVEL",    "MAX_BATCH",        "QUEUE_CAPACITY",
+    "MAX_CONNECTIONS", "IDLE_TIMEOUT", "SHUTDOWN_TIMEOUT",
+};
+
+constexpr int kStartAttempts = 3;  // a free port can be taken before the server binds it
+constexpr std::size_t kPrintedLogBytes = 64 * 1024;
+
+bool contains_ignoring_case(std::string text, std::string_view needle) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text.find(needle) != std::string::npos;
+}
+
+bool healthz_answers_ok(std::uint16_t port) {
+  try {
+    HttpClient client(port, std::chrono::milliseconds(1000));
+    return client.request(get_request("/healthz")).status == 200;
+  } catch (const HttpError&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+std::string server_binary() {
+  return ATTEMPTS_SERVER_BINARY;
+}
+
+std::uint16_t pick_free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error(std::string("socket: ") + std::strerror(errno));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = 0;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    const std::string error = std::strerror(errno);
+    ::close(fd);
+    throw std::runtime_error("cannot find a free port: " + error);
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+ServerProcess::ServerProcess(ServerSettings settings)
+    : settings_(std::move(settings)), dir_("attempts-server"), log_path_(dir_.file("server.log")) {
+  if (settings_.database_url.empty()) settings_.database_url = TestEnvironment::get().database_url;
+  for (int attempt = 1;; ++attempt) {
+    const auto failure = start_once();
+    if (!failure) return;
+    kill_if_running();
+    // Someone may have taken the port between pick_free_port() and the server's bind.
+    const bool port_taken = contains_ignoring_case(log(), "address already in use");
+    if (!port_taken || attempt == kStartAttempts) throw std::runtime_error(*failure);
+  }
+}
+
+std::optional<std::string> ServerProcess::start_once() {
+  port_ = pick_free_port();
+  SpawnOptions options;
+  options.argv = {server_binary(), "--listen", "127.0.0.1:" + std::to_string(port_)};
+  options.argv.insert(options.argv.end(), settings_.flags.begin(), settings_.flags.end());
+  for (const char* name : kServerEnvironment) options.env.emplace_back(name, std::nullopt);
+  options.env.emplace_back("DATABASE_URL", settings_.database_url);
+  options.output_path = log_path_;
+  options.kill_with_parent = true;
+  pid_ = spawn_process(options);
+  exit_status_.reset();
+
+  const auto deadline = std::chrono::steady_clock::now() + settings_.ready_timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (healthz_answers_ok(port_)) return std::nullopt;
+    if (!running()) {
+      return "attempts-server exited during start-up (" + exit_status_->describe() +
+             "); its log:\n" + log();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return "attempts-server did not answer GET /healthz with 200 within " +
+         std::to_string(settings_.ready_timeout.count()) + " ms; its log:\n" + log();
+}
+
+ServerProcess::~ServerProcess() {
+  kill_if_running();
+  if (::testing::Test::HasFailure()) print_log(std::cerr);
+}
+
+void ServerProcess::kill_if_running() {
+  if (!running()) return;
+  ::kill(pid_, SIGKILL);
+  exit_status_ = attempts::integration::wait_for_exit(pid_, std::chrono::seconds(10));
+}
+
+bool ServerProcess::running() {
+  if (exit_status_) return false;
+  exit_status_ = poll_exit(pid_);
+  return !exit_status_;
+}
+
+void ServerProcess::signal(int signal) {
+  if (running()) ::kill(pid_, signal);
+}
+
+std::optional<ExitStatus> ServerProcess::wait_for_exit(std::chrono::milliseconds timeout) {
+  if (!exit_status_) exit_status_ = attempts::integration::wait_for_exit(pid_, timeout);
+  return exit_status_;
+}
+
+std::optional<ExitStatus> ServerProcess::terminate(int signal, std::chrono::milliseconds timeout) {
+  this->signal(signal);
+  return wait_for_exit(timeout);
+}
+
+std::string ServerProcess::log() const {
+  return read_file(log_path_);
+}
+
+void ServerProcess::print_log(std::ostream& out) const {
+  std::string text = log();
+  if (text.size() > kPrintedLogBytes) {
+    text = "[...]\n" + text.substr(text.size() - kPrintedLogBytes);
+  }
+  out << "---- attempts-server log (pid " << pid_ << ", port " << port_ << ") ----\n"
+      << text << "---- end of attempts-server log ----\n";
+}
+
+}  // namespace attempts::integration
