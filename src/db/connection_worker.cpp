@@ -32,69 +32,36 @@ ConnectionWorker::ConnectionWorker(std::size_t index, std::string conninfo,
     : index_(index),
       conninfo_(std::move(conninfo)),
       options_(options),
+      queue_(options.queue_capacity),
       jitter_(static_cast<std::minstd_rand::result_type>(std::random_device{}() + index)),
       thread_([this] { run(); }) {}
 
-ConnectionWorker::~ConnectionWorker() {
-  stop();
-}
-
-SubmitResult ConnectionWorker::submit(Operation& operation) {
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return SubmitResult::stopped;
-    if (queue_.size() >= options_.queue_capacity) return SubmitResult::queue_full;
-    queue_.push_back(std::move(operation));
-  }
-  wake_.notify_one();
-  return SubmitResult::queued;
-}
+ConnectionWorker::~ConnectionWorker() { stop(); }
 
 void ConnectionWorker::stop() {
-  {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
-  }
-  wake_.notify_one();
+  queue_.stop();
   if (thread_.joinable()) thread_.join();
 }
 
 void ConnectionWorker::run() {
   std::vector<Operation> batch;
   batch.reserve(options_.max_batch);
-  std::unique_lock lock(mutex_);
   for (;;) {
-    const auto has_work = [this] { return !queue_.empty() || stopping_; };
-    if (connection_) {
-      wake_.wait(lock, has_work);
-    } else {
-      // Disconnected: wake for new work (answered at once) or when the next attempt is due.
-      wake_.wait_until(lock, next_connect_at_, has_work);
-    }
-    if (stopping_ && queue_.empty()) break;
+    // Disconnected, the worker also wakes when the next connection attempt is due.
+    const auto wake_at = connection_ ? std::nullopt : std::optional(next_connect_at_);
+    if (!queue_.wait_take(batch, options_.max_batch, wake_at)) break;
+    if (!connection_ && Clock::now() >= next_connect_at_) connect();
+    if (batch.empty()) continue;
 
-    if (!connection_ && Clock::now() >= next_connect_at_) {
-      lock.unlock();
-      connect();
-      lock.lock();
-    }
-    const std::size_t take = std::min(queue_.size(), options_.max_batch);
-    for (std::size_t i = 0; i < take; ++i) {
-      batch.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    lock.unlock();
-
-    if (connection_ && !batch.empty()) check_connection_alive();
+    if (connection_) check_connection_alive();
     if (connection_) {
       execute(batch);
     } else {
+      // Answered at once: a request never waits for a database that is down.
       for (auto& operation : batch) fail_operation(operation, SaveOutcome::unavailable);
     }
     batch.clear();
-    lock.lock();
   }
-  lock.unlock();
   connection_.reset();
 }
 

@@ -1,11 +1,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <pqxx/connection>
 #include <random>
 #include <span>
@@ -15,6 +12,7 @@
 #include <vector>
 
 #include "attempts/db/pg_attempt_store.hpp"
+#include "attempts/db/work_queue.hpp"
 
 namespace attempts::db {
 
@@ -35,8 +33,6 @@ struct PingOperation {
 
 using Operation = std::variant<SaveOperation, LoadOperation, PingOperation>;
 
-enum class SubmitResult { queued, queue_full, stopped };
-
 // One pool connection and the thread that owns it. The thread takes everything waiting in the
 // queue (up to max_batch), sends consecutive writes as one statement, and answers each
 // operation through its callback. While the connection is down, queued operations are answered
@@ -50,7 +46,7 @@ class ConnectionWorker {
   ConnectionWorker& operator=(const ConnectionWorker&) = delete;
 
   // On anything but `queued` the operation is handed back untouched for the caller to answer.
-  SubmitResult submit(Operation& operation);
+  PushResult submit(Operation& operation) { return queue_.push(operation); }
 
   // Runs what is queued, then closes the connection and joins the thread. Idempotent.
   void stop();
@@ -72,10 +68,7 @@ class ConnectionWorker {
   const std::string conninfo_;
   const PgPoolOptions& options_;
 
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  std::deque<Operation> queue_;  // guarded by mutex_
-  bool stopping_ = false;        // guarded by mutex_
+  WorkQueue<Operation> queue_;
 
   // Owned by the worker thread alone.
   std::unique_ptr<pqxx::connection> connection_;

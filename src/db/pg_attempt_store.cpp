@@ -17,8 +17,8 @@ std::string with_connect_timeout(const std::string& url, std::chrono::seconds ti
   return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + value;
 }
 
-SaveOutcome refusal(SubmitResult result) {
-  return result == SubmitResult::queue_full ? SaveOutcome::overloaded : SaveOutcome::unavailable;
+SaveOutcome refusal(PushResult result) {
+  return result == PushResult::full ? SaveOutcome::overloaded : SaveOutcome::unavailable;
 }
 
 }  // namespace
@@ -46,14 +46,14 @@ ConnectionWorker& PgAttemptStore::worker_for(AttemptId id) {
 
 void PgAttemptStore::save_answers(AttemptId id, std::string answers_json, SaveCallback done) {
   Operation operation = SaveOperation{id, std::move(answers_json), std::move(done)};
-  if (const auto result = worker_for(id).submit(operation); result != SubmitResult::queued) {
+  if (const auto result = worker_for(id).submit(operation); result != PushResult::queued) {
     fail_operation(operation, refusal(result));
   }
 }
 
 void PgAttemptStore::load_attempt(AttemptId id, LoadCallback done) {
   Operation operation = LoadOperation{id, std::move(done)};
-  if (const auto result = worker_for(id).submit(operation); result != SubmitResult::queued) {
+  if (const auto result = worker_for(id).submit(operation); result != PushResult::queued) {
     fail_operation(operation, refusal(result));
   }
 }
@@ -63,7 +63,7 @@ void PgAttemptStore::check_ready(ReadyCallback done) {
   const std::size_t index = next_ping_worker_.fetch_add(1, std::memory_order_relaxed);
   Operation operation = PingOperation{std::move(done)};
   if (const auto result = workers_[index % workers_.size()]->submit(operation);
-      result != SubmitResult::queued) {
+      result != PushResult::queued) {
     fail_operation(operation, refusal(result));
   }
 }
