@@ -27,7 +27,7 @@ constexpr std::array kOptions = {
     Option{"listen", "address to listen on, host:port (default 0.0.0.0:8000)"},
     Option{"database-url", "libpq connection string or URI (default postgresql:///attempts)"},
     Option{"threads", "I/O threads (default: hardware concurrency)"},
-    Option{"pool-size", "PostgreSQL connections, one worker thread each (default 4)"},
+    Option{"pool-size", "PostgreSQL connections, one worker thread each (default 2)"},
     Option{"body-limit", "largest request body in bytes (default 65536)"},
     Option{"log-level", "trace, debug, info, warn, error, critical or off (default info)"},
     Option{"max-batch", "most queued writes sent as one statement (default 256)"},

@@ -42,6 +42,28 @@ Response method_not_allowed_response(std::string_view allow) {
   return response;
 }
 
+std::string serialize_response(const Response& response, bool omit_body) {
+  const auto reason = response.reason();
+  std::string wire;
+  wire.reserve(64 + reason.size() + (omit_body ? 0 : response.body().size()));
+  wire.append(response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  wire.append(std::to_string(response.result_int()));
+  wire.push_back(' ');
+  wire.append(reason.data(), reason.size());
+  wire.append("\r\n");
+  for (const auto& field : response) {
+    const auto name = field.name_string();
+    const auto value = field.value();
+    wire.append(name.data(), name.size());
+    wire.append(": ");
+    wire.append(value.data(), value.size());
+    wire.append("\r\n");
+  }
+  wire.append("\r\n");
+  if (!omit_body) wire.append(response.body());
+  return wire;
+}
+
 Response save_outcome_response(SaveOutcome outcome, AttemptId id,
                                std::chrono::seconds retry_after) {
   switch (outcome) {

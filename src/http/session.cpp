@@ -4,6 +4,7 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
@@ -177,16 +178,17 @@ void Session::on_read_error(beast::error_code ec) {
 
 void Session::send(Response response, bool close_after) {
   busy_ = true;
-  response_ = std::move(response);
-  response_.version(version_);
+  response.version(version_);
   const bool keep_alive = keep_alive_ && !close_after && !draining_;
-  response_.keep_alive(keep_alive);
-  response_.prepare_payload();
-  if (head_request_) response_.body().clear();  // Content-Length stays, as for the GET
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  // RFC 9110 8.6: no Content-Length in a 204 (Beast's prepare_payload adds "0").
+  if (response.result() == Status::no_content) response.erase(beast_http::field::content_length);
+  // For HEAD, Content-Length stays that of the GET and the body is left out.
+  response_bytes_ = serialize_response(response, head_request_);
   stream_.expires_after(options_.idle_timeout);
-  beast_http::async_write(
-      stream_, response_,
-      beast::bind_front_handler(&Session::on_write, shared_from_this(), keep_alive));
+  net::async_write(stream_, net::buffer(response_bytes_),
+                   beast::bind_front_handler(&Session::on_write, shared_from_this(), keep_alive));
 }
 
 void Session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {

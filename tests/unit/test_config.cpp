@@ -44,7 +44,7 @@ TEST(ConfigDefaultsTest, NoFlagsAndNoEnvironmentGiveTheDefaults) {
   EXPECT_EQ(config.listen.host, "0.0.0.0");
   EXPECT_EQ(config.listen.port, 8000);
   EXPECT_EQ(config.database_url, "postgresql:///attempts");
-  EXPECT_EQ(config.pool_size, 4u);
+  EXPECT_EQ(config.pool_size, 2u);
   EXPECT_EQ(config.body_limit, 65536u);
   EXPECT_EQ(config.log_level, "info");
   EXPECT_EQ(config.max_batch, 256u);
@@ -62,9 +62,9 @@ TEST(ConfigDefaultsTest, ThreadsDefaultToTheHardwareConcurrency) {
 }
 
 TEST(ConfigDefaultsTest, MissingEnvLookupMeansAnEmptyEnvironment) {
-  const ParseResult result = parse_config({"--pool-size=2"}, EnvLookup{});
+  const ParseResult result = parse_config({"--pool-size=3"}, EnvLookup{});
   ASSERT_EQ(result.action, Action::run) << result.message;
-  EXPECT_EQ(result.config.pool_size, 2u);
+  EXPECT_EQ(result.config.pool_size, 3u);
   EXPECT_EQ(result.config.database_url, "postgresql:///attempts");
 }
 
@@ -468,7 +468,7 @@ TEST(RedactTest, DescribeNeverContainsThePassword) {
 TEST(DescribeTest, MentionsEverySetting) {
   const std::string line = describe(Config{});
   for (const char* part :
-       {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=4",
+       {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=2",
         "body-limit=65536", "log-level=info", "max-batch=256", "queue-capacity=4096",
         "max-connections=10000", "idle-timeout=15s", "shutdown-timeout=10s"}) {
     EXPECT_THAT(line, HasSubstr(part));

@@ -21,7 +21,7 @@ struct Config {
   ListenAddress listen;
   std::string database_url = "postgresql:///attempts";
   unsigned threads = 1;  // I/O threads; the parser defaults it to the hardware concurrency
-  std::size_t pool_size = 4;
+  std::size_t pool_size = 2;
   std::size_t body_limit = 64 * 1024;
   std::string log_level = "info";
   std::size_t max_batch = 256;

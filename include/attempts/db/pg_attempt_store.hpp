@@ -16,7 +16,7 @@ class ConnectionWorker;
 struct PgPoolOptions {
   std::string database_url = "postgresql:///attempts";
   // Fixed number of connections, each owned by one worker thread.
-  std::size_t pool_size = 4;
+  std::size_t pool_size = 2;
   // Most queued operations one worker sends as a single statement.
   std::size_t max_batch = 256;
   // Operations waiting per connection before new ones are refused as overloaded.

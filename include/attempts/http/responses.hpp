@@ -21,6 +21,11 @@ Response no_content_response();
 Response unavailable_response(std::string_view message, std::chrono::seconds retry_after);
 Response method_not_allowed_response(std::string_view allow);
 
+// The bytes of a response as sent: status line, fields, blank line, then the body unless
+// `omit_body` (HEAD). Version, keep-alive and Content-Length must already be set. One
+// contiguous buffer is far cheaper to write than Beast's general serializer.
+std::string serialize_response(const Response& response, bool omit_body);
+
 Response save_outcome_response(SaveOutcome outcome, AttemptId id, std::chrono::seconds retry_after);
 Response load_result_response(const LoadResult& result, AttemptId id,
                               std::chrono::seconds retry_after);

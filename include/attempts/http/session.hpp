@@ -51,7 +51,7 @@ class ConnectionTracker {
 // One client connection, on its own strand. Requests are read and answered one at a time, so
 // pipelined requests are answered in order: read header -> (100 Continue) -> read body ->
 // handle (the store answers on its own thread; the response is posted back to the strand) ->
-// write -> read the next one, or close.
+// write (one contiguous buffer) -> read the next one, or close.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(boost::asio::ip::tcp::socket&& socket, const RequestHandler& handler,
@@ -86,7 +86,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
   std::optional<beast_http::response<beast_http::empty_body>> continue_;
-  Response response_;
+  std::string response_bytes_;  // the response being written
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_request_ = false;
