@@ -1,6 +1,8 @@
 // Wires the layers together: configuration -> logging -> PostgreSQL store -> HTTP server.
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
 #include <iostream>
@@ -18,6 +20,19 @@ constexpr int kExitUsage = 2;
 std::optional<std::string> read_env(const std::string& name) {
   const char* value = std::getenv(name.c_str());
   return value ? std::optional<std::string>(value) : std::nullopt;
+}
+
+// Each client connection is a file descriptor; the usual soft limit of 1024 would refuse
+// connections long before --max-connections. Raises it as far as the hard limit allows and
+// returns the limit now in force.
+rlim_t raise_file_limit(rlim_t wanted) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur < wanted && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = std::min(limit.rlim_max, wanted);
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  return limit.rlim_cur;
 }
 
 attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config) {
@@ -58,6 +73,14 @@ int main(int argc, char* argv[]) {
   const auto& config = parsed.config;
   attempts::configure_logging(config.log_level);
   spdlog::info("attempts-server starting: {}", attempts::config::describe(config));
+
+  // Client connections, plus the pool's connections and a margin for the listener and logs.
+  const rlim_t wanted_files = config.max_connections + config.pool_size + 64;
+  if (const rlim_t files = raise_file_limit(wanted_files); files < wanted_files) {
+    spdlog::warn("open-file limit {} is below what --max-connections {} needs; connections beyond "
+                 "it are refused",
+                 files, config.max_connections);
+  }
 
   try {
     attempts::db::PgAttemptStore store(pool_options(config));
