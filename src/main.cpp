@@ -1,6 +1,5 @@
 // Wires the layers together: configuration -> logging -> PostgreSQL store -> HTTP server.
 #include <spdlog/spdlog.h>
-
 #include <sys/resource.h>
 
 #include <boost/asio/ip/address.hpp>
@@ -12,6 +11,7 @@
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/server.hpp"
 #include "attempts/logging.hpp"
+#include "attempts/metrics/exposition.hpp"
 
 namespace {
 
@@ -77,15 +77,22 @@ int main(int argc, char* argv[]) {
   // Client connections, plus the pool's connections and a margin for the listener and logs.
   const rlim_t wanted_files = config.max_connections + config.pool_size + 64;
   if (const rlim_t files = raise_file_limit(wanted_files); files < wanted_files) {
-    spdlog::warn("open-file limit {} is below what --max-connections {} needs; connections beyond "
-                 "it are refused",
-                 files, config.max_connections);
+    spdlog::warn(
+        "open-file limit {} is below what --max-connections {} needs; connections beyond "
+        "it are refused",
+        files, config.max_connections);
   }
 
   try {
     attempts::db::PgAttemptStore store(pool_options(config));
-    attempts::http::RequestHandler handler(store, attempts::http::HandlerOptions{});
-    attempts::http::Server server(server_options(config), handler);
+    attempts::http::HttpMetrics http_metrics;
+    attempts::http::HandlerOptions handler_options;
+    handler_options.metrics_text = [&] {
+      return attempts::metrics::render_exposition(http_metrics, store.metrics(),
+                                                  store.connection_states());
+    };
+    attempts::http::RequestHandler handler(store, handler_options);
+    attempts::http::Server server(server_options(config), handler, http_metrics);
     const auto endpoint = server.local_endpoint();
     spdlog::info("listening on {}:{}", endpoint.address().to_string(), endpoint.port());
     server.run();

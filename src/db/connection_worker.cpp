@@ -28,15 +28,18 @@ void fail_operation(Operation& operation, SaveOutcome why) {
 }
 
 ConnectionWorker::ConnectionWorker(std::size_t index, std::string conninfo,
-                                   const PgPoolOptions& options)
+                                   const PgPoolOptions& options, PoolMetrics& metrics)
     : index_(index),
       conninfo_(std::move(conninfo)),
       options_(options),
+      metrics_(metrics),
       queue_(options.queue_capacity),
       jitter_(static_cast<std::minstd_rand::result_type>(std::random_device{}() + index)),
       thread_([this] { run(); }) {}
 
-ConnectionWorker::~ConnectionWorker() { stop(); }
+ConnectionWorker::~ConnectionWorker() {
+  stop();
+}
 
 void ConnectionWorker::stop() {
   queue_.stop();
@@ -63,9 +66,11 @@ void ConnectionWorker::run() {
     batch.clear();
   }
   connection_.reset();
+  connected_.store(false, std::memory_order_relaxed);
 }
 
 void ConnectionWorker::connect() {
+  metrics_.connect_attempts.add();
   try {
     auto connection = std::make_unique<pqxx::connection>(conninfo_);
     connection->prepare(sql::kSaveOneName, sql::kSaveOne);
@@ -82,8 +87,10 @@ void ConnectionWorker::connect() {
                    failed_connects_);
     }
     connection_ = std::move(connection);
+    connected_.store(true, std::memory_order_relaxed);
     failed_connects_ = 0;
   } catch (const std::exception& error) {
+    metrics_.connect_failures.add();
     // The first failure of an outage is a warning; the retries that follow would only repeat it.
     if (failed_connects_ == 0) {
       spdlog::warn("db connection {}: cannot connect: {}", index_, error.what());
@@ -114,6 +121,7 @@ void ConnectionWorker::check_connection_alive() {
   try {
     connection_->get_notifs();
   } catch (const std::exception& error) {
+    metrics_.database_errors.add();
     drop_connection(error);
     connect();
   }
@@ -122,6 +130,7 @@ void ConnectionWorker::check_connection_alive() {
 void ConnectionWorker::drop_connection(const std::exception& cause) {
   spdlog::warn("db connection {}: lost: {}", index_, cause.what());
   connection_.reset();
+  connected_.store(false, std::memory_order_relaxed);
   // A single broken connection (a restarted backend, say) is replaced at once; backoff starts
   // only if that fails too.
   next_connect_at_ = Clock::now();
@@ -202,7 +211,11 @@ void ConnectionWorker::save(std::span<Operation> writes) {
       }
     }
     tx.commit();
+    metrics_.batch_rows.observe(static_cast<double>(plan.ids.size()));
+    metrics_.batches_committed.add();
+    metrics_.rows_committed.add(updated.size());
   } catch (const std::exception& error) {
+    metrics_.database_errors.add();
     if (!connection_->is_open()) {
       drop_connection(error);
     } else {
@@ -233,6 +246,7 @@ void ConnectionWorker::load(LoadOperation& operation) {
       if (!row[4].is_null()) result.record.submitted_at = row[4].as<std::string>();
     }
   } catch (const std::exception& error) {
+    metrics_.database_errors.add();
     result.outcome = LoadOutcome::unavailable;
     if (!connection_->is_open()) {
       drop_connection(error);
@@ -252,6 +266,7 @@ void ConnectionWorker::ping(PingOperation& operation) {
     tx.commit();
     ready = true;
   } catch (const std::exception& error) {
+    metrics_.database_errors.add();
     if (!connection_->is_open()) drop_connection(error);
   }
   operation.done(ready);

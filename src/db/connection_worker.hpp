@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -39,7 +40,8 @@ using Operation = std::variant<SaveOperation, LoadOperation, PingOperation>;
 // `unavailable` at once, and the thread reconnects with exponential backoff and jitter.
 class ConnectionWorker {
  public:
-  ConnectionWorker(std::size_t index, std::string conninfo, const PgPoolOptions& options);
+  ConnectionWorker(std::size_t index, std::string conninfo, const PgPoolOptions& options,
+                   PoolMetrics& metrics);
   ~ConnectionWorker();
 
   ConnectionWorker(const ConnectionWorker&) = delete;
@@ -47,6 +49,10 @@ class ConnectionWorker {
 
   // On anything but `queued` the operation is handed back untouched for the caller to answer.
   PushResult submit(Operation& operation) { return queue_.push(operation); }
+
+  ConnectionState state() const {
+    return {connected_.load(std::memory_order_relaxed), queue_.size()};
+  }
 
   // Runs what is queued, then closes the connection and joins the thread. Idempotent.
   void stop();
@@ -67,8 +73,10 @@ class ConnectionWorker {
   const std::size_t index_;
   const std::string conninfo_;
   const PgPoolOptions& options_;
+  PoolMetrics& metrics_;
 
   WorkQueue<Operation> queue_;
+  std::atomic<bool> connected_{false};  // mirrors connection_, for scrapes from other threads
 
   // Owned by the worker thread alone.
   std::unique_ptr<pqxx::connection> connection_;

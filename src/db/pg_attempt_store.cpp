@@ -28,12 +28,19 @@ PgAttemptStore::PgAttemptStore(PgPoolOptions options) : options_(std::move(optio
       with_connect_timeout(options_.database_url, options_.connect_timeout);
   workers_.reserve(options_.pool_size);
   for (std::size_t i = 0; i < options_.pool_size; ++i) {
-    workers_.push_back(std::make_unique<ConnectionWorker>(i, conninfo, options_));
+    workers_.push_back(std::make_unique<ConnectionWorker>(i, conninfo, options_, metrics_));
   }
 }
 
 PgAttemptStore::~PgAttemptStore() {
   stop();
+}
+
+std::vector<ConnectionState> PgAttemptStore::connection_states() const {
+  std::vector<ConnectionState> states;
+  states.reserve(workers_.size());
+  for (const auto& worker : workers_) states.push_back(worker->state());
+  return states;
 }
 
 void PgAttemptStore::stop() {

@@ -4,6 +4,11 @@
 #include "attempts/http/router.hpp"
 
 namespace attempts::http {
+namespace {
+
+constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace
 
 RequestHandler::RequestHandler(AttemptStore& store, HandlerOptions options)
     : store_(store), options_(options) {}
@@ -54,6 +59,10 @@ void RequestHandler::handle(Request&& request, Respond respond) const {
     case Route::health:
       respond(json_response(Status::ok, R"({"status":"ok"})"));
       return;
+    case Route::metrics:
+      if (!options_.metrics_text) break;
+      respond(text_response(Status::ok, options_.metrics_text(), kMetricsContentType));
+      return;
     case Route::readiness:
       store_.check_ready([retry_after, respond](bool ready) {
         respond(ready ? json_response(Status::ok, R"({"status":"ready"})")
@@ -61,9 +70,9 @@ void RequestHandler::handle(Request&& request, Respond respond) const {
       });
       return;
     default:  // every other route was answered by reject()
-      respond(error_response(Status::not_found, "no such resource"));
-      return;
+      break;
   }
+  respond(error_response(Status::not_found, "no such resource"));
 }
 
 void RequestHandler::save_answers(AttemptId id, const Request& request, Respond respond) const {

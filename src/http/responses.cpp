@@ -26,6 +26,13 @@ Response error_response(Status status, std::string_view message) {
   return json_response(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
+Response text_response(Status status, std::string body, std::string_view content_type) {
+  Response response{status, 11};
+  response.set(beast_http::field::content_type, content_type);
+  response.body() = std::move(body);
+  return response;
+}
+
 Response no_content_response() {
   return Response{Status::no_content, 11};
 }

@@ -39,6 +39,7 @@ RouteMatch match_route(Verb method, std::string_view target) noexcept {
   const std::string_view path = target.substr(0, target.find('?'));
   if (path == "/healthz") return probe(method, Route::health);
   if (path == "/readyz") return probe(method, Route::readiness);
+  if (path == "/metrics") return probe(method, Route::metrics);
   if (path.substr(0, kAttemptsPrefix.size()) != kAttemptsPrefix) return {};
 
   const std::string_view segment = path.substr(kAttemptsPrefix.size());

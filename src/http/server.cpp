@@ -15,9 +15,10 @@ namespace attempts::http {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-Server::Server(ServerOptions options, const RequestHandler& handler)
+Server::Server(ServerOptions options, const RequestHandler& handler, HttpMetrics& metrics)
     : options_(std::move(options)),
       handler_(handler),
+      metrics_(metrics),
       ioc_(static_cast<int>(options_.threads)),
       control_(net::make_strand(ioc_)),
       signals_(control_, SIGINT, SIGTERM),
@@ -34,15 +35,18 @@ tcp::endpoint Server::local_endpoint() const {
 void Server::accept(tcp::socket&& socket) {
   if (tracker_.size() >= options_.max_connections) {
     // Closing at once costs the client one failed connect, and costs us nothing held.
-    if (refused_connections_.fetch_add(1, std::memory_order_relaxed) % 1000 == 0) {
+    if (metrics_.connections_refused.value() % 1000 == 0) {
       spdlog::warn("connection limit {} reached; refusing new connections",
                    options_.max_connections);
     }
+    metrics_.connections_refused.add();
     return;
   }
+  metrics_.connections_accepted.add();
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // responses are small and latency matters
-  std::make_shared<Session>(std::move(socket), handler_, options_.session, tracker_)->start();
+  std::make_shared<Session>(std::move(socket), handler_, options_.session, tracker_, metrics_)
+      ->start();
 }
 
 void Server::run() {

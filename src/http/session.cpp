@@ -68,10 +68,17 @@ void ConnectionTracker::drain_all(std::function<void()> on_empty) {
 // --- Session ----------------------------------------------------------------------------------
 
 Session::Session(net::ip::tcp::socket&& socket, const RequestHandler& handler,
-                 const SessionOptions& options, ConnectionTracker& tracker)
-    : stream_(std::move(socket)), handler_(handler), options_(options), tracker_(tracker) {}
+                 const SessionOptions& options, ConnectionTracker& tracker, HttpMetrics& metrics)
+    : stream_(std::move(socket)),
+      handler_(handler),
+      options_(options),
+      tracker_(tracker),
+      metrics_(metrics) {
+  metrics_.open_connections.add(1);
+}
 
 Session::~Session() {
+  metrics_.open_connections.add(-1);
   tracker_.remove(this);
 }
 
@@ -95,6 +102,8 @@ void Session::do_read() {
   if (draining_) return do_close();
   // A fresh parser per request: limits apply to each request, not the connection.
   parser_.emplace();
+  route_ = Route::not_found;
+  started_ = std::chrono::steady_clock::now();
   parser_->body_limit(options_.body_limit);
   parser_->header_limit(options_.header_limit);
   stream_.expires_after(options_.idle_timeout);
@@ -106,6 +115,8 @@ void Session::do_read() {
 void Session::on_read_header(beast::error_code ec, std::size_t) {
   if (ec) return on_read_error(ec);
   const auto& header = parser_->get();
+  started_ = std::chrono::steady_clock::now();
+  route_ = match_route(header.method(), header.target()).route;
   version_ = header.version();
   keep_alive_ = header.keep_alive();
   head_request_ = header.method() == Verb::head;
@@ -178,6 +189,7 @@ void Session::on_read_error(beast::error_code ec) {
 
 void Session::send(Response response, bool close_after) {
   busy_ = true;
+  metrics_.record(route_, response.result_int(), std::chrono::steady_clock::now() - started_);
   response.version(version_);
   const bool keep_alive = keep_alive_ && !close_after && !draining_;
   response.keep_alive(keep_alive);

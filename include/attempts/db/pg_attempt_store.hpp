@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "attempts/db/pool_metrics.hpp"
 #include "attempts/domain/attempt_store.hpp"
 
 namespace attempts::db {
@@ -47,6 +48,10 @@ class PgAttemptStore final : public AttemptStore {
   void load_attempt(AttemptId id, LoadCallback done) override;
   void check_ready(ReadyCallback done) override;
 
+  const PoolMetrics& metrics() const { return metrics_; }
+  // Each connection's state and queue depth, in pool order.
+  std::vector<ConnectionState> connection_states() const;
+
   // Runs everything already queued, then closes the connections and joins the workers.
   // Later calls are answered `unavailable`. Idempotent.
   void stop();
@@ -55,6 +60,7 @@ class PgAttemptStore final : public AttemptStore {
   ConnectionWorker& worker_for(AttemptId id);
 
   PgPoolOptions options_;
+  PoolMetrics metrics_;
   std::vector<std::unique_ptr<ConnectionWorker>> workers_;
   std::atomic<std::size_t> next_ping_worker_{0};
 };

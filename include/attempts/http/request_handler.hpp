@@ -15,6 +15,8 @@ struct HandlerOptions {
   AnswersLimits answers_limits;
   // What 503 responses tell clients to wait before retrying.
   std::chrono::seconds retry_after{1};
+  // The /metrics page (Prometheus text format); empty means /metrics answers 404.
+  std::function<std::string()> metrics_text;
 };
 
 // Turns a complete request into a response: routing, validation, and the call to the store.

@@ -16,6 +16,8 @@ namespace attempts::http {
 Response error_response(Status status, std::string_view message);
 // A JSON document the caller has already serialised.
 Response json_response(Status status, std::string body);
+// A body of another media type (the /metrics page).
+Response text_response(Status status, std::string body, std::string_view content_type);
 Response no_content_response();
 // 503 with Retry-After: the failure is temporary and nothing was changed.
 Response unavailable_response(std::string_view message, std::chrono::seconds retry_after);

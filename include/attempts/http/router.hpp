@@ -15,6 +15,7 @@ enum class Route {
   get_attempt,         // GET or HEAD /attempts/{id}
   health,              // GET or HEAD /healthz
   readiness,           // GET or HEAD /readyz
+  metrics,             // GET or HEAD /metrics
 };
 
 struct RouteMatch {

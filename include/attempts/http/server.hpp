@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "attempts/http/http_metrics.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/session.hpp"
 
@@ -34,7 +35,7 @@ struct ServerOptions {
 class Server {
  public:
   // Binds at once; throws boost::system::system_error if the address cannot be used.
-  Server(ServerOptions options, const RequestHandler& handler);
+  Server(ServerOptions options, const RequestHandler& handler, HttpMetrics& metrics);
   ~Server();
 
   Server(const Server&) = delete;
@@ -56,6 +57,7 @@ class Server {
 
   ServerOptions options_;
   const RequestHandler& handler_;
+  HttpMetrics& metrics_;
   // Destroyed after the io_context, whose pending handlers may still hold sessions.
   ConnectionTracker tracker_;
   boost::asio::io_context ioc_;
@@ -66,7 +68,6 @@ class Server {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::shared_ptr<Listener> listener_;
   bool shutting_down_ = false;  // only on control_
-  std::atomic<std::size_t> refused_connections_{0};
 };
 
 }  // namespace attempts::http

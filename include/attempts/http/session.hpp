@@ -13,6 +13,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "attempts/http/http_metrics.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/types.hpp"
 
@@ -55,7 +56,7 @@ class ConnectionTracker {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(boost::asio::ip::tcp::socket&& socket, const RequestHandler& handler,
-          const SessionOptions& options, ConnectionTracker& tracker);
+          const SessionOptions& options, ConnectionTracker& tracker, HttpMetrics& metrics);
   ~Session();
 
   Session(const Session&) = delete;
@@ -83,10 +84,13 @@ class Session : public std::enable_shared_from_this<Session> {
   const RequestHandler& handler_;
   const SessionOptions& options_;
   ConnectionTracker& tracker_;
+  HttpMetrics& metrics_;
 
   std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
   std::optional<beast_http::response<beast_http::empty_body>> continue_;
-  std::string response_bytes_;  // the response being written
+  std::string response_bytes_;      // the response being written
+  Route route_ = Route::not_found;  // of the request in progress, for metrics
+  std::chrono::steady_clock::time_point started_;
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_request_ = false;

@@ -1,0 +1,85 @@
+#include "attempts/metrics/exposition.hpp"
+
+namespace attempts::metrics {
+namespace {
+
+constexpr http::Route kRoutes[] = {
+    http::Route::save_answers,       http::Route::get_attempt, http::Route::health,
+    http::Route::readiness,          http::Route::metrics,     http::Route::bad_attempt_id,
+    http::Route::method_not_allowed, http::Route::not_found,
+};
+
+std::string route_label(http::Route route) {
+  return "route=\"" + escape_label(http::HttpMetrics::route_label(route)) + "\"";
+}
+
+}  // namespace
+
+std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetrics& pool,
+                              const std::vector<db::ConnectionState>& connections) {
+  TextWriter out;
+
+  out.family("attempts_http_requests_total", "counter",
+             "HTTP requests answered, by route and status.");
+  for (const auto route : kRoutes) {
+    for (const unsigned status : http::HttpMetrics::kStatuses) {
+      const auto count = http.requests(route, status);
+      if (count == 0) continue;  // a series appears with its first request
+      const std::string code = status == 0 ? "other" : std::to_string(status);
+      out.sample("attempts_http_requests_total", route_label(route) + ",code=\"" + code + "\"",
+                 count);
+    }
+  }
+  out.family("attempts_http_request_duration_seconds", "histogram",
+             "Time from a request's header being read to its response being ready.");
+  for (const auto route : kRoutes) {
+    const auto latency = http.latency(route);
+    if (latency.count > 0) {
+      out.histogram("attempts_http_request_duration_seconds", route_label(route), latency);
+    }
+  }
+  out.family("attempts_http_open_connections", "gauge", "Client connections open now.");
+  out.sample("attempts_http_open_connections", "",
+             static_cast<double>(http.open_connections.value()));
+  out.family("attempts_http_connections_accepted_total", "counter", "Client connections accepted.");
+  out.sample("attempts_http_connections_accepted_total", "", http.connections_accepted.value());
+  out.family("attempts_http_connections_refused_total", "counter",
+             "Client connections closed at once because --max-connections was reached.");
+  out.sample("attempts_http_connections_refused_total", "", http.connections_refused.value());
+
+  out.family("attempts_db_batch_rows", "histogram",
+             "Distinct attempts written by one UPDATE statement.");
+  out.histogram("attempts_db_batch_rows", "", pool.batch_rows.snapshot());
+  out.family("attempts_db_batches_committed_total", "counter", "UPDATE statements committed.");
+  out.sample("attempts_db_batches_committed_total", "", pool.batches_committed.value());
+  out.family("attempts_db_rows_committed_total", "counter", "Attempt rows updated and committed.");
+  out.sample("attempts_db_rows_committed_total", "", pool.rows_committed.value());
+  out.family("attempts_db_connect_attempts_total", "counter",
+             "Connection attempts by the pool, the first ones included.");
+  out.sample("attempts_db_connect_attempts_total", "", pool.connect_attempts.value());
+  out.family("attempts_db_connect_failures_total", "counter", "Connection attempts that failed.");
+  out.sample("attempts_db_connect_failures_total", "", pool.connect_failures.value());
+  out.family("attempts_db_errors_total", "counter",
+             "Statements that failed, connections lost during a statement included.");
+  out.sample("attempts_db_errors_total", "", pool.database_errors.value());
+
+  out.family("attempts_db_connection_up", "gauge", "1 if the pool connection is open, else 0.");
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    out.sample("attempts_db_connection_up", "connection=\"" + std::to_string(i) + "\"",
+               static_cast<double>(connections[i].connected ? 1 : 0));
+  }
+  out.family("attempts_db_queue_depth", "gauge", "Operations waiting for the pool connection.");
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    out.sample("attempts_db_queue_depth", "connection=\"" + std::to_string(i) + "\"",
+               static_cast<double>(connections[i].queue_depth));
+  }
+  std::size_t up = 0;
+  for (const auto& connection : connections) up += connection.connected ? 1 : 0;
+  out.family("attempts_db_connections", "gauge", "Pool connections by state.");
+  out.sample("attempts_db_connections", "state=\"up\"", static_cast<double>(up));
+  out.sample("attempts_db_connections", "state=\"down\"",
+             static_cast<double>(connections.size() - up));
+  return out.text();
+}
+
+}  // namespace attempts::metrics
