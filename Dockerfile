@@ -8,7 +8,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config ca-certificates \
       libboost1.81-dev libboost-program-options1.81-dev \
-      libpqxx-dev nlohmann-json3-dev libspdlog-dev \
+      libpqxx-dev nlohmann-json3-dev libspdlog-dev libtoml11-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-program-options1.81-dev
-  libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev
+  libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libtoml11-dev
   postgresql postgresql-contrib
   curl wrk procps util-linux
 )

@@ -49,6 +49,8 @@ attempts::http::ServerOptions server_options(const attempts::config::Config& con
   options.endpoint = {boost::asio::ip::make_address(config.listen.host), config.listen.port};
   options.threads = config.threads;
   options.max_connections = config.max_connections;
+  options.reuse_port = config.reuse_port;
+  options.session.access_log = config.access_log;
   options.shutdown_timeout = std::chrono::seconds(config.shutdown_timeout_seconds);
   options.session.body_limit = config.body_limit;
   options.session.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
@@ -64,6 +66,9 @@ int main(int argc, char* argv[]) {
     case attempts::config::ParseResult::Action::show_help:
       std::cout << parsed.message;
       return EXIT_SUCCESS;
+    case attempts::config::ParseResult::Action::print_config:
+      std::cout << parsed.message;
+      return EXIT_SUCCESS;
     case attempts::config::ParseResult::Action::fail:
       std::cerr << "attempts-server: " << parsed.message << "\n(see attempts-server --help)\n";
       return kExitUsage;
@@ -71,7 +76,7 @@ int main(int argc, char* argv[]) {
       break;
   }
   const auto& config = parsed.config;
-  attempts::configure_logging(config.log_level);
+  attempts::configure_logging(config.log_level, config.log_format);
   spdlog::info("attempts-server starting: {}", attempts::config::describe(config));
 
   // Client connections, plus the pool's connections and a margin for the listener and logs.

@@ -6,8 +6,10 @@
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <limits>
+#include <map>
 #include <sstream>
 #include <thread>
+#include <toml.hpp>
 
 namespace attempts::config {
 namespace {
@@ -30,6 +32,8 @@ constexpr std::array kOptions = {
     Option{"pool-size", "PostgreSQL connections, one worker thread each (default 2)"},
     Option{"body-limit", "largest request body in bytes (default 65536)"},
     Option{"log-level", "trace, debug, info, warn, error, critical or off (default info)"},
+    Option{"log-format", "text or json (one JSON object per line) (default text)"},
+    Option{"access-log", "log one line per request at info level (default false)"},
     Option{"max-batch", "most queued writes sent as one statement (default 256)"},
     Option{"queue-capacity", "operations queued per connection before 503 (default 4096)"},
     Option{"max-connections",
@@ -38,7 +42,21 @@ constexpr std::array kOptions = {
            "seconds to read a request or write a response; keep-alive idle limit "
            "(default 15)"},
     Option{"shutdown-timeout", "seconds in-flight requests get after SIGTERM (default 10)"},
+    Option{"reuse-port",
+           "set SO_REUSEPORT so several processes can share the port (default false)"},
 };
+
+// Switches may be given bare (`--access-log`) or with a value (`--access-log=false`).
+constexpr std::array kSwitches = {"access-log", "reuse-port"};
+
+bool is_switch(std::string_view name) {
+  return std::find(kSwitches.begin(), kSwitches.end(), name) != kSwitches.end();
+}
+
+bool is_setting(std::string_view name) {
+  return std::any_of(kOptions.begin(), kOptions.end(),
+                     [&](const Option& option) { return option.name == name; });
+}
 
 std::string env_name(std::string_view option) {
   std::string name(option);
@@ -50,11 +68,17 @@ std::string env_name(std::string_view option) {
 
 po::options_description describe_options() {
   po::options_description options(
-      "Options (each also read from the environment variable named "
-      "in upper case with '_', e.g. --pool-size -> POOL_SIZE)");
+      "Options. Each setting is also read from the environment (upper case, '-' -> '_', e.g. "
+      "--pool-size -> POOL_SIZE) and from the --config file (same names as keys); a flag beats "
+      "the environment, which beats the file, which beats the default");
   options.add_options()("help,h", "show this help and exit");
+  options.add_options()("config", po::value<std::string>()->value_name("FILE"),
+                        "read settings from a TOML file (env CONFIG)");
+  options.add_options()("print-config", "print the effective settings as TOML and exit");
   for (const auto& option : kOptions) {
-    options.add_options()(option.name, po::value<std::string>()->value_name("VALUE"), option.help);
+    auto* value = po::value<std::string>()->value_name(is_switch(option.name) ? "BOOL" : "VALUE");
+    if (is_switch(option.name)) value->implicit_value("true");
+    options.add_options()(option.name, value, option.help);
   }
   return options;
 }
@@ -71,18 +95,60 @@ bool parse_number(const std::string& text, Number min, Number max, Number& out) 
   return true;
 }
 
+std::optional<bool> parse_bool(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), [](char c) {
+    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  });
+  if (text == "true" || text == "1" || text == "yes" || text == "on") return true;
+  if (text == "false" || text == "0" || text == "no" || text == "off") return false;
+  return std::nullopt;
+}
+
+using FileSettings = std::map<std::string, std::string>;
+
+// Reads a TOML file of `name = value` lines, names as the flags. Unknown names are errors, so
+// a typo cannot silently leave a default in force.
+std::optional<std::string> read_config_file(const std::string& path, FileSettings& settings) {
+  try {
+    const toml::value data = toml::parse(path);
+    for (const auto& [key, value] : toml::get<toml::table>(data)) {
+      if (!is_setting(key)) return path + ": unknown setting '" + key + "'";
+      if (value.is_string()) {
+        settings[key] = toml::get<std::string>(value);
+      } else if (value.is_integer()) {
+        settings[key] = std::to_string(toml::get<std::int64_t>(value));
+      } else if (value.is_boolean()) {
+        settings[key] = toml::get<bool>(value) ? "true" : "false";
+      } else {
+        return path + ": '" + key + "' must be a string, an integer or a boolean";
+      }
+    }
+  } catch (const std::exception& error) {
+    return std::string("cannot read config file: ") + error.what();
+  }
+  return std::nullopt;
+}
+
 class Reader {
  public:
-  Reader(const po::variables_map& flags, const EnvLookup& env) : flags_(flags), env_(env) {}
+  Reader(const po::variables_map& flags, const EnvLookup& env, const FileSettings& file,
+         std::string file_name)
+      : flags_(flags), env_(env), file_(file), file_name_(std::move(file_name)) {}
 
-  // The flag's value, else the environment's; records where it came from for messages.
+  // The flag's value, else the environment's, else the file's; remembers where it came from
+  // for messages.
   std::optional<std::string> get(const char* name) {
     if (flags_.count(name)) {
       source_ = std::string("--") + name;
       return flags_[name].as<std::string>();
     }
     source_ = env_name(name);
-    return env_ ? env_(source_) : std::nullopt;
+    if (auto value = env_ ? env_(source_) : std::nullopt) return value;
+    if (const auto it = file_.find(name); it != file_.end()) {
+      source_ = file_name_ + ": " + name;
+      return it->second;
+    }
+    return std::nullopt;
   }
 
   template <typename Number>
@@ -95,11 +161,24 @@ class Reader {
     return false;
   }
 
+  bool flag(const char* name, bool& out, std::string& error) {
+    const auto text = get(name);
+    if (!text) return true;
+    if (const auto value = parse_bool(*text)) {
+      out = *value;
+      return true;
+    }
+    error = source_ + ": '" + *text + "' is not true or false";
+    return false;
+  }
+
   const std::string& source() const { return source_; }
 
  private:
   const po::variables_map& flags_;
   const EnvLookup& env_;
+  const FileSettings& file_;
+  std::string file_name_;
   std::string source_;
 };
 
@@ -176,6 +255,11 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
   ParseResult result;
   Config& config = result.config;
   config.threads = std::max(1u, std::thread::hardware_concurrency());
+  const auto fail = [&](std::string message) {
+    result.action = ParseResult::Action::fail;
+    result.message = std::move(message);
+    return result;
+  };
 
   const po::options_description options = describe_options();
   po::variables_map flags;
@@ -185,9 +269,7 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     po::store(po::command_line_parser(args).options(options).positional(no_positionals).run(),
               flags);
   } catch (const po::error& error) {
-    result.action = ParseResult::Action::fail;
-    result.message = error.what();
-    return result;
+    return fail(error.what());
   }
   if (flags.count("help")) {
     std::ostringstream help;
@@ -199,14 +281,19 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     return result;
   }
 
-  Reader reader(flags, env);
-  std::string error;
-  const auto fail = [&](std::string message) {
-    result.action = ParseResult::Action::fail;
-    result.message = std::move(message);
-    return result;
-  };
+  FileSettings file;
+  std::string file_name;
+  if (flags.count("config")) {
+    file_name = flags["config"].as<std::string>();
+  } else if (auto from_env = env ? env("CONFIG") : std::nullopt) {
+    file_name = *from_env;
+  }
+  if (!file_name.empty()) {
+    if (auto error = read_config_file(file_name, file)) return fail(*error);
+  }
 
+  Reader reader(flags, env, file, file_name);
+  std::string error;
   if (const auto listen = reader.get("listen")) {
     const auto address = parse_listen_address(*listen);
     if (!address) {
@@ -226,6 +313,12 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.log_level = *level;
   }
+  if (const auto format = reader.get("log-format")) {
+    if (*format != "text" && *format != "json") {
+      return fail(reader.source() + ": '" + *format + "' is not text or json");
+    }
+    config.log_format = *format;
+  }
   if (!reader.number("threads", 1u, 256u, config.threads, error) ||
       !reader.number("pool-size", std::size_t{1}, std::size_t{256}, config.pool_size, error) ||
       !reader.number("body-limit", std::size_t{1}, std::size_t{64} << 20, config.body_limit,
@@ -236,24 +329,62 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
       !reader.number("max-connections", std::size_t{1}, std::size_t{1000000},
                      config.max_connections, error) ||
       !reader.number("idle-timeout", 1u, 3600u, config.idle_timeout_seconds, error) ||
-      !reader.number("shutdown-timeout", 1u, 3600u, config.shutdown_timeout_seconds, error)) {
+      !reader.number("shutdown-timeout", 1u, 3600u, config.shutdown_timeout_seconds, error) ||
+      !reader.flag("access-log", config.access_log, error) ||
+      !reader.flag("reuse-port", config.reuse_port, error)) {
     return fail(error);
+  }
+  if (flags.count("print-config")) {
+    result.action = ParseResult::Action::print_config;
+    result.message = to_toml(config);
   }
   return result;
 }
 
+std::string format_listen_address(const ListenAddress& address) {
+  const bool v6 = address.host.find(':') != std::string::npos;
+  return (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(address.port);
+}
+
 std::string describe(const Config& config) {
-  const bool v6 = config.listen.host.find(':') != std::string::npos;
   std::ostringstream line;
-  line << "listen=" << (v6 ? "[" : "") << config.listen.host << (v6 ? "]" : "") << ':'
-       << config.listen.port << " database-url=" << redact_database_url(config.database_url)
+  line << "listen=" << format_listen_address(config.listen)
+       << " database-url=" << redact_database_url(config.database_url)
        << " threads=" << config.threads << " pool-size=" << config.pool_size
        << " body-limit=" << config.body_limit << " log-level=" << config.log_level
        << " max-batch=" << config.max_batch << " queue-capacity=" << config.queue_capacity
        << " max-connections=" << config.max_connections
        << " idle-timeout=" << config.idle_timeout_seconds
-       << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's';
+       << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's'
+       << " log-format=" << config.log_format << " access-log=" << std::boolalpha
+       << config.access_log << " reuse-port=" << config.reuse_port;
   return line.str();
+}
+
+std::string to_toml(const Config& config) {
+  // Strings go through toml11 so that quotes and backslashes are escaped correctly.
+  const auto quoted = [](const std::string& text) {
+    std::ostringstream out;
+    out << toml::value(text);
+    return out.str();
+  };
+  std::ostringstream out;
+  out << std::boolalpha << "# attempts-server effective settings (password redacted)\n"
+      << "listen = " << quoted(format_listen_address(config.listen)) << '\n'
+      << "database-url = " << quoted(redact_database_url(config.database_url)) << '\n'
+      << "threads = " << config.threads << '\n'
+      << "pool-size = " << config.pool_size << '\n'
+      << "body-limit = " << config.body_limit << '\n'
+      << "log-level = " << quoted(config.log_level) << '\n'
+      << "log-format = " << quoted(config.log_format) << '\n'
+      << "access-log = " << config.access_log << '\n'
+      << "max-batch = " << config.max_batch << '\n'
+      << "queue-capacity = " << config.queue_capacity << '\n'
+      << "max-connections = " << config.max_connections << '\n'
+      << "idle-timeout = " << config.idle_timeout_seconds << '\n'
+      << "shutdown-timeout = " << config.shutdown_timeout_seconds << '\n'
+      << "reuse-port = " << config.reuse_port << '\n';
+  return out.str();
 }
 
 }  // namespace attempts::config

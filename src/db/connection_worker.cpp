@@ -127,8 +127,25 @@ void ConnectionWorker::check_connection_alive() {
   }
 }
 
+void ConnectionWorker::log_error(spdlog::level::level_enum level, const std::string& message) {
+  constexpr auto kInterval = std::chrono::seconds(10);
+  const auto now = Clock::now();
+  if (now - last_error_logged_ < kInterval) {
+    ++errors_not_logged_;
+    return;
+  }
+  if (errors_not_logged_ > 0) {
+    spdlog::log(level, "db connection {}: {} ({} similar errors not logged in the last {}s)",
+                index_, message, errors_not_logged_, kInterval.count());
+  } else {
+    spdlog::log(level, "db connection {}: {}", index_, message);
+  }
+  last_error_logged_ = now;
+  errors_not_logged_ = 0;
+}
+
 void ConnectionWorker::drop_connection(const std::exception& cause) {
-  spdlog::warn("db connection {}: lost: {}", index_, cause.what());
+  log_error(spdlog::level::warn, std::string("lost: ") + cause.what());
   connection_.reset();
   connected_.store(false, std::memory_order_relaxed);
   // A single broken connection (a restarted backend, say) is replaced at once; backoff starts
@@ -219,8 +236,8 @@ void ConnectionWorker::save(std::span<Operation> writes) {
     if (!connection_->is_open()) {
       drop_connection(error);
     } else {
-      spdlog::error("db connection {}: saving {} attempts failed: {}", index_, plan.ids.size(),
-                    error.what());
+      log_error(spdlog::level::err,
+                "saving " + std::to_string(plan.ids.size()) + " attempts failed: " + error.what());
     }
   }
   for (std::size_t r = 0; r < writes.size(); ++r) {
@@ -251,8 +268,8 @@ void ConnectionWorker::load(LoadOperation& operation) {
     if (!connection_->is_open()) {
       drop_connection(error);
     } else {
-      spdlog::error("db connection {}: loading attempt {} failed: {}", index_, operation.id,
-                    error.what());
+      log_error(spdlog::level::err,
+                "loading attempt " + std::to_string(operation.id) + " failed: " + error.what());
     }
   }
   operation.done(std::move(result));

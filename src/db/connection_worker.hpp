@@ -1,5 +1,7 @@
 #pragma once
 
+#include <spdlog/common.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -69,6 +71,9 @@ class ConnectionWorker {
   void load(LoadOperation& operation);
   void ping(PingOperation& operation);
   Clock::duration next_backoff();
+  // Logs a database error, but during an outage at most one line per 10 s, with a count of
+  // the lines it held back.
+  void log_error(spdlog::level::level_enum level, const std::string& message);
 
   const std::size_t index_;
   const std::string conninfo_;
@@ -82,6 +87,8 @@ class ConnectionWorker {
   std::unique_ptr<pqxx::connection> connection_;
   Clock::time_point next_connect_at_{};
   unsigned failed_connects_ = 0;
+  Clock::time_point last_error_logged_{};
+  unsigned errors_not_logged_ = 0;
   std::minstd_rand jitter_;
 
   std::thread thread_;  // last: starts after everything above is constructed

@@ -12,13 +12,17 @@ namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-Listener::Listener(net::io_context& ioc, const tcp::endpoint& endpoint, OnAccept on_accept)
+Listener::Listener(net::io_context& ioc, const tcp::endpoint& endpoint, bool reuse_port,
+                   OnAccept on_accept)
     : ioc_(ioc),
       acceptor_(net::make_strand(ioc)),
       retry_timer_(acceptor_.get_executor()),
       on_accept_(std::move(on_accept)) {
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(net::socket_base::reuse_address(true));
+  if (reuse_port) {
+    acceptor_.set_option(net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+  }
   acceptor_.bind(endpoint);
   acceptor_.listen(net::socket_base::max_listen_connections);
 }

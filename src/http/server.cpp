@@ -24,7 +24,8 @@ Server::Server(ServerOptions options, const RequestHandler& handler, HttpMetrics
       signals_(control_, SIGINT, SIGTERM),
       shutdown_deadline_(control_),
       listener_(std::make_shared<Listener>(
-          ioc_, options_.endpoint, [this](tcp::socket&& socket) { accept(std::move(socket)); })) {}
+          ioc_, options_.endpoint, options_.reuse_port,
+          [this](tcp::socket&& socket) { accept(std::move(socket)); })) {}
 
 Server::~Server() = default;
 

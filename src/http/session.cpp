@@ -117,6 +117,12 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
   const auto& header = parser_->get();
   started_ = std::chrono::steady_clock::now();
   route_ = match_route(header.method(), header.target()).route;
+  if (options_.access_log) {
+    beast::error_code peer_error;
+    const auto peer = stream_.socket().remote_endpoint(peer_error);
+    access_line_ = (peer_error ? std::string("-") : peer.address().to_string()) + " " +
+                   std::string(header.method_string()) + " " + std::string(header.target());
+  }
   version_ = header.version();
   keep_alive_ = header.keep_alive();
   head_request_ = header.method() == Verb::head;
@@ -189,7 +195,14 @@ void Session::on_read_error(beast::error_code ec) {
 
 void Session::send(Response response, bool close_after) {
   busy_ = true;
-  metrics_.record(route_, response.result_int(), std::chrono::steady_clock::now() - started_);
+  const auto elapsed = std::chrono::steady_clock::now() - started_;
+  metrics_.record(route_, response.result_int(), elapsed);
+  if (options_.access_log) {
+    spdlog::info("access {} {} {}us", access_line_.empty() ? "-" : access_line_,
+                 response.result_int(),
+                 std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
+    access_line_.clear();
+  }
   response.version(version_);
   const bool keep_alive = keep_alive_ && !close_after && !draining_;
   response.keep_alive(keep_alive);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <optional>
@@ -77,7 +79,8 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
   parse_config({}, recording);
   EXPECT_EQ(asked, (std::set<std::string>{"LISTEN", "DATABASE_URL", "THREADS", "POOL_SIZE",
                                           "BODY_LIMIT", "LOG_LEVEL", "MAX_BATCH", "QUEUE_CAPACITY",
-                                          "MAX_CONNECTIONS", "IDLE_TIMEOUT", "SHUTDOWN_TIMEOUT"}));
+                                          "MAX_CONNECTIONS", "IDLE_TIMEOUT", "SHUTDOWN_TIMEOUT",
+                                          "CONFIG", "LOG_FORMAT", "ACCESS_LOG", "REUSE_PORT"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -480,6 +483,121 @@ TEST(DescribeTest, BracketsAnIpv6ListenAddress) {
   config.listen = {"::1", 8000};
   EXPECT_THAT(describe(config), HasSubstr("listen=[::1]:8000"));
 }
+
+// --- config file, switches, log format, --print-config -------------------------------------
+
+namespace file_tests {
+
+class ConfigFileTest : public ::testing::Test {
+ protected:
+  std::string write(const std::string& text) {
+    path_ = ::testing::TempDir() + "attempts-config-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".toml";
+    std::ofstream(path_) << text;
+    return path_;
+  }
+  void TearDown() override {
+    if (!path_.empty()) std::remove(path_.c_str());
+  }
+  static std::optional<std::string> no_env(const std::string&) { return std::nullopt; }
+  std::string path_;
+};
+
+TEST_F(ConfigFileTest, FileSetsValuesWithTheFlagsNames) {
+  const auto path = write(
+      "pool-size = 3\nlisten = \"127.0.0.1:9000\"\naccess-log = true\nlog-format = \"json\"\n");
+  const ParseResult result = parse_config({"--config", path}, no_env);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.pool_size, 3u);
+  EXPECT_EQ(result.config.listen.port, 9000);
+  EXPECT_TRUE(result.config.access_log);
+  EXPECT_EQ(result.config.log_format, "json");
+}
+
+TEST_F(ConfigFileTest, FlagBeatsEnvironmentBeatsFileBeatsDefault) {
+  const auto path = write("pool-size = 3\nmax-batch = 7\nbody-limit = 999\n");
+  const auto env = [&](const std::string& name) -> std::optional<std::string> {
+    if (name == "MAX_BATCH") return "8";
+    if (name == "POOL_SIZE") return "5";
+    return std::nullopt;
+  };
+  const ParseResult result = parse_config({"--config=" + path, "--pool-size=6"}, env);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.pool_size, 6u);          // flag
+  EXPECT_EQ(result.config.max_batch, 8u);          // environment
+  EXPECT_EQ(result.config.body_limit, 999u);       // file
+  EXPECT_EQ(result.config.queue_capacity, 4096u);  // default
+}
+
+TEST_F(ConfigFileTest, ConfigEnvironmentVariableNamesTheFile) {
+  const auto path = write("pool-size = 9\n");
+  const ParseResult result = parse_config({}, [&](const std::string& name) {
+    return name == "CONFIG" ? std::optional<std::string>(path) : std::nullopt;
+  });
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.pool_size, 9u);
+}
+
+TEST_F(ConfigFileTest, UnknownKeyIsAnErrorNamingIt) {
+  const auto path = write("pool_size = 3\n");
+  const ParseResult result = parse_config({"--config", path}, no_env);
+  EXPECT_EQ(result.action, Action::fail);
+  EXPECT_THAT(result.message, HasSubstr("pool_size"));
+}
+
+TEST_F(ConfigFileTest, InvalidValueNamesTheFileAndKey) {
+  const auto path = write("pool-size = 0\n");
+  const ParseResult result = parse_config({"--config", path}, no_env);
+  EXPECT_EQ(result.action, Action::fail);
+  EXPECT_THAT(result.message, HasSubstr(path));
+  EXPECT_THAT(result.message, HasSubstr("pool-size"));
+}
+
+TEST_F(ConfigFileTest, MalformedOrMissingFileFails) {
+  EXPECT_EQ(parse_config({"--config", write("pool-size = = 3\n")}, no_env).action, Action::fail);
+  EXPECT_EQ(parse_config({"--config", "/nonexistent/attempts.toml"}, no_env).action, Action::fail);
+  EXPECT_EQ(parse_config({"--config", write("pool-size = [1, 2]\n")}, no_env).action, Action::fail);
+}
+
+TEST_F(ConfigFileTest, PrintConfigIsTomlThatReadsBackToTheSameSettings) {
+  const ParseResult printed =
+      parse_config({"--print-config", "--pool-size=3", "--reuse-port", "--log-format=json",
+                    "--database-url=postgresql://u:secret@db/attempts"},
+                   no_env);
+  ASSERT_EQ(printed.action, Action::print_config) << printed.message;
+  EXPECT_THAT(printed.message, Not(HasSubstr("secret")));
+  EXPECT_THAT(printed.message, HasSubstr("pool-size = 3"));
+  const ParseResult reread = parse_config({"--config", write(printed.message)}, no_env);
+  ASSERT_EQ(reread.action, Action::run) << reread.message;
+  EXPECT_EQ(reread.config.pool_size, 3u);
+  EXPECT_TRUE(reread.config.reuse_port);
+  EXPECT_EQ(reread.config.log_format, "json");
+  EXPECT_EQ(reread.config.database_url, "postgresql://u:***@db/attempts");
+}
+
+TEST(ConfigSwitchTest, SwitchesTakeNoValueOrABoolean) {
+  const auto none = [](const std::string&) { return std::optional<std::string>(); };
+  EXPECT_TRUE(parse_config({"--reuse-port"}, none).config.reuse_port);
+  EXPECT_FALSE(parse_config({"--reuse-port=false"}, none).config.reuse_port);
+  EXPECT_TRUE(parse_config({"--access-log=yes"}, none).config.access_log);
+  EXPECT_FALSE(parse_config({}, none).config.access_log);
+  EXPECT_EQ(parse_config({"--access-log=maybe"}, none).action, Action::fail);
+  const auto env = [](const std::string& name) {
+    return name == "REUSE_PORT" ? std::optional<std::string>("1") : std::nullopt;
+  };
+  EXPECT_TRUE(parse_config({}, env).config.reuse_port);
+}
+
+TEST(ConfigLogFormatTest, OnlyTextOrJson) {
+  const auto none = [](const std::string&) { return std::optional<std::string>(); };
+  EXPECT_EQ(parse_config({}, none).config.log_format, "text");
+  EXPECT_EQ(parse_config({"--log-format=json"}, none).config.log_format, "json");
+  const ParseResult bad = parse_config({"--log-format=xml"}, none);
+  EXPECT_EQ(bad.action, Action::fail);
+  EXPECT_THAT(bad.message, HasSubstr("--log-format"));
+}
+
+}  // namespace file_tests
 
 }  // namespace
 }  // namespace attempts::config

@@ -24,6 +24,9 @@ struct Config {
   std::size_t pool_size = 2;
   std::size_t body_limit = 64 * 1024;
   std::string log_level = "info";
+  std::string log_format = "text";  // or "json"
+  bool access_log = false;
+  bool reuse_port = false;
   std::size_t max_batch = 256;
   std::size_t queue_capacity = 4096;
   std::size_t max_connections = 10000;
@@ -32,16 +35,17 @@ struct Config {
 };
 
 struct ParseResult {
-  enum class Action { run, show_help, fail } action = Action::run;
+  enum class Action { run, show_help, print_config, fail } action = Action::run;
   Config config;
-  std::string message;  // the help text, or what is wrong
+  std::string message;  // the help text, the effective settings as TOML, or what is wrong
 };
 
 // Looks up an environment variable; injected so tests need not touch the real environment.
 using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
 
-// Reads flags, then the environment for anything not given as a flag, then defaults. Each flag
-// `--some-name` has the environment variable `SOME_NAME`. Never throws, never exits.
+// Reads flags, then the environment for anything not given as a flag, then the --config file
+// (TOML, keys named as the flags), then defaults. Each flag `--some-name` has the environment
+// variable `SOME_NAME`. Never throws, never exits.
 ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& env);
 
 // "host:port", "[v6]:port" or ":port" (all interfaces); "localhost" means 127.0.0.1.
@@ -53,5 +57,8 @@ std::string redact_database_url(std::string_view url);
 
 // One line with every effective setting, password redacted, for the start-up log.
 std::string describe(const Config& config);
+
+// Every effective setting as a TOML document that --config accepts, password redacted.
+std::string to_toml(const Config& config);
 
 }  // namespace attempts::config

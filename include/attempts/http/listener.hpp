@@ -16,7 +16,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 
   // Opens, binds and listens at once, so a bad address fails at start-up (throws system_error).
   Listener(boost::asio::io_context& ioc, const boost::asio::ip::tcp::endpoint& endpoint,
-           OnAccept on_accept);
+           bool reuse_port, OnAccept on_accept);
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
   void run();

@@ -26,6 +26,8 @@ struct ServerOptions {
   unsigned threads = 1;
   // Connections beyond this are closed as soon as they are accepted.
   std::size_t max_connections = 10000;
+  // SO_REUSEPORT: several processes listen on one port and the kernel spreads connections.
+  bool reuse_port = false;
   // How long in-flight requests may take to finish after SIGINT/SIGTERM.
   std::chrono::seconds shutdown_timeout{10};
   SessionOptions session;

@@ -28,6 +28,8 @@ struct SessionOptions {
   // After an error response the server stops sending and discards what the client still sends
   // for this long, so the client reads the response instead of a connection reset.
   std::chrono::milliseconds linger_timeout{1000};
+  // One info line per request: peer, method, target, status, microseconds.
+  bool access_log = false;
 };
 
 class Session;
@@ -91,6 +93,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string response_bytes_;      // the response being written
   Route route_ = Route::not_found;  // of the request in progress, for metrics
   std::chrono::steady_clock::time_point started_;
+  std::string access_line_;  // "peer method target" of the request, when access_log is on
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_request_ = false;
