@@ -12,6 +12,7 @@ namespace attempts::integration {
 namespace {
 
 constexpr auto kPgCtlTimeout = std::chrono::seconds(90);
+constexpr auto kPsqlTimeout = std::chrono::seconds(120);
 
 std::string required_variable(const char* name) {
   const char* value = std::getenv(name);
@@ -159,6 +160,50 @@ bool Database::wait_for_lock_waiters(int count, std::chrono::milliseconds timeou
   return true;
 }
 
+std::int64_t Database::attempt_count() const {
+  pqxx::connection connection(url_);
+  pqxx::nontransaction tx(connection);
+  return tx.exec("SELECT count(*) FROM attempts")[0][0].as<std::int64_t>();
+}
+
+bool Database::attempts_table_is_logged() const {
+  pqxx::connection connection(url_);
+  pqxx::nontransaction tx(connection);
+  return tx.exec("SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass")[0][0]
+             .as<std::string>() == "p";
+}
+
+void Database::make_attempts_table_unlogged() const {
+  pqxx::connection connection(url_);
+  pqxx::nontransaction tx(connection);
+  tx.exec("ALTER TABLE attempts SET UNLOGGED");
+}
+
+std::string Database::setting(const std::string& name) const {
+  pqxx::connection connection(url_);
+  pqxx::nontransaction tx(connection);
+  return tx.exec_params("SELECT current_setting($1)", name)[0][0].as<std::string>();
+}
+
+void Database::run_sql_file(const std::string& file_name) const {
+  const auto& env = TestEnvironment::get();
+  if (env.sql_dir.empty()) {
+    throw MissingTestEnvironment(
+        "ATTEMPTS_TEST_SQL_DIR is not set; run the tests through "
+        "scripts/test.sh, which points it at the repo's sql/ directory");
+  }
+  SpawnOptions options;
+  options.argv = {
+      env.pg_bin + "/psql",         "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url_, "-f",
+      env.sql_dir + "/" + file_name};
+  options.env.emplace_back("PGOPTIONS", "-c client_min_messages=warning");
+  const auto result = run_command(std::move(options), kPsqlTimeout);
+  if (result.status != ExitStatus::exit_code(0)) {
+    throw std::runtime_error("psql -f " + file_name + " failed (" + result.status.describe() +
+                             "):\n" + result.output);
+  }
+}
+
 struct AttemptLock::Held {
   explicit Held(const std::string& url) : connection(url), tx(connection) {}
   pqxx::connection connection;
@@ -202,6 +247,16 @@ void stop() {
 
 void start() {
   pg_ctl_or_throw({"-l", TestEnvironment::get().pg_log, "-w", "-t", "60", "start"}, "start");
+}
+
+void restart() {
+  // -l again: otherwise the new postmaster's output would go to pg_ctl's (temporary) output.
+  pg_ctl_or_throw({"-l", TestEnvironment::get().pg_log, "-w", "-t", "60", "restart", "-m", "fast"},
+                  "restart");
+}
+
+void crash() {
+  pg_ctl_or_throw({"-w", "-t", "60", "stop", "-m", "immediate"}, "stop -m immediate");
 }
 
 }  // namespace postgres_control

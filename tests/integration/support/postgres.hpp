@@ -69,6 +69,19 @@ class Database {
   // behind an AttemptLock); false if that does not happen within `timeout`.
   bool wait_for_lock_waiters(int count, std::chrono::milliseconds timeout) const;
 
+  // How many rows the attempts table holds (100000 after the seed).
+  std::int64_t attempt_count() const;
+  // Whether the attempts table is LOGGED (relpersistence 'p') rather than UNLOGGED ('u').
+  bool attempts_table_is_logged() const;
+  // `ALTER TABLE attempts SET UNLOGGED`, the schema's mode (a no-op when it already is).
+  void make_attempts_table_unlogged() const;
+  // current_setting(name), e.g. "on" for synchronous_commit.
+  std::string setting(const std::string& name) const;
+  // Runs <ATTEMPTS_TEST_SQL_DIR>/<file_name> with `psql -X -v ON_ERROR_STOP=1 -f`, as the scripts
+  // do (seed.sql ends with a VACUUM, which cannot run inside a transaction block). Throws
+  // std::runtime_error with psql's output if it fails.
+  void run_sql_file(const std::string& file_name) const;
+
  private:
   std::string url_;
 };
@@ -93,8 +106,12 @@ class AttemptLock {
 // with pg_ctl's output if it fails.
 namespace postgres_control {
 bool is_running();
-void stop();   // fast shutdown; waits until it has stopped
-void start();  // waits until it accepts connections
+void stop();     // fast shutdown; waits until it has stopped
+void start();    // waits until it accepts connections
+void restart();  // `pg_ctl restart -m fast`; returns once it accepts connections again
+// `pg_ctl stop -m immediate`: every server process is killed without a shutdown checkpoint, as
+// in a crash; the next start() runs crash recovery (and truncates UNLOGGED tables).
+void crash();
 }  // namespace postgres_control
 
 // Stops PostgreSQL for its lifetime. Always starts it again, even when the test fails, since the

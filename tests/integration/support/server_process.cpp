@@ -29,6 +29,17 @@ constexpr const char* kServerEnvironment[] = {
 constexpr int kStartAttempts = 3;  // a free port can be taken before the server binds it
 constexpr std::size_t kPrintedLogBytes = 64 * 1024;
 
+// What each sanitizer prints when it finds an error. UBSan's "runtime error:" line comes before
+// its summary, hence the context kept before a match.
+constexpr std::string_view kSanitizerMarkers[] = {
+    "WARNING: ThreadSanitizer:",
+    "ERROR: AddressSanitizer:",
+    "ERROR: LeakSanitizer:",
+    "SUMMARY: UndefinedBehaviorSanitizer:",
+};
+constexpr std::size_t kReportContextBefore = 2 * 1024;
+constexpr std::size_t kReportBytes = 16 * 1024;
+
 bool contains_ignoring_case(std::string text, std::string_view needle) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -108,6 +119,10 @@ std::optional<std::string> ServerProcess::start_once() {
 
 ServerProcess::~ServerProcess() {
   kill_if_running();
+  if (const auto report = sanitizer_report()) {
+    ADD_FAILURE() << "attempts-server (pid " << pid_ << ") reported a sanitizer error:\n"
+                  << *report;
+  }
   if (::testing::Test::HasFailure()) print_log(std::cerr);
 }
 
@@ -139,6 +154,16 @@ std::optional<ExitStatus> ServerProcess::terminate(int signal, std::chrono::mill
 
 std::string ServerProcess::log() const {
   return read_file(log_path_);
+}
+
+std::optional<std::string> ServerProcess::sanitizer_report() const {
+  const std::string text = log();
+  std::size_t first = std::string::npos;
+  for (const auto marker : kSanitizerMarkers) first = std::min(first, text.find(marker));
+  if (first == std::string::npos) return std::nullopt;
+  std::size_t begin = first > kReportContextBefore ? first - kReportContextBefore : 0;
+  if (const auto line = text.find('\n', begin); begin > 0 && line < first) begin = line + 1;
+  return text.substr(begin, kReportBytes);
 }
 
 void ServerProcess::print_log(std::ostream& out) const {

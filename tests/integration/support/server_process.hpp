@@ -39,8 +39,9 @@ struct ServerSettings {
 
 // Starts attempts-server on 127.0.0.1:<free port> with stdout/stderr in a log file, and waits
 // until GET /healthz answers 200 (throws std::runtime_error with the log if it does not). On
-// destruction a still-running server is killed (SIGKILL); if the current test failed, the log
-// is printed. Only ever signals the pid it spawned.
+// destruction a still-running server is killed (SIGKILL); a sanitizer report in its log fails
+// the current test (a sanitized server may be killed before it could exit with an error code);
+// if the current test failed, the log is printed. Only ever signals the pid it spawned.
 class ServerProcess {
  public:
   explicit ServerProcess(ServerSettings settings = {});
@@ -63,6 +64,9 @@ class ServerProcess {
 
   std::string log() const;
   void print_log(std::ostream& out) const;
+  // The first report of ThreadSanitizer, AddressSanitizer, LeakSanitizer or
+  // UndefinedBehaviorSanitizer in the log, from a little before it; nullopt if there is none.
+  std::optional<std::string> sanitizer_report() const;
 
  private:
   // Spawns the server and waits until it is healthy; what went wrong, or nullopt.
