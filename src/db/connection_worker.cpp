@@ -127,25 +127,32 @@ void ConnectionWorker::check_connection_alive() {
   }
 }
 
-void ConnectionWorker::log_error(spdlog::level::level_enum level, const std::string& message) {
+void ConnectionWorker::log_error(spdlog::level::level_enum level, std::string_view what,
+                                 const std::string& message, std::string_view cause) {
   constexpr auto kInterval = std::chrono::seconds(10);
+  constexpr std::size_t kMaxKinds = 64;  // distinct errors remembered; bounded memory
+  // The same error is what went wrong (saving, loading, lost) plus the first line of its cause;
+  // counts and ids in the message do not make it a different one.
+  std::string key(what);
+  key.append("|").append(cause.substr(0, cause.find('\n')));
+  if (recent_errors_.size() >= kMaxKinds && !recent_errors_.contains(key)) recent_errors_.clear();
+  auto& seen = recent_errors_[key];
   const auto now = Clock::now();
-  if (now - last_error_logged_ < kInterval) {
-    ++errors_not_logged_;
+  if (seen.logged_at != Clock::time_point{} && now - seen.logged_at < kInterval) {
+    ++seen.not_logged;
     return;
   }
-  if (errors_not_logged_ > 0) {
+  if (seen.not_logged > 0) {
     spdlog::log(level, "db connection {}: {} ({} similar errors not logged in the last {}s)",
-                index_, message, errors_not_logged_, kInterval.count());
+                index_, message, seen.not_logged, kInterval.count());
   } else {
     spdlog::log(level, "db connection {}: {}", index_, message);
   }
-  last_error_logged_ = now;
-  errors_not_logged_ = 0;
+  seen = {now, 0};
 }
 
 void ConnectionWorker::drop_connection(const std::exception& cause) {
-  log_error(spdlog::level::warn, std::string("lost: ") + cause.what());
+  log_error(spdlog::level::warn, "lost", std::string("lost: ") + cause.what(), cause.what());
   connection_.reset();
   connected_.store(false, std::memory_order_relaxed);
   // A single broken connection (a restarted backend, say) is replaced at once; backoff starts
@@ -236,8 +243,9 @@ void ConnectionWorker::save(std::span<Operation> writes) {
     if (!connection_->is_open()) {
       drop_connection(error);
     } else {
-      log_error(spdlog::level::err,
-                "saving " + std::to_string(plan.ids.size()) + " attempts failed: " + error.what());
+      log_error(spdlog::level::err, "saving",
+                "saving " + std::to_string(plan.ids.size()) + " attempts failed: " + error.what(),
+                error.what());
     }
   }
   for (std::size_t r = 0; r < writes.size(); ++r) {
@@ -268,8 +276,9 @@ void ConnectionWorker::load(LoadOperation& operation) {
     if (!connection_->is_open()) {
       drop_connection(error);
     } else {
-      log_error(spdlog::level::err,
-                "loading attempt " + std::to_string(operation.id) + " failed: " + error.what());
+      log_error(spdlog::level::err, "loading",
+                "loading attempt " + std::to_string(operation.id) + " failed: " + error.what(),
+                error.what());
     }
   }
   operation.done(std::move(result));

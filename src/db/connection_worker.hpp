@@ -10,7 +10,9 @@
 #include <random>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -71,9 +73,10 @@ class ConnectionWorker {
   void load(LoadOperation& operation);
   void ping(PingOperation& operation);
   Clock::duration next_backoff();
-  // Logs a database error, but during an outage at most one line per 10 s, with a count of
-  // the lines it held back.
-  void log_error(spdlog::level::level_enum level, const std::string& message);
+  // Logs a database error, but the same error at most once per 10 s, with a count of the lines
+  // it held back; a different error is logged at once.
+  void log_error(spdlog::level::level_enum level, std::string_view what, const std::string& message,
+                 std::string_view cause);
 
   const std::size_t index_;
   const std::string conninfo_;
@@ -87,8 +90,11 @@ class ConnectionWorker {
   std::unique_ptr<pqxx::connection> connection_;
   Clock::time_point next_connect_at_{};
   unsigned failed_connects_ = 0;
-  Clock::time_point last_error_logged_{};
-  unsigned errors_not_logged_ = 0;
+  struct RecentError {
+    Clock::time_point logged_at{};
+    unsigned not_logged = 0;
+  };
+  std::unordered_map<std::string, RecentError> recent_errors_;
   std::minstd_rand jitter_;
 
   std::thread thread_;  // last: starts after everything above is constructed

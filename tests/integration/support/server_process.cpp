@@ -21,9 +21,9 @@ namespace {
 
 // Settings the server would otherwise pick up from the environment it inherits.
 constexpr const char* kServerEnvironment[] = {
-    "LISTEN",          "DATABASE_URL", "THREADS",          "POOL_SIZE",
-    "BODY_LIMIT",      "LOG_LEVEL",    "MAX_BATCH",        "QUEUE_CAPACITY",
-    "MAX_CONNECTIONS", "IDLE_TIMEOUT", "SHUTDOWN_TIMEOUT",
+    "LISTEN",           "DATABASE_URL", "THREADS",        "POOL_SIZE",       "BODY_LIMIT",
+    "LOG_LEVEL",        "MAX_BATCH",    "QUEUE_CAPACITY", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
+    "SHUTDOWN_TIMEOUT", "LOG_FORMAT",   "ACCESS_LOG",     "REUSE_PORT",      "CONFIG",
 };
 
 constexpr int kStartAttempts = 3;  // a free port can be taken before the server binds it
