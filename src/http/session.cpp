@@ -102,8 +102,13 @@ void Session::do_read() {
   if (draining_) return do_close();
   // A fresh parser per request: limits apply to each request, not the connection.
   parser_.emplace();
+  // Nothing of the previous request may shape the answer to an unreadable next one.
   route_ = Route::not_found;
   started_ = std::chrono::steady_clock::now();
+  version_ = 11;
+  keep_alive_ = true;
+  head_request_ = false;
+  header_rejection_.reset();
   parser_->body_limit(options_.body_limit);
   parser_->header_limit(options_.header_limit);
   stream_.expires_after(options_.idle_timeout);
@@ -133,12 +138,13 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
                                "unsupported Transfer-Encoding: only chunked is accepted"),
                 /*close_after=*/true);
   }
+  // Judged on the header alone: fields in a chunked body's trailer (which Beast merges into the
+  // message) cannot turn a refused Content-Type into an accepted one.
+  header_rejection_ = handler_.reject_early(header);
   if (!beast::iequals(header[beast_http::field::expect], "100-continue")) return do_read_body();
 
   // Refuse before the client sends a body we would not accept.
-  if (auto rejection = handler_.reject_early(header)) {
-    return send(std::move(*rejection), /*close_after=*/true);
-  }
+  if (header_rejection_) return send(std::move(*header_rejection_), /*close_after=*/true);
   continue_.emplace(beast_http::status::continue_, version_);
   beast_http::async_write(
       stream_, *continue_,
@@ -159,6 +165,10 @@ void Session::do_read_body() {
 
 void Session::on_read_body(beast::error_code ec, std::size_t) {
   if (ec) return on_read_error(ec);
+  if (header_rejection_) {
+    // Refused on the header; the body was read only to keep the connection usable.
+    return send(std::exchange(header_rejection_, std::nullopt).value(), /*close_after=*/false);
+  }
   busy_ = true;
   stream_.expires_never();  // the store bounds its own work; the write gets a new deadline
   handler_.handle(parser_->release(), [self = shared_from_this()](Response response) {

@@ -90,6 +90,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
   std::optional<beast_http::response<beast_http::empty_body>> continue_;
+  std::optional<Response> header_rejection_;  // the answer when the header alone is refused
   std::string response_bytes_;      // the response being written
   Route route_ = Route::not_found;  // of the request in progress, for metrics
   std::chrono::steady_clock::time_point started_;
