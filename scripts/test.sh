@@ -80,6 +80,14 @@ else
   export ATTEMPTS_TEST_PG_RUN_AS=
 fi
 export ATTEMPTS_TEST_SQL_DIR=$repo/sql
+# ThreadSanitizer (PRESET=tsan): the server and the tests report every race with both stacks and
+# go on; a report in the server's log fails the test that started it (ServerProcess reads the
+# log), one in a test binary makes it exit 66. Full histories, so that old accesses get a stack;
+# tests/tsan.supp says why libpqxx's own memory accesses are not checked.
+if [[ $PRESET == tsan ]]; then
+  tsan_defaults="suppressions=$repo/tests/tsan.supp history_size=7 second_deadlock_stack=1"
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-$tsan_defaults}
+fi
 
 # Unit tests run in parallel; integration tests are RUN_SERIAL (they share the database and
 # some stop it), so ctest runs each of them alone.

@@ -1,5 +1,6 @@
 #include "connection_worker.hpp"
 
+#include <poll.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -115,11 +116,18 @@ ConnectionWorker::Clock::duration ConnectionWorker::next_backoff() {
 }
 
 void ConnectionWorker::check_connection_alive() {
-  // A server restart closes idle connections; reading what is pending (one non-blocking recv)
-  // finds that out before a batch is sent on a dead connection and answered 503. The batch then
-  // goes out on a fresh connection instead.
+  // A server restart closes idle connections: the backend sends its last error, then the stream
+  // ends. An idle connection has nothing to read, so one poll() per batch is the whole cost
+  // normally; when there is something, reading it (the message, then the end of the stream)
+  // makes libpqxx throw, and the batch goes out on a fresh connection instead of failing 503.
+  const auto readable = [](int socket) {
+    pollfd waiting{socket, POLLIN, 0};
+    return ::poll(&waiting, 1, 0) > 0 && (waiting.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+  };
   try {
-    connection_->get_notifs();
+    for (int reads = 0; reads < 4 && readable(connection_->sock()); ++reads) {
+      connection_->get_notifs();
+    }
   } catch (const std::exception& error) {
     metrics_.database_errors.add();
     drop_connection(error);
