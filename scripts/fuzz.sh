@@ -28,20 +28,7 @@ say() { printf '==> fuzz.sh: %s\n' "$*"; }
 say "installing dependencies"
 bash scripts/install-deps.sh
 # The compiler and libFuzzer runtime: Debian packages, only when missing.
-missing=()
-for pkg in clang-14 libclang-rt-14-dev; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
-    missing+=("$pkg")
-  fi
-done
-if ((${#missing[@]})); then
-  say "installing ${missing[*]}"
-  sudo_cmd=()
-  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash "$repo/scripts/install-deps.sh" clang-14 libclang-rt-14-dev
 
 say "building preset fuzz"
 cmake --preset fuzz

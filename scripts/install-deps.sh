@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the service, its tests and its tools need.
+# Installs the Debian 12 packages the service, its tests and its tools need, or the packages
+# named as arguments.
 # Idempotent: packages already present are skipped, so a second run does nothing.
 set -euo pipefail
 
-packages=(
+# With arguments, installs just those packages (scripts/fuzz.sh asks for clang this way).
+packages=("$@")
+((${#packages[@]})) || packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-program-options1.81-dev
   libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libtoml11-dev
