@@ -17,8 +17,13 @@ std::string with_connect_timeout(const std::string& url, std::chrono::seconds ti
   return url + (url.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + value;
 }
 
-SaveOutcome refusal(PushResult result) {
-  return result == PushResult::full ? SaveOutcome::overloaded : SaveOutcome::unavailable;
+// Queues the operation, or answers it at once: overloaded when the queue is full, unavailable
+// when the pool is stopping.
+void submit(ConnectionWorker& worker, Operation operation) {
+  if (const auto result = worker.submit(operation); result != PushResult::queued) {
+    fail_operation(operation,
+                   result == PushResult::full ? SaveOutcome::overloaded : SaveOutcome::unavailable);
+  }
 }
 
 }  // namespace
@@ -52,27 +57,17 @@ ConnectionWorker& PgAttemptStore::worker_for(AttemptId id) {
 }
 
 void PgAttemptStore::save_answers(AttemptId id, std::string answers_json, SaveCallback done) {
-  Operation operation = SaveOperation{id, std::move(answers_json), std::move(done)};
-  if (const auto result = worker_for(id).submit(operation); result != PushResult::queued) {
-    fail_operation(operation, refusal(result));
-  }
+  submit(worker_for(id), SaveOperation{id, std::move(answers_json), std::move(done)});
 }
 
 void PgAttemptStore::load_attempt(AttemptId id, LoadCallback done) {
-  Operation operation = LoadOperation{id, std::move(done)};
-  if (const auto result = worker_for(id).submit(operation); result != PushResult::queued) {
-    fail_operation(operation, refusal(result));
-  }
+  submit(worker_for(id), LoadOperation{id, std::move(done)});
 }
 
 void PgAttemptStore::check_ready(ReadyCallback done) {
   // Round robin, so over a few probes every connection is exercised.
   const std::size_t index = next_ping_worker_.fetch_add(1, std::memory_order_relaxed);
-  Operation operation = PingOperation{std::move(done)};
-  if (const auto result = workers_[index % workers_.size()]->submit(operation);
-      result != PushResult::queued) {
-    fail_operation(operation, refusal(result));
-  }
+  submit(*workers_[index % workers_.size()], PingOperation{std::move(done)});
 }
 
 }  // namespace attempts::db

@@ -13,6 +13,14 @@ std::string route_label(http::Route route) {
   return "route=\"" + escape_label(http::HttpMetrics::route_label(route)) + "\"";
 }
 
+// A family with one unlabelled sample: the shape of most of the page.
+template <typename Value>
+void single(TextWriter& out, std::string_view name, std::string_view type, std::string_view help,
+            Value value) {
+  out.family(name, type, help);
+  out.sample(name, "", value);
+}
+
 }  // namespace
 
 std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetrics& pool,
@@ -38,30 +46,29 @@ std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetri
       out.histogram("attempts_http_request_duration_seconds", route_label(route), latency);
     }
   }
-  out.family("attempts_http_open_connections", "gauge", "Client connections open now.");
-  out.sample("attempts_http_open_connections", "",
-             static_cast<double>(http.open_connections.value()));
-  out.family("attempts_http_connections_accepted_total", "counter", "Client connections accepted.");
-  out.sample("attempts_http_connections_accepted_total", "", http.connections_accepted.value());
-  out.family("attempts_http_connections_refused_total", "counter",
-             "Client connections closed at once because --max-connections was reached.");
-  out.sample("attempts_http_connections_refused_total", "", http.connections_refused.value());
+  single(out, "attempts_http_open_connections", "gauge", "Client connections open now.",
+         static_cast<double>(http.open_connections.value()));
+  single(out, "attempts_http_connections_accepted_total", "counter", "Client connections accepted.",
+         http.connections_accepted.value());
+  single(out, "attempts_http_connections_refused_total", "counter",
+         "Client connections closed at once because --max-connections was reached.",
+         http.connections_refused.value());
 
   out.family("attempts_db_batch_rows", "histogram",
              "Distinct attempts written by one UPDATE statement.");
   out.histogram("attempts_db_batch_rows", "", pool.batch_rows.snapshot());
-  out.family("attempts_db_batches_committed_total", "counter", "UPDATE statements committed.");
-  out.sample("attempts_db_batches_committed_total", "", pool.batches_committed.value());
-  out.family("attempts_db_rows_committed_total", "counter", "Attempt rows updated and committed.");
-  out.sample("attempts_db_rows_committed_total", "", pool.rows_committed.value());
-  out.family("attempts_db_connect_attempts_total", "counter",
-             "Connection attempts by the pool, the first ones included.");
-  out.sample("attempts_db_connect_attempts_total", "", pool.connect_attempts.value());
-  out.family("attempts_db_connect_failures_total", "counter", "Connection attempts that failed.");
-  out.sample("attempts_db_connect_failures_total", "", pool.connect_failures.value());
-  out.family("attempts_db_errors_total", "counter",
-             "Statements that failed, connections lost during a statement included.");
-  out.sample("attempts_db_errors_total", "", pool.database_errors.value());
+  single(out, "attempts_db_batches_committed_total", "counter", "UPDATE statements committed.",
+         pool.batches_committed.value());
+  single(out, "attempts_db_rows_committed_total", "counter", "Attempt rows updated and committed.",
+         pool.rows_committed.value());
+  single(out, "attempts_db_connect_attempts_total", "counter",
+         "Connection attempts by the pool, the first ones included.",
+         pool.connect_attempts.value());
+  single(out, "attempts_db_connect_failures_total", "counter", "Connection attempts that failed.",
+         pool.connect_failures.value());
+  single(out, "attempts_db_errors_total", "counter",
+         "Statements that failed, connections lost during a statement included.",
+         pool.database_errors.value());
 
   out.family("attempts_db_connection_up", "gauge", "1 if the pool connection is open, else 0.");
   for (std::size_t i = 0; i < connections.size(); ++i) {
