@@ -1,20 +1,22 @@
 -- Schema of the attempts service (PostgreSQL 15).
 -- Run on an empty database: psql -v ON_ERROR_STOP=1 -f sql/schema.sql
--- Idempotent (IF NOT EXISTS), so re-running it on a loaded database is harmless;
--- note that a re-run does NOT change the storage options of an existing table.
+-- Idempotent (IF NOT EXISTS, CREATE OR REPLACE), so re-running it on a loaded database is
+-- harmless; note that a re-run does NOT change the columns or storage options of existing tables.
 
 CREATE TABLE IF NOT EXISTS exams (
-    id         bigserial   PRIMARY KEY,
-    title      text        NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    id               bigserial   PRIMARY KEY,
+    title            text        NOT NULL,
+    -- How long a student has from starting an attempt; NULL: no time limit.
+    duration_seconds integer     CHECK (duration_seconds > 0),
+    created_at       timestamptz NOT NULL DEFAULT now()
 );
 
 -- Hot path: every answer a student saves is an UPDATE of one row here, thousands
 -- of times a second. The table is designed so that those updates are HOT
--- (heap-only tuple) updates: no index covers answers, updated_at or submitted_at,
--- so an update never touches an index, and the fillfactor leaves room on each
--- page for the new row version. Keep it that way: an index on any updated
--- column turns every update into a non-HOT update with index maintenance.
+-- (heap-only tuple) updates: no index covers answers, revision, updated_at or
+-- submitted_at, so an update never touches an index, and the fillfactor leaves
+-- room on each page for the new row version. Keep it that way: an index on any
+-- updated column turns every update into a non-HOT update with index maintenance.
 --
 -- UNLOGGED: the table is not WAL-logged (no WAL write or fsync per update); the
 -- price is that it is truncated after a crash of the server (not after a clean
@@ -22,9 +24,15 @@ CREATE TABLE IF NOT EXISTS exams (
 CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
     id           bigserial   PRIMARY KEY,
     exam_id      bigint      NOT NULL REFERENCES exams,
-    student_id   bigint,
+    -- The student who owns the attempt: the `sub` of their token. Only they can read or write it.
+    student_id   bigint      NOT NULL,
     answers      jsonb       NOT NULL DEFAULT '{}',
+    -- The client's revision of the stored answers (0: none sent yet). A write that carries a
+    -- revision applies only if it is newer, so a late retry cannot overwrite newer answers.
+    revision     bigint      NOT NULL DEFAULT 0,
     started_at   timestamptz NOT NULL DEFAULT now(),
+    -- started_at + the exam's duration, fixed when the attempt starts; NULL: no time limit.
+    deadline     timestamptz,
     updated_at   timestamptz,
     submitted_at timestamptz
 ) WITH (
@@ -45,3 +53,99 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
 -- Lookups and the foreign-key check on DELETE FROM exams go by exam_id. exam_id is
 -- never updated, so this index does not prevent HOT updates.
 CREATE INDEX IF NOT EXISTS attempts_exam_id_idx ON attempts (exam_id);
+
+-- Idempotency keys of POST /exams/{id}/attempts: a retried start with the same key, from the
+-- same student within 24 hours, returns the attempt the first one created. UNLOGGED like
+-- attempts (and switched with it by sql/durable.sql), since its rows point at attempts.
+CREATE UNLOGGED TABLE IF NOT EXISTS attempt_starts (
+    student_id      bigint      NOT NULL,
+    idempotency_key text        NOT NULL,
+    exam_id         bigint      NOT NULL,
+    attempt_id      bigint,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (student_id, idempotency_key)
+);
+
+-- Starts an attempt of exam p_exam_id for student p_student_id; p_key is the request's
+-- Idempotency-Key or NULL. Returns one row: what happened, then the attempt:
+--   created     a new attempt
+--   replayed    the key's attempt from an earlier start (same student, same exam, < 24 h ago)
+--   key_reused  the key was used for another exam; no attempt columns
+--   no_exam     there is no such exam; no attempt columns
+-- Two concurrent starts with one key: the second waits on the key's primary key until the
+-- first commits, then replays its attempt; no duplicate is ever created.
+CREATE OR REPLACE FUNCTION start_attempt(p_exam_id bigint, p_student_id bigint, p_key text)
+RETURNS TABLE (outcome text, id bigint, exam_id bigint, student_id bigint, answers jsonb,
+               revision bigint, started_at timestamptz, deadline timestamptz,
+               updated_at timestamptz, submitted_at timestamptz)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_duration integer;
+    v_exam_id bigint;
+    v_attempt_id bigint;
+BEGIN
+    SELECT e.duration_seconds INTO v_duration FROM exams e WHERE e.id = p_exam_id;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'no_exam'::text, NULL::bigint, NULL::bigint, NULL::bigint, NULL::jsonb,
+                            NULL::bigint, NULL::timestamptz, NULL::timestamptz,
+                            NULL::timestamptz, NULL::timestamptz;
+        RETURN;
+    END IF;
+    IF p_key IS NOT NULL THEN
+        -- Keys are kept for 24 hours; a student's expired ones go when they next start one.
+        DELETE FROM attempt_starts s
+         WHERE s.student_id = p_student_id AND s.created_at < now() - interval '24 hours';
+        INSERT INTO attempt_starts AS s (student_id, idempotency_key, exam_id)
+        VALUES (p_student_id, p_key, p_exam_id)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT s.exam_id, s.attempt_id INTO v_exam_id, v_attempt_id
+              FROM attempt_starts s
+             WHERE s.student_id = p_student_id AND s.idempotency_key = p_key;
+            IF v_exam_id <> p_exam_id THEN
+                RETURN QUERY SELECT 'key_reused'::text, NULL::bigint, NULL::bigint, NULL::bigint,
+                                    NULL::jsonb, NULL::bigint, NULL::timestamptz,
+                                    NULL::timestamptz, NULL::timestamptz, NULL::timestamptz;
+                RETURN;
+            END IF;
+            RETURN QUERY SELECT 'replayed'::text, a.id, a.exam_id, a.student_id, a.answers,
+                                a.revision, a.started_at, a.deadline, a.updated_at,
+                                a.submitted_at
+                           FROM attempts a WHERE a.id = v_attempt_id;
+            RETURN;
+        END IF;
+    END IF;
+    INSERT INTO attempts AS a (exam_id, student_id, deadline)
+    VALUES (p_exam_id, p_student_id, now() + make_interval(secs => v_duration))
+    RETURNING a.id INTO v_attempt_id;
+    IF p_key IS NOT NULL THEN
+        UPDATE attempt_starts s SET attempt_id = v_attempt_id
+         WHERE s.student_id = p_student_id AND s.idempotency_key = p_key;
+    END IF;
+    RETURN QUERY SELECT 'created'::text, a.id, a.exam_id, a.student_id, a.answers, a.revision,
+                        a.started_at, a.deadline, a.updated_at, a.submitted_at
+                   FROM attempts a WHERE a.id = v_attempt_id;
+END;
+$$;
+
+-- Makes attempt p_id's answers final (p_student_id NULL: any owner) and returns it; submitting
+-- again changes nothing and returns the original submitted_at. No row: no such attempt for this
+-- student. A separate statement reads the row after the UPDATE, so a concurrent submit that
+-- won the race is seen with its time.
+CREATE OR REPLACE FUNCTION submit_attempt(p_id bigint, p_student_id bigint)
+RETURNS SETOF attempts
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
+        UPDATE attempts a SET submitted_at = now()
+         WHERE a.id = p_id AND (p_student_id IS NULL OR a.student_id = p_student_id)
+           AND a.submitted_at IS NULL
+        RETURNING a.*;
+    IF NOT FOUND THEN
+        RETURN QUERY
+            SELECT a.* FROM attempts a
+             WHERE a.id = p_id AND (p_student_id IS NULL OR a.student_id = p_student_id);
+    END IF;
+END;
+$$;

@@ -1,17 +1,21 @@
-// Wires the layers together: configuration -> logging -> PostgreSQL store -> HTTP server.
+// Wires the layers together: configuration -> logging -> event loops -> PostgreSQL pool ->
+// HTTP server.
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/ip/address.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <stdexcept>
 
 #include "attempts/config/config.hpp"
-#include "attempts/db/pg_attempt_store.hpp"
+#include "attempts/db/pg_pool.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/server.hpp"
 #include "attempts/logging.hpp"
 #include "attempts/metrics/exposition.hpp"
+#include "attempts/runtime/event_loops.hpp"
 
 namespace {
 
@@ -35,25 +39,39 @@ rlim_t raise_file_limit(rlim_t wanted) {
   return limit.rlim_cur;
 }
 
+// Descriptors that are not client connections: the pool's connections (and the cancel
+// requests a stalled one may send), the listener, the event loops, logs, and a margin.
+std::size_t reserved_descriptors(const attempts::config::Config& config) {
+  return 2 * config.pool_size + 4 * config.threads + 64;
+}
+
 attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config) {
   attempts::db::PgPoolOptions options;
   options.database_url = config.database_url;
   options.pool_size = config.pool_size;
   options.max_batch = config.max_batch;
+  options.pipeline_depth = config.pipeline_depth;
   options.queue_capacity = config.queue_capacity;
+  options.queue_bytes = config.queue_bytes;
+  const auto request_timeout = std::chrono::milliseconds(config.request_timeout_seconds * 1000);
+  // A statement stuck on a lock fails well within the request's deadline (503, nothing saved);
+  // a server that does not answer at all is given up after the whole deadline.
+  options.statement_timeout = std::min(options.statement_timeout, request_timeout / 2);
+  options.stall_timeout = request_timeout;
   return options;
 }
 
 attempts::http::ServerOptions server_options(const attempts::config::Config& config) {
   attempts::http::ServerOptions options;
   options.endpoint = {boost::asio::ip::make_address(config.listen.host), config.listen.port};
-  options.threads = config.threads;
   options.max_connections = config.max_connections;
   options.reuse_port = config.reuse_port;
-  options.session.access_log = config.access_log;
   options.shutdown_timeout = std::chrono::seconds(config.shutdown_timeout_seconds);
+  options.session.access_log = config.access_log;
   options.session.body_limit = config.body_limit;
   options.session.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+  options.session.write_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+  options.session.request_timeout = std::chrono::seconds(config.request_timeout_seconds);
   return options;
 }
 
@@ -61,11 +79,9 @@ attempts::http::ServerOptions server_options(const attempts::config::Config& con
 
 int main(int argc, char* argv[]) {
   const std::vector<std::string> args(argv + 1, argv + argc);
-  const auto parsed = attempts::config::parse_config(args, read_env);
+  auto parsed = attempts::config::parse_config(args, read_env);
   switch (parsed.action) {
     case attempts::config::ParseResult::Action::show_help:
-      std::cout << parsed.message;
-      return EXIT_SUCCESS;
     case attempts::config::ParseResult::Action::print_config:
       std::cout << parsed.message;
       return EXIT_SUCCESS;
@@ -75,36 +91,55 @@ int main(int argc, char* argv[]) {
     case attempts::config::ParseResult::Action::run:
       break;
   }
-  const auto& config = parsed.config;
+  auto& config = parsed.config;
   attempts::configure_logging(config.log_level, config.log_format);
   spdlog::info("attempts-server starting: {}", attempts::config::describe(config));
 
-  // Client connections, plus the pool's connections and a margin for the listener and logs.
-  const rlim_t wanted_files = config.max_connections + config.pool_size + 64;
-  if (const rlim_t files = raise_file_limit(wanted_files); files < wanted_files) {
-    spdlog::warn(
-        "open-file limit {} is below what --max-connections {} needs; connections beyond "
-        "it are refused",
-        files, config.max_connections);
+  // Out of descriptors, accept() fails and clients wait in the backlog; fitting the connection
+  // limit under the descriptor limit makes the server refuse them cleanly instead, and keeps
+  // descriptors for the pool's reconnects.
+  const std::size_t reserve = reserved_descriptors(config);
+  const rlim_t files = raise_file_limit(config.max_connections + reserve);
+  if (files < config.max_connections + reserve) {
+    const std::size_t fitted = files > reserve + 1 ? files - reserve : 1;
+    spdlog::warn("open-file limit {} is below what --max-connections {} needs (plus {} kept for "
+                 "the pool and the process); serving at most {} connections",
+                 files, config.max_connections, reserve, fitted);
+    config.max_connections = fitted;
   }
 
   try {
-    attempts::db::PgAttemptStore store(pool_options(config));
+    // Declared first, destroyed last: sessions that outlive the server (in the loops' queues)
+    // still count themselves out of it.
     attempts::http::HttpMetrics http_metrics;
+    attempts::runtime::EventLoops loops(config.threads);
+    std::optional<attempts::db::PgPool> pool;
+    try {
+      pool.emplace(loops, pool_options(config));
+    } catch (const std::invalid_argument& error) {
+      std::cerr << "attempts-server: --database-url: " << error.what() << '\n';
+      return kExitUsage;
+    }
     attempts::http::HandlerOptions handler_options;
     handler_options.metrics_text = [&] {
-      return attempts::metrics::render_exposition(http_metrics, store.metrics(),
-                                                  store.connection_states());
+      return attempts::metrics::render_exposition(http_metrics, pool->metrics(),
+                                                  pool->connection_states());
     };
-    attempts::http::RequestHandler handler(store, handler_options);
-    attempts::http::Server server(server_options(config), handler, http_metrics);
+    attempts::http::RequestHandler handler(handler_options);
+    attempts::http::Server server(
+        server_options(config), loops, handler,
+        [&](std::size_t loop) -> attempts::AttemptStore& { return pool->store(loop); },
+        http_metrics);
+    server.start(
+        // Every session has ended: the pool answers what it still holds, closes, and the
+        // loops run out of work.
+        [&] { pool->close_when_idle([&] { loops.release(); }); },
+        [&] { return pool->pending_calls(); });
     const auto endpoint = server.local_endpoint();
     spdlog::info("listening on {}:{}", endpoint.address().to_string(), endpoint.port());
-    server.run();
-    // Every session has ended; what the workers still hold is answered before they stop.
-    store.stop();
+    loops.run();
     spdlog::info("stopped");
-    return EXIT_SUCCESS;
+    return server.exit_code();
   } catch (const std::exception& error) {
     spdlog::critical("cannot run: {}", error.what());
     return EXIT_FAILURE;

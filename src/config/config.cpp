@@ -28,19 +28,28 @@ struct Option {
 constexpr std::array kOptions = {
     Option{"listen", "address to listen on, host:port (default 0.0.0.0:8000)"},
     Option{"database-url", "libpq connection string or URI (default postgresql:///attempts)"},
-    Option{"threads", "I/O threads (default: hardware concurrency)"},
-    Option{"pool-size", "PostgreSQL connections, one worker thread each (default 2)"},
+    Option{"threads", "event loops, one thread each (default: hardware concurrency)"},
+    Option{"pool-size",
+           "PostgreSQL connections, spread over the event loops; at least --threads (default: "
+           "one per event loop)"},
     Option{"body-limit", "largest request body in bytes (default 65536)"},
     Option{"log-level", "trace, debug, info, warn, error, critical or off (default info)"},
     Option{"log-format", "text or json (one JSON object per line) (default text)"},
     Option{"access-log", "log one line per request at info level (default false)"},
     Option{"max-batch", "most queued writes sent as one statement (default 256)"},
-    Option{"queue-capacity", "operations queued per connection before 503 (default 4096)"},
+    Option{"pipeline-depth",
+           "statements a connection sends before the first one's reply arrives (default 2)"},
+    Option{"queue-capacity", "calls queued per connection before 503 (default 4096)"},
+    Option{"queue-bytes",
+           "bytes of answers queued per connection before 503 (default 16777216)"},
     Option{"max-connections",
            "open client connections before new ones are refused (default 10000)"},
     Option{"idle-timeout",
-           "seconds to read a request or write a response; keep-alive idle limit "
-           "(default 15)"},
+           "seconds a keep-alive connection may wait for its next request, or a client may "
+           "take to read a response (default 15)"},
+    Option{"request-timeout",
+           "seconds from a request's first byte to its response, whatever the client or the "
+           "database does (default 10)"},
     Option{"shutdown-timeout", "seconds in-flight requests get after SIGTERM (default 10)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
@@ -319,20 +328,34 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.log_format = *format;
   }
+  config.pool_size = 0;  // not given: one per event loop, once --threads is known
   if (!reader.number("threads", 1u, 256u, config.threads, error) ||
-      !reader.number("pool-size", std::size_t{1}, std::size_t{256}, config.pool_size, error) ||
+      !reader.number("pool-size", std::size_t{1}, std::size_t{1024}, config.pool_size, error) ||
       !reader.number("body-limit", std::size_t{1}, std::size_t{64} << 20, config.body_limit,
                      error) ||
       !reader.number("max-batch", std::size_t{1}, std::size_t{10000}, config.max_batch, error) ||
+      !reader.number("pipeline-depth", std::size_t{1}, std::size_t{64}, config.pipeline_depth,
+                     error) ||
       !reader.number("queue-capacity", std::size_t{1}, std::size_t{1000000}, config.queue_capacity,
+                     error) ||
+      !reader.number("queue-bytes", std::size_t{1024}, std::size_t{1} << 34, config.queue_bytes,
                      error) ||
       !reader.number("max-connections", std::size_t{1}, std::size_t{1000000},
                      config.max_connections, error) ||
       !reader.number("idle-timeout", 1u, 3600u, config.idle_timeout_seconds, error) ||
+      !reader.number("request-timeout", 1u, 3600u, config.request_timeout_seconds, error) ||
       !reader.number("shutdown-timeout", 1u, 3600u, config.shutdown_timeout_seconds, error) ||
       !reader.flag("access-log", config.access_log, error) ||
       !reader.flag("reuse-port", config.reuse_port, error)) {
     return fail(error);
+  }
+  // Each event loop owns its connections, so every loop needs one.
+  if (config.pool_size == 0) {
+    config.pool_size = config.threads;
+  } else if (config.pool_size < config.threads) {
+    return fail("--pool-size " + std::to_string(config.pool_size) + " is below --threads " +
+                std::to_string(config.threads) +
+                ": each event loop owns at least one PostgreSQL connection");
   }
   if (flags.count("print-config")) {
     result.action = ParseResult::Action::print_config;
@@ -352,9 +375,11 @@ std::string describe(const Config& config) {
        << " database-url=" << redact_database_url(config.database_url)
        << " threads=" << config.threads << " pool-size=" << config.pool_size
        << " body-limit=" << config.body_limit << " log-level=" << config.log_level
-       << " max-batch=" << config.max_batch << " queue-capacity=" << config.queue_capacity
+       << " max-batch=" << config.max_batch << " pipeline-depth=" << config.pipeline_depth
+       << " queue-capacity=" << config.queue_capacity << " queue-bytes=" << config.queue_bytes
        << " max-connections=" << config.max_connections
        << " idle-timeout=" << config.idle_timeout_seconds
+       << "s request-timeout=" << config.request_timeout_seconds
        << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's'
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
        << config.access_log << " reuse-port=" << config.reuse_port;
@@ -379,9 +404,12 @@ std::string to_toml(const Config& config) {
       << "log-format = " << quoted(config.log_format) << '\n'
       << "access-log = " << config.access_log << '\n'
       << "max-batch = " << config.max_batch << '\n'
+      << "pipeline-depth = " << config.pipeline_depth << '\n'
       << "queue-capacity = " << config.queue_capacity << '\n'
+      << "queue-bytes = " << config.queue_bytes << '\n'
       << "max-connections = " << config.max_connections << '\n'
       << "idle-timeout = " << config.idle_timeout_seconds << '\n'
+      << "request-timeout = " << config.request_timeout_seconds << '\n'
       << "shutdown-timeout = " << config.shutdown_timeout_seconds << '\n'
       << "reuse-port = " << config.reuse_port << '\n';
   return out.str();

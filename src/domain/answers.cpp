@@ -14,17 +14,31 @@ namespace {
 
 using json = nlohmann::json;
 
+constexpr const char* kRevisionRule =
+    "\"revision\" must be a positive integer of at most 64 bits";
+
 // Validates while nlohmann's parser streams events, so no DOM is built and a deep or wide
 // document is rejected as soon as it breaks a rule. Returning false from a handler stops
 // the parse; the first error recorded wins.
+
 class AnswersSaxValidator {
  public:
-  explicit AnswersSaxValidator(const AnswersLimits& limits) : limits_(limits) {}
+  AnswersSaxValidator(const AnswersLimits& limits, std::string& out) : limits_(limits), out_(out) {
+    out_.clear();
+  }
 
   bool null() { return scalar("null"); }
   bool boolean(bool) { return scalar("a boolean"); }
   bool number_integer(json::number_integer_t value) { return integer(value); }
   bool number_unsigned(json::number_unsigned_t value) {
+    if (place_ == Place::revision_value) {
+      if (value == 0 || value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+        return fail(kRevisionRule);
+      }
+      revision_ = static_cast<std::int64_t>(value);
+      place_ = Place::top_object;
+      return true;
+    }
     if (place_ == Place::option_array &&
         value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       return fail("option id " + std::to_string(value) + " in question " + question_ +
@@ -52,6 +66,8 @@ class AnswersSaxValidator {
         return fail("answers for question " + question_ + " must be an array of option ids");
       case Place::option_array:
         return fail("option ids in question " + question_ + " must be integers, not an object");
+      case Place::revision_value:
+        return fail(kRevisionRule);
       default:
         return true;  // inside an ignored top-level field
     }
@@ -59,6 +75,12 @@ class AnswersSaxValidator {
 
   bool key(json::string_t& name) {
     if (place_ == Place::top_object && ignored_depth_ == 0) {
+      if (name == "revision") {
+        if (revision_seen_) return fail("field \"revision\" appears more than once");
+        revision_seen_ = true;
+        place_ = Place::revision_value;
+        return true;
+      }
       if (name != "answers") {
         place_ = Place::ignored_value;
         return true;
@@ -113,6 +135,8 @@ class AnswersSaxValidator {
         return true;
       case Place::option_array:
         return fail("option ids in question " + question_ + " must be integers, not an array");
+      case Place::revision_value:
+        return fail(kRevisionRule);
       default:
         return true;
     }
@@ -136,7 +160,8 @@ class AnswersSaxValidator {
     return false;
   }
 
-  AnswersParseResult finish(bool parsed) {
+  // The error, or nullopt when the document is valid; then out_ holds it re-serialised.
+  std::optional<AnswersError> finish(bool parsed) {
     if (!parsed || !error_.empty()) {
       return AnswersError{error_.empty() ? "malformed JSON" : error_};
     }
@@ -146,8 +171,11 @@ class AnswersSaxValidator {
     if (duplicate != question_ids_.end()) {
       return AnswersError{"question id " + std::to_string(*duplicate) + " appears more than once"};
     }
-    return AnswersDocument{std::move(out_), question_ids_.size()};
+    return std::nullopt;
   }
+
+  std::size_t question_count() const { return question_ids_.size(); }
+  std::optional<std::int64_t> revision() const { return revision_; }
 
  private:
   enum class Place {
@@ -158,6 +186,7 @@ class AnswersSaxValidator {
     answers_object,  // between questions
     question_value,  // about to read one question's option array
     option_array,    // inside one question's option array
+    revision_value,  // about to read the value of "revision"
     done,
   };
 
@@ -193,12 +222,20 @@ class AnswersSaxValidator {
       case Place::ignored_value:
         if (ignored_depth_ == 0) place_ = Place::top_object;
         return true;
+      case Place::revision_value:
+        return fail(kRevisionRule);
       default:
         return true;
     }
   }
 
   bool integer(std::int64_t value) {
+    if (place_ == Place::revision_value) {
+      if (value <= 0) return fail(kRevisionRule);
+      revision_ = value;
+      place_ = Place::top_object;
+      return true;
+    }
     if (place_ != Place::option_array) return scalar("a number");
     if (options_in_question_++ > 0) out_.push_back(',');
     char digits[24];
@@ -232,24 +269,37 @@ class AnswersSaxValidator {
   std::size_t ignored_depth_ = 0;
   std::size_t options_in_question_ = 0;
   bool answers_seen_ = false;
+  bool revision_seen_ = false;
+  std::optional<std::int64_t> revision_;
   std::string question_;
   std::vector<std::int64_t> question_ids_;
-  std::string out_;
+  std::string& out_;
   std::string error_;
 };
 
 }  // namespace
 
-AnswersParseResult parse_answers_document(std::string_view body, const AnswersLimits& limits) {
+std::optional<AnswersError> parse_answers_document(std::string_view body,
+                                                   const AnswersLimits& limits,
+                                                   AnswersDocument& out) {
   // nlohmann's lexer takes a NUL byte for the end of input and would ignore what follows it;
   // a raw NUL is never valid JSON anyway.
   if (const auto nul = body.find('\0'); nul != std::string_view::npos) {
     return AnswersError{"malformed JSON at byte " + std::to_string(nul + 1) + ": NUL byte"};
   }
-  AnswersSaxValidator validator(limits);
+  AnswersSaxValidator validator(limits, out.json);
   const bool parsed = json::sax_parse(body.begin(), body.end(), &validator,
                                       json::input_format_t::json, /*strict=*/true);
-  return validator.finish(parsed);
+  if (auto error = validator.finish(parsed)) return error;
+  out.question_count = validator.question_count();
+  out.revision = validator.revision();
+  return std::nullopt;
+}
+
+AnswersParseResult parse_answers_document(std::string_view body, const AnswersLimits& limits) {
+  AnswersDocument document;
+  if (auto error = parse_answers_document(body, limits, document)) return std::move(*error);
+  return document;
 }
 
 }  // namespace attempts

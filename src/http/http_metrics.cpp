@@ -11,7 +11,7 @@ std::array<metrics::Histogram, HttpMetrics::kRoutes> make_latency_histograms() {
     return metrics::Histogram{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                               0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   };
-  return {make(), make(), make(), make(), make(), make(), make(), make()};
+  return {make(), make(), make(), make(), make(), make(), make(), make(), make(), make(), make()};
 }
 
 }  // namespace
@@ -44,6 +44,10 @@ const char* HttpMetrics::route_label(Route route) noexcept {
       return "PATCH /attempts/{id}";
     case Route::get_attempt:
       return "GET /attempts/{id}";
+    case Route::submit_attempt:
+      return "POST /attempts/{id}/submit";
+    case Route::start_attempt:
+      return "POST /exams/{exam_id}/attempts";
     case Route::health:
       return "/healthz";
     case Route::readiness:
@@ -52,6 +56,8 @@ const char* HttpMetrics::route_label(Route route) noexcept {
       return "/metrics";
     case Route::bad_attempt_id:
       return "/attempts/{invalid}";
+    case Route::bad_exam_id:
+      return "/exams/{invalid}";
     case Route::method_not_allowed:
       return "method not allowed";
     case Route::not_found:

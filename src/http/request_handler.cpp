@@ -1,92 +1,147 @@
 #include "attempts/http/request_handler.hpp"
 
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
 #include "attempts/http/responses.hpp"
-#include "attempts/http/router.hpp"
 
 namespace attempts::http {
 namespace {
 
 constexpr std::string_view kMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr std::size_t kMaxIdempotencyKey = 255;
+
+// An Idempotency-Key: 1 to 255 visible ASCII characters.
+bool is_valid_idempotency_key(std::string_view key) {
+  return !key.empty() && key.size() <= kMaxIdempotencyKey &&
+         std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 127; });
+}
 
 }  // namespace
 
-RequestHandler::RequestHandler(AttemptStore& store, HandlerOptions options)
-    : store_(store), options_(options) {}
+RequestHandler::RequestHandler(HandlerOptions options) : options_(std::move(options)) {}
 
-std::optional<Response> RequestHandler::reject_early(const RequestHeader& header) const {
-  return reject(match_route(header.method(), header.target()), header);
-}
-
-std::optional<Response> RequestHandler::reject(const RouteMatch& match,
-                                               const RequestHeader& header) const {
+HeaderVerdict RequestHandler::judge_header(const RequestHeader& header) const {
+  HeaderVerdict verdict;
+  verdict.match = match_route(header.method(), header.target());
+  const auto& match = verdict.match;
   switch (match.route) {
     case Route::not_found:
-      return error_response(Status::not_found, "no such resource");
+      verdict.rejection = error_response(Status::not_found, "no such resource");
+      return verdict;
     case Route::method_not_allowed:
-      return method_not_allowed_response(match.allow);
+      verdict.rejection = method_not_allowed_response(match.allow);
+      return verdict;
     case Route::bad_attempt_id:
-      return error_response(Status::bad_request,
-                            "attempt id must be a positive decimal integer of at most 64 bits, "
-                            "without sign or leading zeros");
-    case Route::save_answers:
-      if (!is_json_content_type(header[beast_http::field::content_type])) {
-        return error_response(Status::unsupported_media_type,
-                              "Content-Type must be application/json (UTF-8)");
-      }
-      return std::nullopt;
-    default:
-      return std::nullopt;
-  }
-}
-
-void RequestHandler::handle(Request&& request, Respond respond) const {
-  const RouteMatch match = match_route(request.method(), request.target());
-  if (auto rejection = reject(match, request)) {
-    respond(std::move(*rejection));
-    return;
-  }
-  const auto retry_after = options_.retry_after;
-  switch (match.route) {
-    case Route::save_answers:
-      save_answers(match.attempt_id, request, std::move(respond));
-      return;
-    case Route::get_attempt:
-      store_.load_attempt(match.attempt_id,
-                          [id = match.attempt_id, retry_after, respond](LoadResult result) {
-                            respond(load_result_response(result, id, retry_after));
-                          });
-      return;
-    case Route::health:
-      respond(json_response(Status::ok, R"({"status":"ok"})"));
-      return;
+      verdict.rejection =
+          error_response(Status::bad_request,
+                         "attempt id must be a positive decimal integer of at most 64 bits, "
+                         "without sign or leading zeros");
+      return verdict;
+    case Route::bad_exam_id:
+      verdict.rejection =
+          error_response(Status::bad_request,
+                         "exam id must be a positive decimal integer of at most 64 bits, "
+                         "without sign or leading zeros");
+      return verdict;
     case Route::metrics:
-      if (!options_.metrics_text) break;
-      respond(text_response(Status::ok, options_.metrics_text(), kMetricsContentType));
-      return;
+      if (!options_.metrics_text) verdict.rejection = error_response(Status::not_found, "no such resource");
+      return verdict;
+    case Route::health:
     case Route::readiness:
-      store_.check_ready([retry_after, respond](bool ready) {
-        respond(ready ? json_response(Status::ok, R"({"status":"ready"})")
-                      : unavailable_response("database unreachable", retry_after));
-      });
-      return;
-    default:  // every other route was answered by reject()
+      return verdict;
+    case Route::save_answers:
+    case Route::get_attempt:
+    case Route::submit_attempt:
+    case Route::start_attempt:
       break;
   }
-  respond(error_response(Status::not_found, "no such resource"));
+  if (match.route == Route::save_answers &&
+      !is_json_content_type(header[beast_http::field::content_type])) {
+    verdict.rejection = error_response(Status::unsupported_media_type,
+                                       "Content-Type must be application/json (UTF-8)");
+    return verdict;
+  }
+  if (match.route == Route::start_attempt) {
+    const auto key = header["Idempotency-Key"];
+    if (header.count("Idempotency-Key") > 1 || (header.count("Idempotency-Key") == 1 &&
+                                                 !is_valid_idempotency_key(key))) {
+      verdict.rejection = error_response(
+          Status::bad_request, "Idempotency-Key must be one header of 1 to 255 visible ASCII "
+                               "characters");
+      return verdict;
+    }
+  }
+  return verdict;
 }
 
-void RequestHandler::save_answers(AttemptId id, const Request& request, Respond respond) const {
-  auto parsed = parse_answers_document(request.body(), options_.answers_limits);
-  if (auto* error = std::get_if<AnswersError>(&parsed)) {
-    respond(error_response(Status::bad_request, error->message));
-    return;
+std::optional<Response> RequestHandler::begin(const Request& request, const HeaderVerdict& verdict,
+                                              Clock::time_point deadline, StoreCall& call) const {
+  if (verdict.rejection) return verdict.rejection;
+  const auto& match = verdict.match;
+  call.student = verdict.student;
+  call.deadline = deadline;
+  switch (match.route) {
+    case Route::health:
+      return json_response(Status::ok, R"({"status":"ok"})");
+    case Route::metrics:
+      return text_response(Status::ok, options_.metrics_text(), kMetricsContentType);
+    case Route::readiness:
+      call.kind = StoreCall::Kind::ping;
+      call.deadline = std::min(deadline, Clock::now() + options_.readiness_timeout);
+      return std::nullopt;
+    case Route::save_answers:
+      call.kind = StoreCall::Kind::save_answers;
+      call.attempt_id = match.attempt_id;
+      return begin_save(request, call);
+    case Route::get_attempt:
+      call.kind = StoreCall::Kind::load_attempt;
+      call.attempt_id = match.attempt_id;
+      return std::nullopt;
+    case Route::submit_attempt:
+      call.kind = StoreCall::Kind::submit_attempt;
+      call.attempt_id = match.attempt_id;
+      return std::nullopt;
+    case Route::start_attempt:
+      call.kind = StoreCall::Kind::start_attempt;
+      call.exam_id = match.exam_id;
+      return begin_start(request, verdict, call);
+    default:
+      break;
   }
-  auto& document = std::get<AnswersDocument>(parsed);
-  const auto retry_after = options_.retry_after;
-  store_.save_answers(id, std::move(document.json),
-                      [id, retry_after, respond = std::move(respond)](SaveOutcome outcome) {
-                        respond(save_outcome_response(outcome, id, retry_after));
-                      });
+  return error_response(Status::not_found, "no such resource");
+}
+
+std::optional<Response> RequestHandler::begin_save(const Request& request, StoreCall& call) const {
+  AnswersDocument document;
+  document.json = std::move(call.answers_json);  // its buffer is reused
+  auto error = parse_answers_document(request.body(), options_.answers_limits, document);
+  call.answers_json = std::move(document.json);
+  if (error) return error_response(Status::bad_request, error->message);
+  call.revision = document.revision;
+  return std::nullopt;
+}
+
+std::optional<Response> RequestHandler::begin_start(const Request& request,
+                                                    const HeaderVerdict& verdict,
+                                                    StoreCall& call) const {
+  call.idempotency_key = request["Idempotency-Key"];
+  if (verdict.student) return std::nullopt;
+  // Authentication is off (trusted networks): the body names the student.
+  const auto body = nlohmann::json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  const auto student = body.is_object() ? body.find("student_id") : body.end();
+  if (!body.is_object() || student == body.end() || !student->is_number_integer() ||
+      student->get<std::int64_t>() <= 0) {
+    return error_response(Status::bad_request,
+                          "with authentication off, the body must be {\"student_id\": <positive "
+                          "integer>}");
+  }
+  call.student = student->get<std::int64_t>();
+  return std::nullopt;
+}
+
+Response RequestHandler::respond(const StoreCall& call) const {
+  return store_response(call, options_.retry_after);
 }
 
 }  // namespace attempts::http

@@ -11,6 +11,130 @@ std::string attempt_label(AttemptId id) {
   return "attempt " + std::to_string(id);
 }
 
+// dump() with `replace` keeps the body valid JSON whatever bytes a message quotes.
+std::string dump(const nlohmann::json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+Response error_with(Status status, nlohmann::json body) {
+  return json_response(status, dump(body));
+}
+
+nlohmann::json nullable(const std::optional<std::string>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+Response with_retry_after(Response response, std::chrono::seconds retry_after) {
+  response.set(beast_http::field::retry_after, std::to_string(retry_after.count()));
+  return response;
+}
+
+// 504: the write was sent but its reply was lost or late; it may have been applied.
+Response unknown_outcome_response(std::string_view what, std::chrono::seconds retry_after) {
+  return with_retry_after(
+      error_with(Status::gateway_timeout,
+                 {{"error", std::string("the database did not confirm ") + std::string(what) +
+                                " in time: it may or may not have been applied; read the attempt "
+                                "or retry (retries are safe, see the API documentation)"},
+                  {"outcome", "unknown"}}),
+      retry_after);
+}
+
+Response save_response(const StoreCall& call, std::chrono::seconds retry_after) {
+  const auto& record = call.record;
+  switch (call.outcome) {
+    case StoreOutcome::done:
+    case StoreOutcome::replayed:
+      return no_content_response();
+    case StoreOutcome::not_found:
+      return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
+    case StoreOutcome::submitted:
+      return error_with(Status::conflict,
+                        {{"error", attempt_label(call.attempt_id) +
+                                       " is submitted; its answers are final"},
+                         {"submitted_at", nullable(record.submitted_at)}});
+    case StoreOutcome::deadline_passed:
+      return error_with(Status::conflict,
+                        {{"error", "the deadline of " + attempt_label(call.attempt_id) +
+                                       " passed at " + record.deadline.value_or("?") +
+                                       "; its answers can no longer change"},
+                         {"deadline", nullable(record.deadline)}});
+    case StoreOutcome::stale_revision:
+      return error_with(Status::conflict,
+                        {{"error", "revision " + std::to_string(call.revision.value_or(0)) +
+                                       " is not newer than the stored revision " +
+                                       std::to_string(record.revision) + "; nothing changed"},
+                         {"revision", record.revision}});
+    case StoreOutcome::unknown:
+      return unknown_outcome_response("this write", retry_after);
+    case StoreOutcome::overloaded:
+      return unavailable_response("too many requests queued; nothing was saved, retry later",
+                                  retry_after);
+    case StoreOutcome::key_reused:
+    case StoreOutcome::unavailable:
+      break;
+  }
+  return unavailable_response("database unavailable; nothing was saved, retry later", retry_after);
+}
+
+Response read_response(const StoreCall& call, std::chrono::seconds retry_after) {
+  switch (call.outcome) {
+    case StoreOutcome::done:
+      return json_response(Status::ok, attempt_json(call.record));
+    case StoreOutcome::not_found:
+      return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
+    case StoreOutcome::overloaded:
+      return unavailable_response("too many requests queued; retry later", retry_after);
+    default:
+      return unavailable_response("database unavailable; retry later", retry_after);
+  }
+}
+
+Response submit_response(const StoreCall& call, std::chrono::seconds retry_after) {
+  switch (call.outcome) {
+    case StoreOutcome::done:
+      return json_response(Status::ok, attempt_json(call.record));
+    case StoreOutcome::not_found:
+      return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
+    case StoreOutcome::unknown:
+      return unknown_outcome_response("this submit", retry_after);
+    case StoreOutcome::overloaded:
+      return unavailable_response("too many requests queued; nothing was submitted, retry later",
+                                  retry_after);
+    default:
+      return unavailable_response("database unavailable; nothing was submitted, retry later",
+                                  retry_after);
+  }
+}
+
+Response start_response(const StoreCall& call, std::chrono::seconds retry_after) {
+  switch (call.outcome) {
+    case StoreOutcome::done:
+    case StoreOutcome::replayed: {
+      Response response = json_response(Status::created, attempt_json(call.record));
+      response.set(beast_http::field::location, "/attempts/" + std::to_string(call.record.id));
+      // The same answer as the first time, marked as a replay (Stripe's and the IETF
+      // Idempotency-Key draft's practice).
+      if (call.outcome == StoreOutcome::replayed) response.set("Idempotent-Replayed", "true");
+      return response;
+    }
+    case StoreOutcome::not_found:
+      return error_response(Status::not_found, "exam " + std::to_string(call.exam_id) +
+                                                   " not found");
+    case StoreOutcome::key_reused:
+      return error_response(Status::unprocessable_entity,
+                            "this Idempotency-Key was used to start an attempt of another exam");
+    case StoreOutcome::unknown:
+      return unknown_outcome_response("this start", retry_after);
+    case StoreOutcome::overloaded:
+      return unavailable_response("too many requests queued; nothing was started, retry later",
+                                  retry_after);
+    default:
+      return unavailable_response("database unavailable; nothing was started, retry later",
+                                  retry_after);
+  }
+}
+
 }  // namespace
 
 Response json_response(Status status, std::string body) {
@@ -21,9 +145,7 @@ Response json_response(Status status, std::string body) {
 }
 
 Response error_response(Status status, std::string_view message) {
-  // dump() with `replace` keeps the body valid JSON whatever bytes the message quotes.
-  nlohmann::json body = {{"error", message}};
-  return json_response(status, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  return error_with(status, {{"error", message}});
 }
 
 Response text_response(Status status, std::string body, std::string_view content_type) {
@@ -38,9 +160,7 @@ Response no_content_response() {
 }
 
 Response unavailable_response(std::string_view message, std::chrono::seconds retry_after) {
-  Response response = error_response(Status::service_unavailable, message);
-  response.set(beast_http::field::retry_after, std::to_string(retry_after.count()));
-  return response;
+  return with_retry_after(error_response(Status::service_unavailable, message), retry_after);
 }
 
 Response method_not_allowed_response(std::string_view allow) {
@@ -49,70 +169,64 @@ Response method_not_allowed_response(std::string_view allow) {
   return response;
 }
 
-std::string serialize_response(const Response& response, bool omit_body) {
+std::string attempt_json(const AttemptRecord& record) {
+  const auto timestamp = [](const std::optional<std::string>& value) {
+    return value ? nlohmann::json(*value).dump() : std::string("null");
+  };
+  // The stored answers are already JSON (PostgreSQL's jsonb output): spliced, not re-parsed.
+  std::string body;
+  body.reserve(192 + record.answers_json.size());
+  body.append("{\"id\":").append(std::to_string(record.id));
+  body.append(",\"exam_id\":").append(std::to_string(record.exam_id));
+  body.append(",\"student_id\":").append(std::to_string(record.student_id));
+  body.append(",\"answers\":").append(record.answers_json);
+  body.append(",\"revision\":").append(std::to_string(record.revision));
+  body.append(",\"started_at\":").append(nlohmann::json(record.started_at).dump());
+  body.append(",\"deadline\":").append(timestamp(record.deadline));
+  body.append(",\"updated_at\":").append(timestamp(record.updated_at));
+  body.append(",\"submitted_at\":").append(timestamp(record.submitted_at));
+  body.push_back('}');
+  return body;
+}
+
+Response store_response(const StoreCall& call, std::chrono::seconds retry_after) {
+  switch (call.kind) {
+    case StoreCall::Kind::save_answers:
+      return save_response(call, retry_after);
+    case StoreCall::Kind::load_attempt:
+      return read_response(call, retry_after);
+    case StoreCall::Kind::submit_attempt:
+      return submit_response(call, retry_after);
+    case StoreCall::Kind::start_attempt:
+      return start_response(call, retry_after);
+    case StoreCall::Kind::ping:
+      break;
+  }
+  return call.outcome == StoreOutcome::done
+             ? json_response(Status::ok, R"({"status":"ready"})")
+             : unavailable_response("database unreachable", retry_after);
+}
+
+void serialize_response(const Response& response, bool omit_body, std::string& out) {
   const auto reason = response.reason();
-  std::string wire;
-  wire.reserve(64 + reason.size() + (omit_body ? 0 : response.body().size()));
-  wire.append(response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  wire.append(std::to_string(response.result_int()));
-  wire.push_back(' ');
-  wire.append(reason.data(), reason.size());
-  wire.append("\r\n");
+  out.reserve(out.size() + 64 + reason.size() + (omit_body ? 0 : response.body().size()));
+  out.append(response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  char status[4] = {static_cast<char>('0' + response.result_int() / 100),
+                    static_cast<char>('0' + response.result_int() / 10 % 10),
+                    static_cast<char>('0' + response.result_int() % 10), ' '};
+  out.append(status, 4);
+  out.append(reason.data(), reason.size());
+  out.append("\r\n");
   for (const auto& field : response) {
     const auto name = field.name_string();
     const auto value = field.value();
-    wire.append(name.data(), name.size());
-    wire.append(": ");
-    wire.append(value.data(), value.size());
-    wire.append("\r\n");
+    out.append(name.data(), name.size());
+    out.append(": ");
+    out.append(value.data(), value.size());
+    out.append("\r\n");
   }
-  wire.append("\r\n");
-  if (!omit_body) wire.append(response.body());
-  return wire;
-}
-
-Response save_outcome_response(SaveOutcome outcome, AttemptId id,
-                               std::chrono::seconds retry_after) {
-  switch (outcome) {
-    case SaveOutcome::saved:
-      return no_content_response();
-    case SaveOutcome::not_found:
-      return error_response(Status::not_found, attempt_label(id) + " not found");
-    case SaveOutcome::already_submitted:
-      return error_response(Status::conflict,
-                            attempt_label(id) + " is already submitted; its answers are final");
-    case SaveOutcome::overloaded:
-      return unavailable_response("too many requests queued; retry later", retry_after);
-    case SaveOutcome::unavailable:
-      break;
-  }
-  return unavailable_response("database unavailable; nothing was saved, retry later", retry_after);
-}
-
-Response load_result_response(const LoadResult& result, AttemptId id,
-                              std::chrono::seconds retry_after) {
-  switch (result.outcome) {
-    case LoadOutcome::found: {
-      const auto& record = result.record;
-      const auto timestamp = [](const std::optional<std::string>& value) {
-        return value ? nlohmann::json(*value).dump() : std::string("null");
-      };
-      // The stored answers are already JSON (PostgreSQL's jsonb output): spliced, not re-parsed.
-      std::string body = "{\"id\":" + std::to_string(record.id) +
-                         ",\"exam_id\":" + std::to_string(record.exam_id) +
-                         ",\"answers\":" + record.answers_json +
-                         ",\"updated_at\":" + timestamp(record.updated_at) +
-                         ",\"submitted_at\":" + timestamp(record.submitted_at) + "}";
-      return json_response(Status::ok, std::move(body));
-    }
-    case LoadOutcome::not_found:
-      return error_response(Status::not_found, attempt_label(id) + " not found");
-    case LoadOutcome::overloaded:
-      return unavailable_response("too many requests queued; retry later", retry_after);
-    case LoadOutcome::unavailable:
-      break;
-  }
-  return unavailable_response("database unavailable; retry later", retry_after);
+  out.append("\r\n");
+  if (!omit_body) out.append(response.body());
 }
 
 }  // namespace attempts::http

@@ -7,16 +7,20 @@ namespace attempts::http {
 namespace {
 
 constexpr std::string_view kAttemptsPrefix = "/attempts/";
+constexpr std::string_view kExamsPrefix = "/exams/";
+constexpr std::string_view kSubmitSuffix = "/submit";
+constexpr std::string_view kAttemptsSuffix = "/attempts";
 constexpr std::string_view kReadOnlyMethods = "GET, HEAD";
 constexpr std::string_view kAttemptMethods = "GET, HEAD, PATCH";
+constexpr std::string_view kPostOnly = "POST";
 
 bool is_read(Verb method) {
   return method == Verb::get || method == Verb::head;
 }
 
 RouteMatch probe(Verb method, Route route) {
-  if (is_read(method)) return {route, 0, {}};
-  return {Route::method_not_allowed, 0, kReadOnlyMethods};
+  if (is_read(method)) return {route, 0, 0, {}};
+  return {Route::method_not_allowed, 0, 0, kReadOnlyMethods};
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -33,23 +37,56 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, last - first + 1);
 }
 
+// /attempts/{id} and /attempts/{id}/submit
+RouteMatch match_attempt(Verb method, std::string_view rest) {
+  const auto slash = rest.find('/');
+  const std::string_view segment = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    if (rest.substr(slash) != kSubmitSuffix) return {};
+    if (method != Verb::post) return {Route::method_not_allowed, 0, 0, kPostOnly};
+    const auto id = parse_attempt_id(segment);
+    if (!id) return {Route::bad_attempt_id, 0, 0, {}};
+    return {Route::submit_attempt, *id, 0, {}};
+  }
+  if (method != Verb::patch && !is_read(method)) {
+    return {Route::method_not_allowed, 0, 0, kAttemptMethods};
+  }
+  const auto id = parse_attempt_id(segment);
+  if (!id) return {Route::bad_attempt_id, 0, 0, {}};
+  return {method == Verb::patch ? Route::save_answers : Route::get_attempt, *id, 0, {}};
+}
+
+// /exams/{exam_id}/attempts
+RouteMatch match_exam(Verb method, std::string_view rest) {
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos || rest.substr(slash) != kAttemptsSuffix) return {};
+  if (method != Verb::post) return {Route::method_not_allowed, 0, 0, kPostOnly};
+  const auto id = parse_positive_decimal(rest.substr(0, slash));
+  if (!id) return {Route::bad_exam_id, 0, 0, {}};
+  return {Route::start_attempt, 0, *id, {}};
+}
+
 }  // namespace
+
+const std::array<PathTemplate, 6> kPaths = {{
+    {"/attempts/{id}", kAttemptMethods},
+    {"/attempts/{id}/submit", kPostOnly},
+    {"/exams/{exam_id}/attempts", kPostOnly},
+    {"/healthz", kReadOnlyMethods},
+    {"/readyz", kReadOnlyMethods},
+    {"/metrics", kReadOnlyMethods},
+}};
 
 RouteMatch match_route(Verb method, std::string_view target) noexcept {
   const std::string_view path = target.substr(0, target.find('?'));
   if (path == "/healthz") return probe(method, Route::health);
   if (path == "/readyz") return probe(method, Route::readiness);
   if (path == "/metrics") return probe(method, Route::metrics);
-  if (path.substr(0, kAttemptsPrefix.size()) != kAttemptsPrefix) return {};
-
-  const std::string_view segment = path.substr(kAttemptsPrefix.size());
-  if (segment.find('/') != std::string_view::npos) return {};
-  if (method != Verb::patch && !is_read(method)) {
-    return {Route::method_not_allowed, 0, kAttemptMethods};
+  if (path.starts_with(kAttemptsPrefix)) {
+    return match_attempt(method, path.substr(kAttemptsPrefix.size()));
   }
-  const auto id = parse_attempt_id(segment);
-  if (!id) return {Route::bad_attempt_id, 0, {}};
-  return {method == Verb::patch ? Route::save_answers : Route::get_attempt, *id, {}};
+  if (path.starts_with(kExamsPrefix)) return match_exam(method, path.substr(kExamsPrefix.size()));
+  return {};
 }
 
 bool is_json_content_type(std::string_view content_type) noexcept {

@@ -2,11 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <csignal>
-#include <thread>
-#include <vector>
 
 #include "attempts/http/listener.hpp"
 
@@ -15,17 +12,22 @@ namespace attempts::http {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-Server::Server(ServerOptions options, const RequestHandler& handler, HttpMetrics& metrics)
+Server::Server(ServerOptions options, runtime::EventLoops& loops, const RequestHandler& handler,
+               const std::function<AttemptStore&(std::size_t loop)>& store_for_loop,
+               HttpMetrics& metrics)
     : options_(std::move(options)),
-      handler_(handler),
+      loops_(loops),
       metrics_(metrics),
-      ioc_(static_cast<int>(options_.threads)),
-      control_(net::make_strand(ioc_)),
-      signals_(control_, SIGINT, SIGTERM),
-      shutdown_deadline_(control_),
+      signals_(loops.executor(0), SIGINT, SIGTERM),
+      shutdown_deadline_(loops.executor(0)),
       listener_(std::make_shared<Listener>(
-          ioc_, options_.endpoint, options_.reuse_port,
-          [this](tcp::socket&& socket) { accept(std::move(socket)); })) {}
+          loops, options_.endpoint, options_.reuse_port, metrics,
+          [this](Socket&& socket, std::size_t loop) { accept(std::move(socket), loop); })) {
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    sessions_.push_back(std::make_unique<LoopSessions>());
+    services_.push_back({handler, store_for_loop(i), options_.session, *sessions_.back(), metrics});
+  }
+}
 
 Server::~Server() = default;
 
@@ -33,8 +35,16 @@ tcp::endpoint Server::local_endpoint() const {
   return listener_->local_endpoint();
 }
 
-void Server::accept(tcp::socket&& socket) {
-  if (tracker_.size() >= options_.max_connections) {
+void Server::start(std::function<void()> on_drained,
+                   std::function<std::size_t()> pending_store_calls) {
+  on_drained_ = std::move(on_drained);
+  pending_store_calls_ = std::move(pending_store_calls);
+  wait_for_signal();
+  listener_->run();
+}
+
+void Server::accept(Socket&& socket, std::size_t loop) {
+  if (static_cast<std::size_t>(metrics_.open_connections.value()) >= options_.max_connections) {
     // Closing at once costs the client one failed connect, and costs us nothing held.
     if (metrics_.connections_refused.value() % 1000 == 0) {
       spdlog::warn("connection limit {} reached; refusing new connections",
@@ -44,26 +54,16 @@ void Server::accept(tcp::socket&& socket) {
     return;
   }
   metrics_.connections_accepted.add();
+  metrics_.open_connections.add(1);  // counted here, so a burst cannot overshoot the limit
   boost::system::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);  // responses are small and latency matters
-  std::make_shared<Session>(std::move(socket), handler_, options_.session, tracker_, metrics_)
-      ->start();
-}
-
-void Server::run() {
-  work_.emplace(net::make_work_guard(ioc_));
-  wait_for_signal();
-  listener_->run();
-
-  std::vector<std::thread> threads;
-  threads.reserve(options_.threads - 1);
-  for (unsigned i = 1; i < options_.threads; ++i) threads.emplace_back([this] { ioc_.run(); });
-  ioc_.run();
-  for (auto& thread : threads) thread.join();
+  net::post(loops_.context(loop), [this, loop, socket = std::move(socket)]() mutable {
+    std::make_shared<Session>(std::move(socket), services_[loop])->start();
+  });
 }
 
 void Server::stop() {
-  net::post(control_, [this] { begin_shutdown(); });
+  net::post(loops_.context(0), [this] { begin_shutdown(); });
 }
 
 void Server::wait_for_signal() {
@@ -71,8 +71,7 @@ void Server::wait_for_signal() {
     if (ec) return;
     if (shutting_down_) {
       spdlog::warn("second signal {}: stopping now", signal);
-      ioc_.stop();
-      return;
+      return stop_now("second signal");
     }
     spdlog::info("signal {}: finishing in-flight requests, then exiting", signal);
     begin_shutdown();
@@ -86,19 +85,40 @@ void Server::begin_shutdown() {
   listener_->stop();
   shutdown_deadline_.expires_after(options_.shutdown_timeout);
   shutdown_deadline_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    spdlog::warn("shutdown timeout: {} connections still open, stopping now", tracker_.size());
-    ioc_.stop();
+    if (!ec) stop_now("shutdown timeout");
   });
-  tracker_.drain_all([this] {
-    // Runs wherever the last session ended; back to the control strand.
-    net::post(control_, [this] {
-      shutdown_deadline_.cancel();
-      signals_.cancel();
-      work_.reset();
-      spdlog::info("all connections closed");
+  loops_draining_ = loops_.size();
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    net::post(loops_.context(i), [this, i] {
+      sessions_[i]->drain([this] {
+        if (loops_draining_.fetch_sub(1) == 1) {
+          net::post(loops_.context(0), [this] { on_loop_drained(); });
+        }
+      });
     });
-  });
+  }
+}
+
+void Server::on_loop_drained() {
+  spdlog::info("all connections closed");
+  shutdown_deadline_.cancel();
+  signals_.cancel();
+  if (on_drained_) on_drained_();
+}
+
+void Server::stop_now(const char* why) {
+  const auto connections = metrics_.open_connections.value();
+  const std::size_t calls = pending_store_calls_ ? pending_store_calls_() : 0;
+  if (connections > 0 || calls > 0) {
+    spdlog::error("{}: abandoning {} open connections and {} database calls, stopping now", why,
+                  connections, calls);
+    exit_code_ = 1;
+  } else {
+    spdlog::warn("{}: stopping now", why);
+  }
+  shutdown_deadline_.cancel();
+  signals_.cancel();
+  loops_.stop();
 }
 
 }  // namespace attempts::http

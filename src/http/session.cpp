@@ -2,14 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include "attempts/http/responses.hpp"
 
@@ -17,114 +14,116 @@ namespace attempts::http {
 
 namespace beast = boost::beast;
 namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
 
-// --- ConnectionTracker ------------------------------------------------------------------------
+namespace {
 
-std::size_t ConnectionTracker::size() const {
-  std::lock_guard lock(mutex_);
-  return sessions_.size();
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+// Buffers kept between requests up to this size, so a busy connection does not allocate per
+// request; larger ones (a big answer set, a long response) are freed when the exchange ends.
+constexpr std::size_t kKeptReadBuffer = 2048;
+constexpr std::size_t kKeptWriteBuffer = 1024;
+// The first read of a request: a typical request (a few hundred bytes) arrives whole.
+constexpr std::size_t kFirstRead = 1536;
+
+// What lingering connections read and discard; shared by the loop's sessions, whose reads all
+// run on its one thread.
+thread_local std::array<char, 4096> discard_buffer;
+
+}  // namespace
+
+// --- LoopSessions -------------------------------------------------------------------------------
+
+void LoopSessions::add(Session& session) {
+  sessions_.insert(&session);
 }
 
-void ConnectionTracker::add(const std::shared_ptr<Session>& session) {
-  bool drain_now = false;
-  {
-    std::lock_guard lock(mutex_);
-    sessions_.emplace(session.get(), session);
-    drain_now = draining_;
-  }
-  if (drain_now) session->drain();
-}
-
-void ConnectionTracker::remove(const Session* session) noexcept {
-  std::function<void()> on_empty;
-  {
-    std::lock_guard lock(mutex_);
-    sessions_.erase(session);
-    if (draining_ && sessions_.empty()) on_empty = std::exchange(on_empty_, nullptr);
-  }
-  if (on_empty) on_empty();
-}
-
-void ConnectionTracker::drain_all(std::function<void()> on_empty) {
-  std::vector<std::weak_ptr<Session>> sessions;
-  {
-    std::lock_guard lock(mutex_);
-    draining_ = true;
-    if (!sessions_.empty()) {
-      on_empty_ = std::move(on_empty);
-      sessions.reserve(sessions_.size());
-      for (const auto& entry : sessions_) sessions.push_back(entry.second);
-    }
-  }
-  if (on_empty) {  // not moved: there was nobody to wait for
-    on_empty();
-    return;
-  }
-  for (const auto& weak : sessions) {
-    if (auto session = weak.lock()) session->drain();
+void LoopSessions::remove(Session& session) {
+  sessions_.erase(&session);
+  if (draining_ && sessions_.empty()) {
+    if (auto on_empty = std::exchange(on_empty_, nullptr)) on_empty();
   }
 }
 
-// --- Session ----------------------------------------------------------------------------------
-
-Session::Session(net::ip::tcp::socket&& socket, const RequestHandler& handler,
-                 const SessionOptions& options, ConnectionTracker& tracker, HttpMetrics& metrics)
-    : stream_(std::move(socket)),
-      handler_(handler),
-      options_(options),
-      tracker_(tracker),
-      metrics_(metrics) {
-  metrics_.open_connections.add(1);
+void LoopSessions::drain(std::function<void()> on_empty) {
+  draining_ = true;
+  if (sessions_.empty()) return on_empty();
+  on_empty_ = std::move(on_empty);
+  // drain() may end a session (and remove it) at once: iterate over a copy.
+  const std::vector<Session*> sessions(sessions_.begin(), sessions_.end());
+  for (Session* session : sessions) {
+    if (sessions_.contains(session)) session->drain();
+  }
 }
 
+// --- Session ------------------------------------------------------------------------------------
+
+Session::Session(Socket&& socket, LoopServices services)
+    : socket_(std::move(socket)),
+      timer_(socket_.get_executor()),
+      buffer_(services.options.read_buffer_limit()),
+      services_(services) {}
+
+// Counted in when accepted (Server::accept), counted out here.
 Session::~Session() {
-  metrics_.open_connections.add(-1);
-  tracker_.remove(this);
+  services_.metrics.open_connections.add(-1);
 }
 
 void Session::start() {
-  tracker_.add(shared_from_this());
-  // Run on the session's strand from here on.
-  net::dispatch(stream_.get_executor(),
-                beast::bind_front_handler(&Session::do_read, shared_from_this()));
+  services_.sessions.add(*this);
+  if (services_.sessions.draining()) draining_ = true;
+  do_wait_request();
 }
 
 void Session::drain() {
-  net::post(stream_.get_executor(), [self = shared_from_this()] {
-    self->draining_ = true;
-    // An idle connection (waiting for a request, or lingering) closes now; a busy one after
-    // its response is written.
-    if (!self->busy_) self->stream_.cancel();
-  });
+  draining_ = true;
+  // An idle or lingering connection closes now; a busy one after its response is written.
+  if (phase_ == Phase::idle || phase_ == Phase::lingering) do_close();
 }
 
-void Session::do_read() {
+void Session::do_wait_request() {
   if (draining_) return do_close();
+  phase_ = Phase::idle;
+  set_deadline(Clock::now() + services_.options.idle_timeout);
+  // Pipelined bytes may already be here. Otherwise read the first bytes of the next request:
+  // Asio reads only once the socket is readable (a read on an exhausted socket waits for epoll
+  // without a system call), which async_wait would cost an epoll_ctl to find out.
+  if (buffer_.size() > 0) return begin_request();
+  socket_.async_read_some(
+      buffer_.prepare(kFirstRead),
+      [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+        if (ec || self->phase_ != Phase::idle) return self->do_close();
+        self->buffer_.commit(bytes);
+        self->begin_request();
+      });
+}
+
+void Session::begin_request() {
+  if (draining_) return do_close();
+  phase_ = Phase::reading;
+  started_ = Clock::now();
+  set_deadline(started_ + services_.options.request_timeout);
   // A fresh parser per request: limits apply to each request, not the connection.
   parser_.emplace();
+  parser_->body_limit(services_.options.body_limit);
+  parser_->header_limit(services_.options.header_limit);
   // Nothing of the previous request may shape the answer to an unreadable next one.
-  route_ = Route::not_found;
-  started_ = std::chrono::steady_clock::now();
+  verdict_ = {};
   version_ = 11;
   keep_alive_ = true;
   head_request_ = false;
-  header_rejection_.reset();
-  parser_->body_limit(options_.body_limit);
-  parser_->header_limit(options_.header_limit);
-  stream_.expires_after(options_.idle_timeout);
   beast_http::async_read_header(
-      stream_, buffer_, *parser_,
+      socket_, buffer_, *parser_,
       beast::bind_front_handler(&Session::on_read_header, shared_from_this()));
 }
 
 void Session::on_read_header(beast::error_code ec, std::size_t) {
   if (ec) return on_read_error(ec);
   const auto& header = parser_->get();
-  started_ = std::chrono::steady_clock::now();
-  route_ = match_route(header.method(), header.target()).route;
-  if (options_.access_log) {
+  started_ = Clock::now();
+  if (services_.options.access_log) {
     beast::error_code peer_error;
-    const auto peer = stream_.socket().remote_endpoint(peer_error);
+    const auto peer = socket_.remote_endpoint(peer_error);
     access_line_ = (peer_error ? std::string("-") : peer.address().to_string()) + " " +
                    std::string(header.method_string()) + " " + std::string(header.target());
   }
@@ -139,61 +138,88 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
                 /*close_after=*/true);
   }
   // Judged on the header alone: fields in a chunked body's trailer (which Beast merges into the
-  // message) cannot turn a refused Content-Type into an accepted one.
-  header_rejection_ = handler_.reject_early(header);
-  if (!beast::iequals(header[beast_http::field::expect], "100-continue")) return do_read_body();
-
+  // message) cannot turn a refused request into an accepted one.
+  verdict_ = services_.handler.judge_header(header);
+  // RFC 9110 10.1.1: an expectation from an HTTP/1.0 client is ignored.
+  if (version_ < 11 || !beast::iequals(header[beast_http::field::expect], "100-continue")) {
+    return do_read_body();
+  }
   // Refuse before the client sends a body we would not accept.
-  if (header_rejection_) return send(std::move(*header_rejection_), /*close_after=*/true);
-  continue_.emplace(beast_http::status::continue_, version_);
-  beast_http::async_write(
-      stream_, *continue_,
-      beast::bind_front_handler(&Session::on_continue_sent, shared_from_this()));
-}
-
-void Session::on_continue_sent(beast::error_code ec, std::size_t) {
-  if (ec) return do_close();
-  do_read_body();
+  if (verdict_.rejection) return send(std::move(*verdict_.rejection), /*close_after=*/true);
+  net::async_write(socket_, net::buffer(kContinue),
+                   [self = shared_from_this()](beast::error_code write_ec, std::size_t) {
+                     if (write_ec) return self->do_close();
+                     self->do_read_body();
+                   });
 }
 
 void Session::do_read_body() {
   if (parser_->is_done()) return on_read_body({}, 0);
-  stream_.expires_after(options_.idle_timeout);
-  beast_http::async_read(stream_, buffer_, *parser_,
+  beast_http::async_read(socket_, buffer_, *parser_,
                          beast::bind_front_handler(&Session::on_read_body, shared_from_this()));
 }
 
 void Session::on_read_body(beast::error_code ec, std::size_t) {
   if (ec) return on_read_error(ec);
-  if (header_rejection_) {
+  if (verdict_.rejection) {
     // Refused on the header; the body was read only to keep the connection usable.
-    return send(std::exchange(header_rejection_, std::nullopt).value(), /*close_after=*/false);
+    return send(std::move(*verdict_.rejection), /*close_after=*/false);
   }
-  busy_ = true;
-  stream_.expires_never();  // the store bounds its own work; the write gets a new deadline
-  handler_.handle(parser_->release(), [self = shared_from_this()](Response response) {
-    net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
-      self->send(std::move(response), /*close_after=*/false);
-    });
-  });
+  call_.reset();
+  if (auto response = services_.handler.begin(parser_->get(), verdict_, deadline_, call_)) {
+    return send(std::move(*response), /*close_after=*/false);
+  }
+  // The store answers by the request's deadline, on this thread.
+  phase_ = Phase::awaiting_store;
+  self_while_stored_ = shared_from_this();
+  services_.store.execute(call_, *this);
+}
+
+void Session::on_store_complete(StoreCall&) {
+  const auto self = std::move(self_while_stored_);
+  // A stopped loop (a forced shutdown abandoning work) writes nothing more.
+  if (phase_ != Phase::awaiting_store || socket_.get_executor().context().stopped()) return;
+  send(services_.handler.respond(call_), /*close_after=*/false);
 }
 
 void Session::on_read_error(beast::error_code ec) {
+  if (timed_out_ && phase_ == Phase::reading) {
+    return send(error_response(Status::request_timeout,
+                               "request not received within " +
+                                   std::to_string(services_.options.request_timeout.count()) +
+                                   " ms"),
+                true);
+  }
   if (ec == beast_http::error::header_limit) {
     return send(error_response(Status::request_header_fields_too_large,
                                "request header larger than " +
-                                   std::to_string(options_.header_limit) + " bytes"),
+                                   std::to_string(services_.options.header_limit) + " bytes"),
                 true);
   }
   if (ec == beast_http::error::body_limit) {
-    return send(error_response(
-                    Status::payload_too_large,
-                    "request body larger than " + std::to_string(options_.body_limit) + " bytes"),
+    return send(error_response(Status::payload_too_large,
+                               "request body larger than " +
+                                   std::to_string(services_.options.body_limit) + " bytes"),
+                true);
+  }
+  if (ec == beast_http::error::buffer_overflow) {
+    // The read buffer is full and the parser still needs more: a header, a chunk-size line (with
+    // its extensions) or a trailer section longer than the buffer can hold.
+    if (!parser_->is_header_done()) {
+      return send(error_response(Status::request_header_fields_too_large,
+                                 "request header larger than " +
+                                     std::to_string(services_.options.header_limit) + " bytes"),
+                  true);
+    }
+    return send(error_response(Status::bad_request,
+                               "chunk-size line or trailer longer than " +
+                                   std::to_string(services_.options.read_buffer_limit()) +
+                                   " bytes"),
                 true);
   }
   // A client that closes, goes silent or resets between or within requests gets no answer.
   const bool peer_gone = ec == beast_http::error::end_of_stream ||
-                         ec == beast_http::error::partial_message || ec == beast::error::timeout ||
+                         ec == beast_http::error::partial_message ||
                          ec == net::error::operation_aborted;
   if (!peer_gone &&
       ec.category() == beast_http::make_error_code(beast_http::error::bad_target).category()) {
@@ -204,10 +230,10 @@ void Session::on_read_error(beast::error_code ec) {
 }
 
 void Session::send(Response response, bool close_after) {
-  busy_ = true;
-  const auto elapsed = std::chrono::steady_clock::now() - started_;
-  metrics_.record(route_, response.result_int(), elapsed);
-  if (options_.access_log) {
+  phase_ = Phase::writing;
+  const auto elapsed = Clock::now() - started_;
+  services_.metrics.record(verdict_.match.route, response.result_int(), elapsed);
+  if (services_.options.access_log) {
     spdlog::info("access {} {} {}us", access_line_.empty() ? "-" : access_line_,
                  response.result_int(),
                  std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
@@ -216,41 +242,81 @@ void Session::send(Response response, bool close_after) {
   response.version(version_);
   const bool keep_alive = keep_alive_ && !close_after && !draining_;
   response.keep_alive(keep_alive);
-  response.prepare_payload();
-  // RFC 9110 8.6: no Content-Length in a 204 (Beast's prepare_payload adds "0").
-  if (response.result() == Status::no_content) response.erase(beast_http::field::content_length);
-  // For HEAD, Content-Length stays that of the GET and the body is left out.
-  response_bytes_ = serialize_response(response, head_request_);
-  stream_.expires_after(options_.idle_timeout);
-  net::async_write(stream_, net::buffer(response_bytes_),
+  // RFC 9110 8.6: no Content-Length in a 204. For HEAD, Content-Length stays that of the GET and
+  // the body is left out.
+  if (response.result() != Status::no_content) response.prepare_payload();
+  write_buffer_.clear();
+  serialize_response(response, head_request_, write_buffer_);
+  set_deadline(Clock::now() + services_.options.write_timeout);
+  net::async_write(socket_, net::buffer(write_buffer_),
                    beast::bind_front_handler(&Session::on_write, shared_from_this(), keep_alive));
 }
 
 void Session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
-  busy_ = false;
   if (ec) return do_close();
+  release_memory();
   if (!keep_alive) return do_linger();
-  do_read();
+  do_wait_request();
 }
 
 void Session::do_linger() {
+  phase_ = Phase::lingering;
   beast::error_code ignored;
-  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_send, ignored);
-  stream_.expires_after(options_.linger_timeout);
-  stream_.async_read_some(net::buffer(discard_),
+  socket_.shutdown(net::ip::tcp::socket::shutdown_send, ignored);
+  set_deadline(Clock::now() + services_.options.linger_timeout);
+  socket_.async_read_some(net::buffer(discard_buffer),
                           beast::bind_front_handler(&Session::on_linger, shared_from_this()));
 }
 
 void Session::on_linger(beast::error_code ec, std::size_t) {
   if (ec) return do_close();  // EOF, timeout or cancel: the client has had its chance
-  stream_.async_read_some(net::buffer(discard_),
+  socket_.async_read_some(net::buffer(discard_buffer),
                           beast::bind_front_handler(&Session::on_linger, shared_from_this()));
 }
 
 void Session::do_close() {
+  if (phase_ == Phase::closed) return;
+  phase_ = Phase::closed;
   beast::error_code ignored;
-  stream_.socket().shutdown(net::ip::tcp::socket::shutdown_both, ignored);
-  stream_.close();
+  socket_.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  timer_.cancel();
+  services_.sessions.remove(*this);
+}
+
+void Session::release_memory() {
+  parser_.reset();
+  call_.reset();
+  if (write_buffer_.capacity() > kKeptWriteBuffer) std::string().swap(write_buffer_);
+  if (buffer_.size() == 0 && buffer_.capacity() > kKeptReadBuffer) buffer_.shrink_to_fit();
+}
+
+// --- deadlines ----------------------------------------------------------------------------------
+
+void Session::set_deadline(Clock::time_point at) {
+  deadline_ = at;
+  if (at >= timer_armed_) return;  // the armed timer fires first and re-arms for deadline_
+  timer_armed_ = at;
+  timer_.expires_at(at);
+  timer_.async_wait(beast::bind_front_handler(&Session::on_timer, shared_from_this()));
+}
+
+void Session::on_timer(beast::error_code ec) {
+  if (ec) return;  // cancelled: re-armed earlier, or closed
+  timer_armed_ = Clock::time_point::max();
+  if (phase_ == Phase::closed) return;
+  if (Clock::now() < deadline_) return set_deadline(deadline_);
+  // Waiting on the store: it answers by this same deadline, and the answer is written then.
+  if (phase_ == Phase::awaiting_store) return;
+  timed_out_ = true;
+  // Idle, reading, writing or lingering too long: cancel what is pending; its handler ends the
+  // session (a request being read gets 408 first).
+  beast::error_code ignored;
+  if (phase_ == Phase::reading) {
+    socket_.cancel(ignored);
+  } else {
+    do_close();
+  }
 }
 
 }  // namespace attempts::http

@@ -4,8 +4,9 @@ namespace attempts::metrics {
 namespace {
 
 constexpr http::Route kRoutes[] = {
-    http::Route::save_answers,       http::Route::get_attempt, http::Route::health,
-    http::Route::readiness,          http::Route::metrics,     http::Route::bad_attempt_id,
+    http::Route::save_answers,   http::Route::get_attempt,   http::Route::submit_attempt,
+    http::Route::start_attempt,  http::Route::health,        http::Route::readiness,
+    http::Route::metrics,        http::Route::bad_attempt_id, http::Route::bad_exam_id,
     http::Route::method_not_allowed, http::Route::not_found,
 };
 
@@ -69,16 +70,30 @@ std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetri
   single(out, "attempts_db_errors_total", "counter",
          "Statements that failed, connections lost during a statement included.",
          pool.database_errors.value());
+  single(out, "attempts_db_deadline_expirations_total", "counter",
+         "Calls answered at their request's deadline because the database had not answered.",
+         pool.deadline_expirations.value());
+  single(out, "attempts_db_outcomes_unknown_total", "counter",
+         "Writes answered 504: sent, but the reply was lost or late, so they may have applied.",
+         pool.outcomes_unknown.value());
+  single(out, "attempts_db_stalled_connections_total", "counter",
+         "Connections dropped because a statement had no reply for the stall timeout.",
+         pool.stalled_connections.value());
 
   out.family("attempts_db_connection_up", "gauge", "1 if the pool connection is open, else 0.");
   for (std::size_t i = 0; i < connections.size(); ++i) {
     out.sample("attempts_db_connection_up", "connection=\"" + std::to_string(i) + "\"",
                static_cast<double>(connections[i].connected ? 1 : 0));
   }
-  out.family("attempts_db_queue_depth", "gauge", "Operations waiting for the pool connection.");
+  out.family("attempts_db_queue_depth", "gauge", "Calls waiting to be sent on the connection.");
   for (std::size_t i = 0; i < connections.size(); ++i) {
     out.sample("attempts_db_queue_depth", "connection=\"" + std::to_string(i) + "\"",
                static_cast<double>(connections[i].queue_depth));
+  }
+  out.family("attempts_db_in_flight", "gauge", "Calls sent on the connection, not yet answered.");
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    out.sample("attempts_db_in_flight", "connection=\"" + std::to_string(i) + "\"",
+               static_cast<double>(connections[i].in_flight));
   }
   std::size_t up = 0;
   for (const auto& connection : connections) up += connection.connected ? 1 : 0;

@@ -673,9 +673,9 @@ TEST_F(ApiTest, MalformedRequestLineIs400) {
 
 class IdleTimeoutTest : public testing::Test {
  protected:
-  // Far above the 1 s idle timeout, far below the suite's patience.
+  // Far above the 1 s idle and request timeouts, far below the suite's patience.
   static constexpr milliseconds kCloseWithin{5000};
-  ServerProcess server_{ServerSettings::with_flags({"--idle-timeout", "1"})};
+  ServerProcess server_{ServerSettings::with_flags({"--idle-timeout", "1", "--request-timeout", "1"})};
 };
 
 TEST_F(IdleTimeoutTest, SilentConnectionIsClosedByTheServer) {
@@ -694,7 +694,8 @@ TEST_F(IdleTimeoutTest, IdleKeepAliveConnectionIsClosedAfterAResponse) {
 }
 
 TEST_F(IdleTimeoutTest, SlowlyTricklingHeaderIsCutOff) {
-  // One byte every 100 ms would take 20 s for this header: the limit is on the whole header.
+  // One byte every 100 ms would take 20 s for this header: the request's deadline runs from its
+  // first byte.
   const std::string header =
       "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + std::string(150, 'a') + "\r\n\r\n";
   HttpClient client(server_.port());

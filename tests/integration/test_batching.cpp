@@ -190,6 +190,10 @@ std::optional<HttpResponse> collect(PendingResponse& pending) {
   }
 }
 
+// Tests that hold one connection's statement on a lock and look at what queues behind it run
+// the server with one event loop, one connection and --pipeline-depth 1: with a deeper pipeline
+// the first writes behind the stuck statement are already sent, not queued
+// (PipelineDepthTest covers that).
 class BatchingTest : public testing::Test {
  protected:
   Database db_;
@@ -353,7 +357,7 @@ TEST_F(BatchingTest, OneBatchMixingExistingMissingAndSubmittedAttemptsAnswersEac
   std::map<std::int64_t, std::optional<AttemptRow>> before;
   for (const auto id : submitted) before[id] = db_.read_attempt(id);
   const UpdateAudit audit(db_);
-  ServerProcess server(ServerSettings::with_flags({"--pool-size", "1"}));
+  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   AttemptLock lock(db_, kDecoy);
 
   // The only connection is stuck on the decoy, so everything below waits in its queue.
@@ -451,7 +455,7 @@ TEST_F(BatchingTest, BatchWhoseConnectionIsKilledMidFlightAcknowledgesNothingAnd
                                            // (uncommitted) by the time it waits for this one
   const std::vector<std::int64_t> behind = {5204, 5205};
   db_.reset_attempts(5200, 5299);
-  ServerProcess server(ServerSettings::with_flags({"--pool-size", "1"}));
+  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   const pid_t pid = server.pid();
   std::map<std::int64_t, std::optional<AttemptRow>> before;
   for (std::int64_t id = 5200; id <= 5209; ++id) before[id] = db_.read_attempt(id);
@@ -568,7 +572,7 @@ TEST_F(BatchingTest, FullQueueRefusesWith503PromptlyAndTheAcceptedWritesAreStore
   constexpr int kCapacity = 4;
   db_.reset_attempts(kStuck, kFirst + kRequests - 1);
   ServerProcess server(ServerSettings::with_flags(
-      {"--pool-size", "1", "--queue-capacity", std::to_string(kCapacity)}));
+      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1", "--queue-capacity", std::to_string(kCapacity)}));
   AttemptLock lock(db_, kStuck);
   HttpClient stuck(server.port());
   stuck.send(tagged_patch(kStuck, 0, 0));

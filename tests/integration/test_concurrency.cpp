@@ -219,7 +219,7 @@ TEST(BackpressureTest, WriteBeyondTheQueueCapacityIs503WithRetryAfterPromptly) {
   constexpr std::int64_t kRefused = 2503;
   const Database db;
   db.reset_attempts(kStuck, kRefused);
-  ServerProcess server(ServerSettings::with_flags({"--pool-size", "1", "--queue-capacity", "1"}));
+  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1", "--queue-capacity", "1"}));
   AttemptLock lock(db, kStuck);
   HttpClient stuck(server.port());
   stuck.send(patch_request(attempt_target(kStuck), answers_body(tagged_answers(0, 1))));

@@ -862,7 +862,7 @@ TEST(LoggingTest, RepeatedDatabaseErrorsAreLoggedOncePerTenSecondsWithACount) {
   const std::string kRefused = "is refused by the test";
   Database db;
   db.reset_attempts(kId, kId);
-  ServerProcess server(ServerSettings::with_flags({"--pool-size", "1"}));
+  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1"}));
   const auto port = server.port();
   FailingUpdates failing(db);
   const auto before = scrape(port);
@@ -899,7 +899,7 @@ TEST_F(OperationsOutageTest, ADifferentDatabaseErrorWithinTheIntervalIsStillLogg
   constexpr std::int64_t kId = 7950;
   db_.reset_attempts(kFailingId, kFailingId);
   db_.reset_attempts(kId, kId);
-  ServerProcess server(ServerSettings::with_flags({"--pool-size", "1"}));
+  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1"}));
   const auto port = server.port();
   ASSERT_EQ(patch(port, kId, R"({"1":[1]})").status, 204);
   const auto started = Clock::now();

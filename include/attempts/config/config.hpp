@@ -20,17 +20,20 @@ struct ListenAddress {
 struct Config {
   ListenAddress listen;
   std::string database_url = "postgresql:///attempts";
-  unsigned threads = 1;  // I/O threads; the parser defaults it to the hardware concurrency
-  std::size_t pool_size = 2;
+  unsigned threads = 1;  // event loops; the parser defaults it to the hardware concurrency
+  std::size_t pool_size = 1;  // the parser defaults it to one connection per event loop
   std::size_t body_limit = 64 * 1024;
   std::string log_level = "info";
   std::string log_format = "text";  // or "json"
   bool access_log = false;
   bool reuse_port = false;
   std::size_t max_batch = 256;
+  std::size_t pipeline_depth = 2;
   std::size_t queue_capacity = 4096;
+  std::size_t queue_bytes = 16u << 20;
   std::size_t max_connections = 10000;
   unsigned idle_timeout_seconds = 15;
+  unsigned request_timeout_seconds = 10;
   unsigned shutdown_timeout_seconds = 10;
 };
 

@@ -1,15 +1,18 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "attempts/metrics/metrics.hpp"
 
 namespace attempts::db {
 
-// What the connection pool counts. Shared by its workers; every update is a relaxed atomic.
+// What the connection pool counts. Shared by its connections on every event loop; every update
+// is a relaxed atomic.
 struct PoolMetrics {
-  // Distinct attempts per UPDATE statement (after keeping the last write per attempt).
+  // Distinct attempts per UPDATE statement (after coalescing the writes to each attempt).
   metrics::Histogram batch_rows{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
   metrics::Counter batches_committed;
   metrics::Counter rows_committed;
@@ -17,12 +20,31 @@ struct PoolMetrics {
   metrics::Counter connect_failures;
   // Statements that failed, connections lost in use included.
   metrics::Counter database_errors;
+  // Calls answered at their deadline because the database had not answered.
+  metrics::Counter deadline_expirations;
+  // Writes answered "outcome unknown": sent, but the reply was lost or came too late.
+  metrics::Counter outcomes_unknown;
+  // Connections dropped because a statement had no reply for the stall timeout.
+  metrics::Counter stalled_connections;
 };
 
 // One pool connection at scrape time.
 struct ConnectionState {
   bool connected = false;
-  std::size_t queue_depth = 0;
+  std::size_t queue_depth = 0;  // calls waiting to be sent
+  std::size_t in_flight = 0;    // calls sent, not yet answered
+};
+
+// A connection's state as its event loop publishes it for scrapes from other threads.
+struct ConnectionGauges {
+  std::atomic<bool> connected{false};
+  std::atomic<std::size_t> queue_depth{0};
+  std::atomic<std::size_t> in_flight{0};
+
+  ConnectionState read() const {
+    return {connected.load(std::memory_order_relaxed), queue_depth.load(std::memory_order_relaxed),
+            in_flight.load(std::memory_order_relaxed)};
+  }
 };
 
 }  // namespace attempts::db

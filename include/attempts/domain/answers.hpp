@@ -1,6 +1,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -18,6 +20,8 @@ struct AnswersLimits {
 struct AnswersDocument {
   std::string json;
   std::size_t question_count = 0;
+  // The optional top-level "revision": a positive integer the client increases with each change.
+  std::optional<std::int64_t> revision;
 };
 
 // Why a request body is not an acceptable answers document, in words a client can act on.
@@ -27,10 +31,17 @@ struct AnswersError {
 
 using AnswersParseResult = std::variant<AnswersDocument, AnswersError>;
 
-// Validates a request body of the shape `{"answers": {"<question id>": [<option id>, ...]}}`.
+// Validates a request body of the shape
+// `{"answers": {"<question id>": [<option id>, ...]}, "revision": <n>}`.
 // Question ids are positive decimal integers (as JSON strings, no leading zeros, each at most
-// once); option ids are JSON integers in the signed 64-bit range. Other top-level fields are
-// ignored. Malformed JSON, invalid UTF-8 and trailing garbage are rejected. Pure: no I/O.
+// once); option ids are JSON integers in the signed 64-bit range; "revision" is optional and a
+// positive integer in that range. Other top-level fields are ignored. Malformed JSON, invalid
+// UTF-8 and trailing garbage are rejected. Pure: no I/O.
 AnswersParseResult parse_answers_document(std::string_view body, const AnswersLimits& limits = {});
+
+// The same, writing into `out` (whose buffer is reused): nullopt when valid, else the error.
+std::optional<AnswersError> parse_answers_document(std::string_view body,
+                                                   const AnswersLimits& limits,
+                                                   AnswersDocument& out);
 
 }  // namespace attempts

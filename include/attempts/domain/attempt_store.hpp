@@ -1,56 +1,101 @@
 #pragma once
 
-#include <functional>
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "attempts/domain/attempt_id.hpp"
 
 namespace attempts {
 
-// `unavailable`: the database could not be reached or the statement failed. `overloaded`: the
-// request was refused before it was queued. In both cases nothing is acknowledged and the client
-// may retry; a full replace is idempotent.
-enum class SaveOutcome {
-  saved,              // committed
-  not_found,          // no attempt has this id; nothing changed
-  already_submitted,  // the attempt is submitted and read-only; nothing changed
-  unavailable,
-  overloaded,
+using StudentId = std::int64_t;
+using ExamId = std::int64_t;
+// A client's number for one version of an attempt's answers; it grows with each change.
+using Revision = std::int64_t;
+
+// How a store call ended. Every outcome but `done` and `replayed` changed nothing, except
+// `unknown`, which may or may not have.
+enum class StoreOutcome {
+  done,             // saved, found, submitted or started
+  replayed,         // start: the Idempotency-Key's earlier attempt, returned again
+  not_found,        // no such attempt (or exam) for this student: missing and foreign look alike
+  submitted,        // save: the attempt is submitted, its answers are final (record.submitted_at)
+  deadline_passed,  // save: the attempt's deadline has passed (record.deadline)
+  stale_revision,   // save: the stored revision is as new or newer (record.revision)
+  key_reused,       // start: the Idempotency-Key was used for another exam
+  unavailable,      // the database could not do it; nothing was changed
+  overloaded,       // refused before it was queued; nothing was changed
+  unknown,          // sent, but the reply was lost or came too late: it may have been applied
 };
 
+// One attempt as stored; timestamps are ISO 8601 in UTC.
 struct AttemptRecord {
   AttemptId id = 0;
-  std::int64_t exam_id = 0;
-  std::string answers_json;                 // the stored jsonb, as PostgreSQL prints it
-  std::optional<std::string> updated_at;    // ISO 8601, UTC
-  std::optional<std::string> submitted_at;  // ISO 8601, UTC
+  ExamId exam_id = 0;
+  StudentId student_id = 0;
+  std::string answers_json;  // the stored jsonb as PostgreSQL prints it
+  Revision revision = 0;     // 0: no revision sent yet
+  std::string started_at;
+  std::optional<std::string> deadline;
+  std::optional<std::string> updated_at;
+  std::optional<std::string> submitted_at;
+
+  // Frees what a large attempt left behind, so an idle connection holds no copy of it.
+  void release_memory();
 };
 
-enum class LoadOutcome { found, not_found, unavailable, overloaded };
+// One request to the store. The caller owns it (a connection reuses one for each of its
+// requests), fills the inputs, and reads the outputs once the store has completed it.
+struct StoreCall {
+  enum class Kind {
+    save_answers,    // PATCH: replace the answers (a full replace)
+    load_attempt,    // GET
+    submit_attempt,  // POST .../submit: make the answers final
+    start_attempt,   // POST /exams/{id}/attempts
+    ping,            // readiness: does the database answer?
+  };
 
-struct LoadResult {
-  LoadOutcome outcome = LoadOutcome::unavailable;
-  AttemptRecord record;  // meaningful only when outcome == found
+  // Inputs.
+  Kind kind = Kind::ping;
+  AttemptId attempt_id = 0;
+  ExamId exam_id = 0;                  // start_attempt
+  std::optional<StudentId> student;    // the caller; nullopt only when authentication is off
+  std::optional<Revision> revision;    // save_answers: apply only if newer than the stored one
+  std::string answers_json;            // save_answers: a validated answers object
+  std::string idempotency_key;         // start_attempt: empty means none
+  // The store completes the call by this time, whatever the database does.
+  std::chrono::steady_clock::time_point deadline;
+
+  // Outputs.
+  StoreOutcome outcome = StoreOutcome::unavailable;
+  AttemptRecord record;  // load, submit and start when done/replayed; see StoreOutcome
+
+  // Clears inputs and outputs for the next request, keeping small buffers and freeing large.
+  void reset();
 };
 
-// The persistence port the HTTP layer talks to. Every call returns at once; the callback runs
-// exactly once, on a thread of the store's choosing (possibly the caller's), and must not block.
-// Calls for the same attempt id complete in the order they were made.
+// Told when a call is complete. Runs on the caller's event loop thread, exactly once per
+// execute(), possibly before execute() returns.
+class StoreCompletion {
+ public:
+  virtual void on_store_complete(StoreCall& call) = 0;
+
+ protected:
+  ~StoreCompletion() = default;
+};
+
+// The persistence port the HTTP layer talks to. One instance serves one event loop: every call
+// and every completion happens on that loop's thread, so nothing on this path takes a lock or
+// crosses threads. Calls for the same attempt take effect in the order they were made.
 class AttemptStore {
  public:
-  using SaveCallback = std::function<void(SaveOutcome)>;
-  using LoadCallback = std::function<void(LoadResult)>;
-  using ReadyCallback = std::function<void(bool ready)>;
-
   virtual ~AttemptStore() = default;
 
-  // Replaces the attempt's answers with `answers_json` (a validated answers document) and sets
-  // updated_at to now().
-  virtual void save_answers(AttemptId id, std::string answers_json, SaveCallback done) = 0;
-  virtual void load_attempt(AttemptId id, LoadCallback done) = 0;
-  // Whether the database answers a trivial query right now.
-  virtual void check_ready(ReadyCallback done) = 0;
+  // Starts `call`. The call and the completion must stay alive until completed; the store
+  // reads `call`'s inputs only until then.
+  virtual void execute(StoreCall& call, StoreCompletion& completion) = 0;
 };
 
 }  // namespace attempts

@@ -13,9 +13,9 @@ namespace attempts::http {
 class HttpMetrics {
  public:
   // Statuses the service sends; anything else is counted as "other".
-  static constexpr std::array<unsigned, 11> kStatuses = {200, 204, 400, 404, 405, 409,
-                                                         413, 415, 431, 503, 0};
-  static constexpr std::size_t kRoutes = 8;
+  static constexpr std::array<unsigned, 16> kStatuses = {200, 201, 204, 400, 401, 404, 405, 408,
+                                                         409, 413, 415, 422, 431, 503, 504, 0};
+  static constexpr std::size_t kRoutes = kRouteCount;
 
   HttpMetrics();
 

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <functional>
 #include <optional>
+#include <string>
 
 #include "attempts/domain/answers.hpp"
 #include "attempts/domain/attempt_store.hpp"
@@ -13,34 +14,49 @@ namespace attempts::http {
 
 struct HandlerOptions {
   AnswersLimits answers_limits;
-  // What 503 responses tell clients to wait before retrying.
+  // What 503 and 504 responses tell clients to wait before retrying.
   std::chrono::seconds retry_after{1};
+  // /readyz answers within this, whatever the database does.
+  std::chrono::milliseconds readiness_timeout{2000};
   // The /metrics page (Prometheus text format); empty means /metrics answers 404.
   std::function<std::string()> metrics_text;
 };
 
-// Turns a complete request into a response: routing, validation, and the call to the store.
-// Knows HTTP and the domain, nothing of SQL. Stateless apart from its references, so one
-// instance serves every session on every thread.
+// What a request's header alone decides, judged once, before its body is read.
+struct HeaderVerdict {
+  RouteMatch match;
+  // The answer when the header alone refuses the request (then its body is never used).
+  std::optional<Response> rejection;
+  std::optional<StudentId> student;  // the authenticated caller; nullopt with auth off
+};
+
+// Turns requests into responses: routing, validation, and what to ask of the store. Knows HTTP
+// and the domain, nothing of SQL or sockets. Stateless apart from its options, so one instance
+// serves every connection on every loop.
 class RequestHandler {
  public:
-  // Called exactly once per request, possibly on a store thread; must not block.
-  using Respond = std::function<void(Response)>;
+  using Clock = std::chrono::steady_clock;
 
-  RequestHandler(AttemptStore& store, HandlerOptions options);
+  explicit RequestHandler(HandlerOptions options);
 
-  // The answer for a request that can be refused on its header alone (unknown path, method,
-  // malformed id, content type), or nullopt. Used before `100 Continue` so that a client is
-  // never asked to send a body that would be refused.
-  std::optional<Response> reject_early(const RequestHeader& header) const;
+  // Judges a request's header: route, method, id, Content-Type. Used before `100 Continue`, so
+  // a client is never asked to send a body that would be refused.
+  HeaderVerdict judge_header(const RequestHeader& header) const;
 
-  void handle(Request&& request, Respond respond) const;
+  // A complete request whose header was judged acceptable. Returns its response when it needs
+  // nothing from the store; otherwise fills `call` (answer by `deadline`) and returns nullopt:
+  // the caller runs the call and then asks respond().
+  std::optional<Response> begin(const Request& request, const HeaderVerdict& verdict,
+                                Clock::time_point deadline, StoreCall& call) const;
+
+  // The response to a call the store has completed.
+  Response respond(const StoreCall& call) const;
 
  private:
-  std::optional<Response> reject(const RouteMatch& match, const RequestHeader& header) const;
-  void save_answers(AttemptId id, const Request& request, Respond respond) const;
+  std::optional<Response> begin_save(const Request& request, StoreCall& call) const;
+  std::optional<Response> begin_start(const Request& request, const HeaderVerdict& verdict,
+                                      StoreCall& call) const;
 
-  AttemptStore& store_;
   HandlerOptions options_;
 };
 

@@ -23,13 +23,16 @@ Response no_content_response();
 Response unavailable_response(std::string_view message, std::chrono::seconds retry_after);
 Response method_not_allowed_response(std::string_view allow);
 
-// The bytes of a response as sent: status line, fields, blank line, then the body unless
-// `omit_body` (HEAD). Version, keep-alive and Content-Length must already be set. One
-// contiguous buffer is far cheaper to write than Beast's general serializer.
-std::string serialize_response(const Response& response, bool omit_body);
+// An attempt as the API shows it: {"id", "exam_id", "student_id", "answers", "revision",
+// "started_at", "deadline", "updated_at", "submitted_at"} (timestamps ISO 8601 UTC or null).
+std::string attempt_json(const AttemptRecord& record);
 
-Response save_outcome_response(SaveOutcome outcome, AttemptId id, std::chrono::seconds retry_after);
-Response load_result_response(const LoadResult& result, AttemptId id,
-                              std::chrono::seconds retry_after);
+// The response to a completed store call.
+Response store_response(const StoreCall& call, std::chrono::seconds retry_after);
+
+// The bytes of a response as sent, appended to `out`: status line, fields, blank line, then the
+// body unless `omit_body` (HEAD). Version, keep-alive and Content-Length must already be set.
+// One contiguous buffer is far cheaper to write than Beast's general serializer.
+void serialize_response(const Response& response, bool omit_body, std::string& out);
 
 }  // namespace attempts::http

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <string_view>
 
 #include "attempts/domain/attempt_id.hpp"
@@ -10,19 +11,34 @@ namespace attempts::http {
 enum class Route {
   not_found,           // no such path
   method_not_allowed,  // known path, other method: answer 405 with `allow`
-  bad_attempt_id,      // /attempts/<segment> where the segment is not a valid id
+  bad_attempt_id,      // /attempts/<segment>[/submit] where the segment is not a valid id
+  bad_exam_id,         // /exams/<segment>/attempts where the segment is not a valid id
   save_answers,        // PATCH /attempts/{id}
   get_attempt,         // GET or HEAD /attempts/{id}
+  submit_attempt,      // POST /attempts/{id}/submit
+  start_attempt,       // POST /exams/{exam_id}/attempts
   health,              // GET or HEAD /healthz
   readiness,           // GET or HEAD /readyz
   metrics,             // GET or HEAD /metrics
 };
 
+inline constexpr std::size_t kRouteCount = 11;
+
 struct RouteMatch {
   Route route = Route::not_found;
-  AttemptId attempt_id = 0;
-  std::string_view allow;  // the methods the path accepts, for 405
+  AttemptId attempt_id = 0;  // save_answers, get_attempt, submit_attempt
+  std::int64_t exam_id = 0;  // start_attempt
+  std::string_view allow;    // the methods the path accepts, for 405
 };
+
+// A path the service serves, as the OpenAPI document writes it, with the methods it accepts.
+struct PathTemplate {
+  std::string_view path;
+  std::string_view methods;  // as in an Allow header
+};
+
+// Every path the router knows; docs/openapi.yaml must describe exactly these.
+extern const std::array<PathTemplate, 6> kPaths;
 
 // Maps a method and request target to an endpoint. The query string is ignored; paths match
 // exactly (no trailing slash, no percent-decoding).

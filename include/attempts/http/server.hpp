@@ -1,21 +1,19 @@
 #pragma once
 
 #include <atomic>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
-#include <optional>
-#include <string>
+#include <vector>
 
+#include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/http_metrics.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/session.hpp"
+#include "attempts/runtime/event_loops.hpp"
 
 namespace attempts::http {
 
@@ -23,7 +21,6 @@ class Listener;
 
 struct ServerOptions {
   boost::asio::ip::tcp::endpoint endpoint{boost::asio::ip::tcp::v4(), 8000};
-  unsigned threads = 1;
   // Connections beyond this are closed as soon as they are accepted.
   std::size_t max_connections = 10000;
   // SO_REUSEPORT: several processes listen on one port and the kernel spreads connections.
@@ -33,11 +30,15 @@ struct ServerOptions {
   SessionOptions session;
 };
 
-// The HTTP front end: a listener and `threads` I/O threads running one io_context.
+// The HTTP front end on the event loops: a listener on loop 0, each connection's session on the
+// loop it was accepted for, and the shutdown that SIGINT/SIGTERM start.
 class Server {
  public:
-  // Binds at once; throws boost::system::system_error if the address cannot be used.
-  Server(ServerOptions options, const RequestHandler& handler, HttpMetrics& metrics);
+  // `store_for_loop(i)` is the store for sessions on loop i. Binds at once; throws
+  // boost::system::system_error if the address cannot be used.
+  Server(ServerOptions options, runtime::EventLoops& loops, const RequestHandler& handler,
+         const std::function<AttemptStore&(std::size_t loop)>& store_for_loop,
+         HttpMetrics& metrics);
   ~Server();
 
   Server(const Server&) = delete;
@@ -45,31 +46,38 @@ class Server {
 
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 
-  // Serves until SIGINT or SIGTERM (or stop()): then stops accepting, lets every request
-  // already read finish and be answered, closes idle connections and returns. A second
-  // signal, or the shutdown timeout, stops at once.
-  void run();
-  // Starts the same graceful shutdown as a signal. Thread-safe.
+  // Starts accepting and watching for SIGINT/SIGTERM. On the first (or stop()): stops
+  // accepting, lets every request already read be answered, closes idle connections, then runs
+  // `on_drained` on loop 0 (where the caller closes the store, which lets the loops end). The
+  // shutdown timeout, or a second signal, stops the loops at once. `pending_store_calls` counts
+  // what would then be abandoned, for the log.
+  void start(std::function<void()> on_drained, std::function<std::size_t()> pending_store_calls);
+  // Starts the same shutdown as a signal. Thread-safe.
   void stop();
+  // 0 after a clean shutdown; 1 when work was abandoned (timeout or second signal).
+  int exit_code() const { return exit_code_.load(); }
 
  private:
-  void accept(boost::asio::ip::tcp::socket&& socket);
+  void accept(Socket&& socket, std::size_t loop);
   void begin_shutdown();
   void wait_for_signal();
+  void on_loop_drained();
+  void stop_now(const char* why);
 
   ServerOptions options_;
-  const RequestHandler& handler_;
+  runtime::EventLoops& loops_;
   HttpMetrics& metrics_;
-  // Destroyed after the io_context, whose pending handlers may still hold sessions.
-  ConnectionTracker tracker_;
-  boost::asio::io_context ioc_;
-  // Signals, stop() and the shutdown deadline are handled on this strand, one at a time.
-  boost::asio::strand<boost::asio::io_context::executor_type> control_;
+  std::vector<std::unique_ptr<LoopSessions>> sessions_;
+  std::vector<LoopServices> services_;
+  // Signals, stop() and the shutdown deadline are handled on loop 0, one at a time.
   boost::asio::signal_set signals_;
-  boost::asio::steady_timer shutdown_deadline_;
-  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  Timer shutdown_deadline_;
   std::shared_ptr<Listener> listener_;
-  bool shutting_down_ = false;  // only on control_
+  std::function<void()> on_drained_;
+  std::function<std::size_t()> pending_store_calls_;
+  bool shutting_down_ = false;  // only on loop 0
+  std::atomic<std::size_t> loops_draining_{0};
+  std::atomic<int> exit_code_{0};
 };
 
 }  // namespace attempts::http

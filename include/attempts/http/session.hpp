@@ -1,106 +1,144 @@
 #pragma once
 
+#include <boost/asio/basic_stream_socket.hpp>
+#include <boost/asio/basic_waitable_timer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <unordered_map>
+#include <string>
+#include <unordered_set>
 
+#include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/http_metrics.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/types.hpp"
 
 namespace attempts::http {
 
+using Executor = boost::asio::io_context::executor_type;
+// Concrete executor types: no type-erased executor is copied on the request path.
+using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
+using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
+                                                boost::asio::wait_traits<std::chrono::steady_clock>,
+                                                Executor>;
+
 struct SessionOptions {
   std::size_t body_limit = 64 * 1024;
   std::uint32_t header_limit = 8 * 1024;
-  // Longest wait for a whole request header, a body or a response write; also the keep-alive
-  // idle limit. Bounds what a slow or silent client can hold.
+  // Keep-alive: how long a connection may sit between requests.
   std::chrono::seconds idle_timeout{15};
+  // From a request's first byte to its response, whatever the client or the database does.
+  std::chrono::milliseconds request_timeout{10000};
+  // Writing a response: how long a client that does not read it may hold it.
+  std::chrono::seconds write_timeout{15};
   // After an error response the server stops sending and discards what the client still sends
   // for this long, so the client reads the response instead of a connection reset.
   std::chrono::milliseconds linger_timeout{1000};
   // One info line per request: peer, method, target, status, microseconds.
   bool access_log = false;
+
+  // The read buffer's ceiling: a whole header, chunk-size line (extensions included) or
+  // trailer section must fit in it, so none can grow without bound.
+  std::size_t read_buffer_limit() const { return header_limit + 8 * 1024; }
 };
 
 class Session;
 
-// Knows every open session, so the server can cap connections and drain them on shutdown.
-class ConnectionTracker {
+// The sessions of one event loop; used only on that loop's thread.
+class LoopSessions {
  public:
-  std::size_t size() const;
-  void add(const std::shared_ptr<Session>& session);
-  void remove(const Session* session) noexcept;
-  // Asks every session to finish its current request and close; `on_empty` runs once, when
-  // the last one has gone (at once if there are none).
-  void drain_all(std::function<void()> on_empty);
+  bool draining() const { return draining_; }
+  std::size_t size() const { return sessions_.size(); }
+  void add(Session& session);
+  void remove(Session& session);
+  // Asks every session to finish its current request and close; `on_empty` runs once, when the
+  // last has gone (at once if there are none). Sessions added later close at once.
+  void drain(std::function<void()> on_empty);
 
  private:
-  mutable std::mutex mutex_;
-  std::unordered_map<const Session*, std::weak_ptr<Session>> sessions_;
+  std::unordered_set<Session*> sessions_;
   bool draining_ = false;
   std::function<void()> on_empty_;
 };
 
-// One client connection, on its own strand. Requests are read and answered one at a time, so
-// pipelined requests are answered in order: read header -> (100 Continue) -> read body ->
-// handle (the store answers on its own thread; the response is posted back to the strand) ->
-// write (one contiguous buffer) -> read the next one, or close.
-class Session : public std::enable_shared_from_this<Session> {
+// What every session of one event loop shares.
+struct LoopServices {
+  const RequestHandler& handler;
+  AttemptStore& store;
+  const SessionOptions& options;
+  LoopSessions& sessions;
+  HttpMetrics& metrics;
+};
+
+// One client connection, on one event loop from accept to close. Requests are read and answered
+// one at a time, so pipelined requests are answered in order:
+//   wait for a first byte (idle timeout) -> read header -> (100 Continue) -> read body ->
+//   handle (the store answers on this same thread) -> write (one contiguous buffer) -> again.
+// One deadline per request, from its first byte to its response.
+class Session : public std::enable_shared_from_this<Session>, private StoreCompletion {
  public:
-  Session(boost::asio::ip::tcp::socket&& socket, const RequestHandler& handler,
-          const SessionOptions& options, ConnectionTracker& tracker, HttpMetrics& metrics);
+  Session(Socket&& socket, LoopServices services);
   ~Session();
 
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
   void start();
-  // Finish the request in progress, if any, then close. Thread-safe.
+  // Finish the request in progress, if any, then close. On the session's loop only.
   void drain();
 
  private:
-  void do_read();
+  enum class Phase { idle, reading, awaiting_store, writing, lingering, closed };
+
+  void do_wait_request();
+  void begin_request();
   void on_read_header(boost::beast::error_code ec, std::size_t bytes);
-  void on_continue_sent(boost::beast::error_code ec, std::size_t bytes);
   void do_read_body();
   void on_read_body(boost::beast::error_code ec, std::size_t bytes);
   void on_read_error(boost::beast::error_code ec);
+  void on_store_complete(StoreCall& call) override;
   void send(Response response, bool close_after);
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void do_linger();
   void on_linger(boost::beast::error_code ec, std::size_t bytes);
   void do_close();
+  void release_memory();
 
-  boost::beast::tcp_stream stream_;
+  void set_deadline(std::chrono::steady_clock::time_point at);
+  void on_timer(boost::beast::error_code ec);
+
+  Socket socket_;
+  Timer timer_;
   boost::beast::flat_buffer buffer_;
-  const RequestHandler& handler_;
-  const SessionOptions& options_;
-  ConnectionTracker& tracker_;
-  HttpMetrics& metrics_;
+  LoopServices services_;
 
+  Phase phase_ = Phase::idle;
   std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
-  std::optional<beast_http::response<beast_http::empty_body>> continue_;
-  std::optional<Response> header_rejection_;  // the answer when the header alone is refused
-  std::string response_bytes_;      // the response being written
-  Route route_ = Route::not_found;  // of the request in progress, for metrics
+  HeaderVerdict verdict_;
+  StoreCall call_;
+  std::shared_ptr<Session> self_while_stored_;  // alive while the store holds call_
+  std::string write_buffer_;
+
+  // One timer, armed lazily: it is never later than deadline_, and re-armed only when the
+  // deadline moves earlier, so a busy connection does not cancel and re-arm it per request.
+  std::chrono::steady_clock::time_point deadline_;
+  std::chrono::steady_clock::time_point timer_armed_ = std::chrono::steady_clock::time_point::max();
+  bool timed_out_ = false;
+
   std::chrono::steady_clock::time_point started_;
   std::string access_line_;  // "peer method target" of the request, when access_log is on
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool head_request_ = false;
-  bool busy_ = false;  // a request has been read and its response is not yet written
   bool draining_ = false;
-  std::array<char, 4096> discard_{};
 };
 
 }  // namespace attempts::http

@@ -46,6 +46,20 @@ inline ::testing::AssertionResult IsUnavailable(const HttpResponse& response) {
   return ::testing::AssertionSuccess();
 }
 
+// A 504 that says the write's outcome is unknown (sent, reply lost or late), with Retry-After.
+inline ::testing::AssertionResult IsUnknownOutcome(const HttpResponse& response) {
+  auto result = IsJsonError(response, 504);
+  if (!result) return result;
+  if (!response.header("retry-after")) {
+    return ::testing::AssertionFailure() << "504 without Retry-After: " << response;
+  }
+  if (response.body.find("\"outcome\":\"unknown\"") == std::string::npos) {
+    return ::testing::AssertionFailure() << "504 that does not say the outcome is unknown: "
+                                         << response;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // The stored answers equal `answers_json` (compared as jsonb).
 inline ::testing::AssertionResult StoredAnswersAre(const Database& db, std::int64_t id,
                                                    const std::string& answers_json) {

@@ -1,0 +1,84 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attempts/db/pool_metrics.hpp"
+#include "attempts/domain/attempt_store.hpp"
+#include "attempts/runtime/event_loops.hpp"
+
+namespace attempts::db {
+
+struct PgPoolOptions {
+  std::string database_url = "postgresql:///attempts";
+  // Connections in all, spread over the event loops (at least one per loop).
+  std::size_t pool_size = 2;
+  // Most writes one UPDATE statement carries.
+  std::size_t max_batch = 256;
+  // Statements a connection may have sent and not yet had answered (libpq's pipeline mode):
+  // while one batch executes, the next is already on its way.
+  std::size_t pipeline_depth = 2;
+  // Calls waiting per connection, by count and by bytes of answers, before new ones are refused
+  // as overloaded.
+  std::size_t queue_capacity = 4096;
+  std::size_t queue_bytes = 16u << 20;
+  // Reconnect backoff: doubles from the first delay up to the cap, with jitter.
+  std::chrono::milliseconds reconnect_initial_delay{50};
+  std::chrono::milliseconds reconnect_max_delay{1000};
+  // A connection attempt that has not completed in this time is abandoned.
+  std::chrono::milliseconds connect_timeout{2000};
+  // Server-side limit on one statement (statement_timeout): a statement that waits on a lock
+  // this long fails, and nothing is saved.
+  std::chrono::milliseconds statement_timeout{5000};
+  // Client-side limit: a statement without a reply for this long means the server or the
+  // network has stalled (where statement_timeout cannot fire); the connection is dropped.
+  std::chrono::milliseconds stall_timeout{10000};
+};
+
+class PgConnection;
+
+// The AttemptStore on PostgreSQL: a fixed pool of libpqxx connections, each owned by one event
+// loop and driven from it with libpq's non-blocking API in pipeline mode. A request is parsed,
+// sent, committed and answered on the thread that read it. Within a loop, an attempt id always
+// goes to the same connection (id modulo the loop's connections), so the writes to one attempt
+// made through one loop take effect in the order they were made.
+class PgPool {
+ public:
+  // Creates the connections and starts connecting in the background, so a database that is
+  // down at start-up does not stop the service from starting. `loops` must outlive the pool.
+  PgPool(runtime::EventLoops& loops, PgPoolOptions options);
+  // Answers what is still pending (unavailable or, for writes already sent, unknown).
+  ~PgPool();
+
+  PgPool(const PgPool&) = delete;
+  PgPool& operator=(const PgPool&) = delete;
+
+  // The store for calls made on event loop `loop`; use it only from that loop's thread.
+  AttemptStore& store(std::size_t loop);
+
+  const PoolMetrics& metrics() const { return metrics_; }
+  // Each connection's state, in pool order. Thread-safe.
+  std::vector<ConnectionState> connection_states() const;
+  // Calls queued or in flight on all connections. Thread-safe.
+  std::size_t pending_calls() const;
+
+  // Refuses new calls and closes each connection once what it holds is answered; `on_closed`
+  // runs on one of the loops when the last has closed. Thread-safe.
+  void close_when_idle(std::function<void()> on_closed);
+
+ private:
+  class LoopStore;
+
+  runtime::EventLoops& loops_;
+  PgPoolOptions options_;
+  PoolMetrics metrics_;
+  std::vector<std::unique_ptr<ConnectionGauges>> gauges_;
+  std::vector<std::unique_ptr<PgConnection>> connections_;
+  std::vector<std::unique_ptr<LoopStore>> stores_;
+};
+
+}  // namespace attempts::db
