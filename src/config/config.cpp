@@ -28,7 +28,8 @@ struct Option {
 constexpr std::array kOptions = {
     Option{"listen", "address to listen on, host:port (default 0.0.0.0:8000)"},
     Option{"database-url", "libpq connection string or URI (default postgresql:///attempts)"},
-    Option{"threads", "event loops, one thread each (default: hardware concurrency)"},
+    Option{"threads",
+           "event loops, one thread each (default: hardware concurrency, at most --pool-size)"},
     Option{"pool-size",
            "PostgreSQL connections, spread over the event loops; at least --threads (default: "
            "one per event loop)"},
@@ -349,13 +350,18 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
       !reader.flag("reuse-port", config.reuse_port, error)) {
     return fail(error);
   }
-  // Each event loop owns its connections, so every loop needs one.
+  // Each event loop owns its connections, so every loop needs one: without --threads there
+  // are no more loops than connections; without --pool-size, one connection per loop.
+  const bool threads_given = reader.get("threads").has_value();
   if (config.pool_size == 0) {
     config.pool_size = config.threads;
   } else if (config.pool_size < config.threads) {
-    return fail("--pool-size " + std::to_string(config.pool_size) + " is below --threads " +
-                std::to_string(config.threads) +
-                ": each event loop owns at least one PostgreSQL connection");
+    if (threads_given) {
+      return fail("--pool-size " + std::to_string(config.pool_size) + " is below --threads " +
+                  std::to_string(config.threads) +
+                  ": each event loop owns at least one PostgreSQL connection");
+    }
+    config.threads = static_cast<unsigned>(config.pool_size);
   }
   if (flags.count("print-config")) {
     result.action = ParseResult::Action::print_config;

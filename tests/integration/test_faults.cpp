@@ -706,16 +706,6 @@ TEST_F(CrashFaultTest, UnloggedTableIsEmptiedByACrashLosingAcknowledgedWrites) {
 // --- slow, crowding and bursting clients --------------------------------------------------------
 
 // Raises this process's soft open-file limit to its hard limit; the limit now in force.
-rlim_t raise_open_file_limit() {
-  rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  if (limit.rlim_cur < limit.rlim_max) {
-    limit.rlim_cur = limit.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
-  }
-  return limit.rlim_cur;
-}
-
 // A field of /proc/<pid>/status in KiB (VmRSS: resident now, VmHWM: the peak); 0 if unreadable.
 long process_memory_kib(pid_t pid, std::string_view field) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");

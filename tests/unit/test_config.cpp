@@ -46,13 +46,16 @@ TEST(ConfigDefaultsTest, NoFlagsAndNoEnvironmentGiveTheDefaults) {
   EXPECT_EQ(config.listen.host, "0.0.0.0");
   EXPECT_EQ(config.listen.port, 8000);
   EXPECT_EQ(config.database_url, "postgresql:///attempts");
-  EXPECT_EQ(config.pool_size, 2u);
+  EXPECT_EQ(config.pool_size, config.threads);  // one connection per event loop
   EXPECT_EQ(config.body_limit, 65536u);
   EXPECT_EQ(config.log_level, "info");
   EXPECT_EQ(config.max_batch, 256u);
+  EXPECT_EQ(config.pipeline_depth, 2u);
   EXPECT_EQ(config.queue_capacity, 4096u);
+  EXPECT_EQ(config.queue_bytes, 16u << 20);
   EXPECT_EQ(config.max_connections, 10000u);
   EXPECT_EQ(config.idle_timeout_seconds, 15u);
+  EXPECT_EQ(config.request_timeout_seconds, 10u);
   EXPECT_EQ(config.shutdown_timeout_seconds, 10u);
   EXPECT_TRUE(result.message.empty());
 }
@@ -61,6 +64,25 @@ TEST(ConfigDefaultsTest, ThreadsDefaultToTheHardwareConcurrency) {
   const ParseResult result = parse_config({}, kNoEnv);
   EXPECT_GE(result.config.threads, 1u);
   EXPECT_EQ(result.config.threads, std::max(1u, std::thread::hardware_concurrency()));
+}
+
+TEST(ConfigDefaultsTest, EveryEventLoopGetsAConnection) {
+  const ParseResult threads_only = parse_config({"--threads=3"}, kNoEnv);
+  ASSERT_EQ(threads_only.action, Action::run) << threads_only.message;
+  EXPECT_EQ(threads_only.config.pool_size, 3u);
+  // Without --threads, no more loops than connections.
+  const ParseResult pool_only = parse_config({"--pool-size=1"}, kNoEnv);
+  ASSERT_EQ(pool_only.action, Action::run) << pool_only.message;
+  EXPECT_EQ(pool_only.config.threads, 1u);
+  const ParseResult more = parse_config({"--threads=2", "--pool-size=6"}, kNoEnv);
+  ASSERT_EQ(more.action, Action::run) << more.message;
+  EXPECT_EQ(more.config.pool_size, 6u);
+}
+
+TEST(ConfigTest, FewerConnectionsThanExplicitThreadsIsRefused) {
+  const ParseResult result = parse_config({"--threads=4", "--pool-size=2"}, kNoEnv);
+  EXPECT_EQ(result.action, Action::fail);
+  EXPECT_THAT(result.message, HasSubstr("--pool-size 2 is below --threads 4"));
 }
 
 TEST(ConfigDefaultsTest, MissingEnvLookupMeansAnEmptyEnvironment) {
@@ -77,10 +99,12 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
     return std::nullopt;
   };
   parse_config({}, recording);
-  EXPECT_EQ(asked, (std::set<std::string>{"LISTEN", "DATABASE_URL", "THREADS", "POOL_SIZE",
-                                          "BODY_LIMIT", "LOG_LEVEL", "MAX_BATCH", "QUEUE_CAPACITY",
-                                          "MAX_CONNECTIONS", "IDLE_TIMEOUT", "SHUTDOWN_TIMEOUT",
-                                          "CONFIG", "LOG_FORMAT", "ACCESS_LOG", "REUSE_PORT"}));
+  EXPECT_EQ(asked,
+            (std::set<std::string>{"LISTEN", "DATABASE_URL", "THREADS", "POOL_SIZE", "BODY_LIMIT",
+                                   "LOG_LEVEL", "MAX_BATCH", "PIPELINE_DEPTH", "QUEUE_CAPACITY",
+                                   "QUEUE_BYTES", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
+                                   "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
+                                   "ACCESS_LOG", "REUSE_PORT"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -163,6 +187,12 @@ INSTANTIATE_TEST_SUITE_P(
         SettingCase{"max-batch", "MAX_BATCH", "64", "32", number_field(&Config::max_batch)},
         SettingCase{"queue-capacity", "QUEUE_CAPACITY", "100", "200",
                     number_field(&Config::queue_capacity)},
+        SettingCase{"queue-bytes", "QUEUE_BYTES", "65536", "131072",
+                    number_field(&Config::queue_bytes)},
+        SettingCase{"pipeline-depth", "PIPELINE_DEPTH", "1", "4",
+                    number_field(&Config::pipeline_depth)},
+        SettingCase{"request-timeout", "REQUEST_TIMEOUT", "3", "4",
+                    number_field(&Config::request_timeout_seconds)},
         SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
                     number_field(&Config::max_connections)},
         SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
@@ -190,12 +220,15 @@ TEST(ConfigTest, EveryLogLevelIsAccepted) {
 
 TEST(ConfigTest, NumbersAtTheirLimitsAreAccepted) {
   const ParseResult result =
-      parse_config({"--threads=256", "--pool-size=1", "--body-limit=67108864", "--max-batch=10000",
-                    "--idle-timeout=3600", "--shutdown-timeout=1"},
+      parse_config({"--threads=256", "--pool-size=1024", "--body-limit=67108864",
+                    "--max-batch=10000", "--idle-timeout=3600", "--shutdown-timeout=1",
+                    "--pipeline-depth=64", "--request-timeout=3600"},
                    kNoEnv);
   ASSERT_EQ(result.action, Action::run) << result.message;
   EXPECT_EQ(result.config.threads, 256u);
-  EXPECT_EQ(result.config.pool_size, 1u);
+  EXPECT_EQ(result.config.pool_size, 1024u);
+  EXPECT_EQ(result.config.pipeline_depth, 64u);
+  EXPECT_EQ(result.config.request_timeout_seconds, 3600u);
   EXPECT_EQ(result.config.body_limit, 64u << 20);
   EXPECT_EQ(result.config.max_batch, 10000u);
 }
@@ -268,6 +301,10 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"LogLevelUpperCase", {"--log-level=INFO"}, {}, "--log-level"},
         InvalidCase{"MaxBatchZero", {"--max-batch=0"}, {}, "--max-batch"},
         InvalidCase{"QueueCapacityZero", {"--queue-capacity=0"}, {}, "--queue-capacity"},
+        InvalidCase{"QueueBytesTiny", {"--queue-bytes=1023"}, {}, "--queue-bytes: '1023'"},
+        InvalidCase{"PipelineDepthZero", {"--pipeline-depth=0"}, {}, "--pipeline-depth: '0'"},
+        InvalidCase{"PipelineDepthAboveLimit", {"--pipeline-depth=65"}, {}, "--pipeline-depth"},
+        InvalidCase{"RequestTimeoutZero", {"--request-timeout=0"}, {}, "--request-timeout"},
         InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},
         InvalidCase{"IdleTimeoutZero", {"--idle-timeout=0"}, {}, "--idle-timeout"},
         InvalidCase{"ShutdownTimeoutZero", {"--shutdown-timeout=0"}, {}, "--shutdown-timeout"},
@@ -471,9 +508,10 @@ TEST(RedactTest, DescribeNeverContainsThePassword) {
 TEST(DescribeTest, MentionsEverySetting) {
   const std::string line = describe(Config{});
   for (const char* part :
-       {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=2",
-        "body-limit=65536", "log-level=info", "max-batch=256", "queue-capacity=4096",
-        "max-connections=10000", "idle-timeout=15s", "shutdown-timeout=10s"}) {
+       {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=1",
+        "body-limit=65536", "log-level=info", "max-batch=256", "pipeline-depth=2",
+        "queue-capacity=4096", "queue-bytes=16777216", "max-connections=10000",
+        "idle-timeout=15s", "request-timeout=10s", "shutdown-timeout=10s"}) {
     EXPECT_THAT(line, HasSubstr(part));
   }
 }

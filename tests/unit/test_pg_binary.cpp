@@ -59,7 +59,7 @@ TEST(PgBinaryTest, JsonbArrayElementsCarryTheVersionByteInTheirLength) {
   std::string out;
   const std::vector<std::string_view> documents = {"{}", R"({"1":[2]})"};
   append_jsonb_array(out, documents);
-  const std::string expected = bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x0e, 0xba,  // jsonb 3802
+  const std::string expected = bytes({0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x0e, 0xda,  // jsonb 3802
                                       0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 3, 1}) +
                                "{}" + bytes({0, 0, 0, 10, 1}) + R"({"1":[2]})";
   EXPECT_EQ(out, expected);

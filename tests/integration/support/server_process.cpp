@@ -21,9 +21,11 @@ namespace {
 
 // Settings the server would otherwise pick up from the environment it inherits.
 constexpr const char* kServerEnvironment[] = {
-    "LISTEN",           "DATABASE_URL", "THREADS",        "POOL_SIZE",       "BODY_LIMIT",
-    "LOG_LEVEL",        "MAX_BATCH",    "QUEUE_CAPACITY", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
-    "SHUTDOWN_TIMEOUT", "LOG_FORMAT",   "ACCESS_LOG",     "REUSE_PORT",      "CONFIG",
+    "LISTEN",          "DATABASE_URL",     "THREADS",      "POOL_SIZE",       "BODY_LIMIT",
+    "LOG_LEVEL",       "MAX_BATCH",        "QUEUE_CAPACITY", "QUEUE_BYTES",   "PIPELINE_DEPTH",
+    "MAX_CONNECTIONS", "IDLE_TIMEOUT",     "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_FORMAT",
+    "ACCESS_LOG",      "REUSE_PORT",       "CONFIG",       "AUTH",            "JWKS",
+    "JWT_ISSUER",      "JWT_AUDIENCE",     "JWT_LEEWAY",   "TOKEN_CACHE_SIZE", "DURABILITY",
 };
 
 constexpr int kStartAttempts = 3;  // a free port can be taken before the server binds it
@@ -95,10 +97,16 @@ ServerProcess::ServerProcess(ServerSettings settings)
 std::optional<std::string> ServerProcess::start_once() {
   port_ = pick_free_port();
   SpawnOptions options;
-  options.argv = {server_binary(), "--listen", "127.0.0.1:" + std::to_string(port_)};
+  if (settings_.open_file_limit) {
+    const std::string limit = std::to_string(*settings_.open_file_limit);
+    options.argv = {"prlimit", "--nofile=" + limit + ":" + limit, "--"};
+  }
+  options.argv.insert(options.argv.end(),
+                      {server_binary(), "--listen", "127.0.0.1:" + std::to_string(port_)});
   options.argv.insert(options.argv.end(), settings_.flags.begin(), settings_.flags.end());
   for (const char* name : kServerEnvironment) options.env.emplace_back(name, std::nullopt);
   options.env.emplace_back("DATABASE_URL", settings_.database_url);
+  for (const auto& [name, value] : settings_.env) options.env.emplace_back(name, value);
   options.output_path = log_path_;
   options.kill_with_parent = true;
   pid_ = spawn_process(options);
@@ -154,6 +162,13 @@ std::optional<ExitStatus> ServerProcess::terminate(int signal, std::chrono::mill
 
 std::string ServerProcess::log() const {
   return read_file(log_path_);
+}
+
+std::size_t ServerProcess::rss_kib() const {
+  const std::string status = read_file("/proc/" + std::to_string(pid_) + "/status");
+  const auto at = status.find("VmRSS:");
+  if (at == std::string::npos) return 0;
+  return std::strtoull(status.c_str() + at + 6, nullptr, 10);
 }
 
 std::optional<std::string> ServerProcess::sanitizer_report() const {

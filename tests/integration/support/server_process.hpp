@@ -10,6 +10,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/subprocess.hpp"
@@ -29,6 +30,10 @@ struct ServerSettings {
   std::vector<std::string> flags;
   // How long start-up may take until GET /healthz answers 200.
   std::chrono::milliseconds ready_timeout{10000};
+  // More environment variables for the server, e.g. {"ASAN_OPTIONS", "..."}.
+  std::vector<std::pair<std::string, std::string>> env;
+  // RLIMIT_NOFILE (soft and hard) for the server, set with prlimit(1) as it starts.
+  std::optional<unsigned> open_file_limit;
 
   static ServerSettings with_flags(std::vector<std::string> flags) {
     ServerSettings settings;
@@ -63,6 +68,8 @@ class ServerProcess {
                                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   std::string log() const;
+  // The server's resident set size now (VmRSS), in KiB; 0 if it cannot be read.
+  std::size_t rss_kib() const;
   void print_log(std::ostream& out) const;
   // The first report of ThreadSanitizer, AddressSanitizer, LeakSanitizer or
   // UndefinedBehaviorSanitizer in the log, from a little before it; nullopt if there is none.

@@ -3,6 +3,7 @@
 // Child processes for the integration tests: spawn, wait with a deadline, collect the output.
 // Only ever signals or reaps the pids it spawned itself.
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -76,6 +77,10 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// Raises this process's open-file soft limit to its hard limit (tests that open thousands of
+// connections); returns the limit now in force.
+rlim_t raise_open_file_limit();
 
 // The whole file, or "" if it cannot be read.
 std::string read_file(const std::string& path);
