@@ -220,9 +220,11 @@ normalize() { tr -s '[:space:]' ' ' | sed -e 's/^ //' -e 's/ *;* *$//'; }
 service_sql=$(sed -n '/kSaveOne = R"sql(/,/)sql"/p' src/db/sql.hpp | sed -e 's/.*R"sql(//' -e 's/)sql".*//' | normalize)
 # Comments and pgbench meta-commands (\set) dropped; pgbench's variables become the service's $n.
 # shellcheck disable=SC1003,SC2016 # literal backslash and $1/$2
-# The NULL revision literal stands for the service's $3 (pgbench cannot bind a NULL).
+# The NULL revision literal stands for the service's $3 (pgbench cannot bind a NULL), and
+# pgbench's :student needs the type the service gives its $2 when it prepares the statement.
 bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update.sql |
-  sed -e 's/:id\b/$1/g' -e 's/:student\b/$2/g' -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' | normalize)
+  sed -e 's/:id\b/$1/g' -e 's/:student::bigint\b/$2/g' -e 's/:student\b/$2/g' \
+    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' | normalize)
 [[ -n $service_sql ]] || fail "kSaveOne not found in src/db/sql.hpp"
 [[ $service_sql == "$bench_sql" ]] ||
   fail "sql/pgbench/update.sql no longer matches kSaveOne (update it so pgbench measures the service's statement):

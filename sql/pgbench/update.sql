@@ -16,6 +16,6 @@ UPDATE attempts
  WHERE id = :id
    AND submitted_at IS NULL
    AND (deadline IS NULL OR deadline > now())
-   AND (:student IS NULL OR student_id = :student)
+   AND (:student::bigint IS NULL OR student_id = :student)
    AND (NULL::bigint IS NULL OR NULL::bigint > revision)
 RETURNING id;

@@ -8,20 +8,9 @@ namespace attempts::db {
 void WritePlan::clear() {
   statements.clear();
   placement.clear();
+  order.clear();
+  runs.clear();
 }
-
-namespace {
-
-// A run of consecutive writes to one attempt that coalesces into one row.
-struct Run {
-  std::size_t round;  // 0 for an attempt's first run, 1 for its second, ...
-  AttemptId id;
-  std::size_t sent;   // the write whose answers are sent
-  std::size_t first;  // [first, last) in the id-ordered index
-  std::size_t last;
-};
-
-}  // namespace
 
 void plan_writes(std::span<const WriteKey> writes, std::size_t max_rows, WritePlan& plan) {
   plan.clear();
@@ -30,12 +19,14 @@ void plan_writes(std::span<const WriteKey> writes, std::size_t max_rows, WritePl
   max_rows = std::max<std::size_t>(max_rows, 1);
 
   // Write indices ordered by id and, within an id, by arrival.
-  std::vector<std::size_t> order(writes.size());
+  auto& order = plan.order;
+  order.resize(writes.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return writes[a].id < writes[b].id; });
 
-  std::vector<Run> runs;
+  using Run = WritePlan::Run;
+  auto& runs = plan.runs;
   std::size_t rounds = 0;
   for (std::size_t i = 0; i < order.size();) {
     const AttemptId id = writes[order[i]].id;

@@ -23,8 +23,11 @@ constexpr const char* kRevisionRule =
 
 class AnswersSaxValidator {
  public:
-  AnswersSaxValidator(const AnswersLimits& limits, std::string& out) : limits_(limits), out_(out) {
+  AnswersSaxValidator(const AnswersLimits& limits, std::string& out,
+                      std::vector<std::int64_t>& question_ids)
+      : limits_(limits), question_ids_(question_ids), out_(out) {
     out_.clear();
+    question_ids_.clear();
   }
 
   bool null() { return scalar("null"); }
@@ -272,7 +275,7 @@ class AnswersSaxValidator {
   bool revision_seen_ = false;
   std::optional<std::int64_t> revision_;
   std::string question_;
-  std::vector<std::int64_t> question_ids_;
+  std::vector<std::int64_t>& question_ids_;
   std::string& out_;
   std::string error_;
 };
@@ -287,7 +290,10 @@ std::optional<AnswersError> parse_answers_document(std::string_view body,
   if (const auto nul = body.find('\0'); nul != std::string_view::npos) {
     return AnswersError{"malformed JSON at byte " + std::to_string(nul + 1) + ": NUL byte"};
   }
-  AnswersSaxValidator validator(limits, out.json);
+  // The question ids seen, for the duplicate check: a buffer per thread, reused, so validating
+  // a document allocates nothing beyond its output once warmed up.
+  thread_local std::vector<std::int64_t> question_ids;
+  AnswersSaxValidator validator(limits, out.json, question_ids);
   const bool parsed = json::sax_parse(body.begin(), body.end(), &validator,
                                       json::input_format_t::json, /*strict=*/true);
   if (auto error = validator.finish(parsed)) return error;

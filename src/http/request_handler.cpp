@@ -21,9 +21,9 @@ bool is_valid_idempotency_key(std::string_view key) {
 
 RequestHandler::RequestHandler(HandlerOptions options) : options_(std::move(options)) {}
 
-HeaderVerdict RequestHandler::judge_header(const RequestHeader& header) const {
+HeaderVerdict RequestHandler::judge_header(const Request& header) const {
   HeaderVerdict verdict;
-  verdict.match = match_route(header.method(), header.target());
+  verdict.match = match_route(header.method, header.target);
   const auto& match = verdict.match;
   switch (match.route) {
     case Route::not_found:
@@ -57,20 +57,17 @@ HeaderVerdict RequestHandler::judge_header(const RequestHeader& header) const {
       break;
   }
   if (match.route == Route::save_answers &&
-      !is_json_content_type(header[beast_http::field::content_type])) {
+      (header.content_type_count != 1 || !is_json_content_type(header.content_type))) {
     verdict.rejection = error_response(Status::unsupported_media_type,
                                        "Content-Type must be application/json (UTF-8)");
     return verdict;
   }
-  if (match.route == Route::start_attempt) {
-    const auto key = header["Idempotency-Key"];
-    if (header.count("Idempotency-Key") > 1 || (header.count("Idempotency-Key") == 1 &&
-                                                 !is_valid_idempotency_key(key))) {
-      verdict.rejection = error_response(
-          Status::bad_request, "Idempotency-Key must be one header of 1 to 255 visible ASCII "
-                               "characters");
-      return verdict;
-    }
+  if (match.route == Route::start_attempt && header.idempotency_key_count > 0 &&
+      (header.idempotency_key_count > 1 || !is_valid_idempotency_key(header.idempotency_key))) {
+    verdict.rejection = error_response(
+        Status::bad_request,
+        "Idempotency-Key must be one header of 1 to 255 visible ASCII characters");
+    return verdict;
   }
   return verdict;
 }
@@ -115,7 +112,7 @@ std::optional<Response> RequestHandler::begin(const Request& request, const Head
 std::optional<Response> RequestHandler::begin_save(const Request& request, StoreCall& call) const {
   AnswersDocument document;
   document.json = std::move(call.answers_json);  // its buffer is reused
-  auto error = parse_answers_document(request.body(), options_.answers_limits, document);
+  auto error = parse_answers_document(request.body, options_.answers_limits, document);
   call.answers_json = std::move(document.json);
   if (error) return error_response(Status::bad_request, error->message);
   call.revision = document.revision;
@@ -125,10 +122,10 @@ std::optional<Response> RequestHandler::begin_save(const Request& request, Store
 std::optional<Response> RequestHandler::begin_start(const Request& request,
                                                     const HeaderVerdict& verdict,
                                                     StoreCall& call) const {
-  call.idempotency_key = request["Idempotency-Key"];
+  call.idempotency_key = request.idempotency_key;
   if (verdict.student) return std::nullopt;
   // Authentication is off (trusted networks): the body names the student.
-  const auto body = nlohmann::json::parse(request.body(), nullptr, /*allow_exceptions=*/false);
+  const auto body = nlohmann::json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   const auto student = body.is_object() ? body.find("student_id") : body.end();
   if (!body.is_object() || student == body.end() || !student->is_number_integer() ||
       student->get<std::int64_t>() <= 0) {

@@ -104,35 +104,35 @@ void Session::begin_request() {
   started_ = Clock::now();
   set_deadline(started_ + services_.options.request_timeout);
   // A fresh parser per request: limits apply to each request, not the connection.
-  parser_.emplace();
-  parser_->body_limit(services_.options.body_limit);
-  parser_->header_limit(services_.options.header_limit);
+  reader_.emplace(request_);
+  reader_->body_limit(services_.options.body_limit);
+  reader_->header_limit(services_.options.header_limit);
   // Nothing of the previous request may shape the answer to an unreadable next one.
   verdict_ = {};
   version_ = 11;
   keep_alive_ = true;
   head_request_ = false;
   beast_http::async_read_header(
-      socket_, buffer_, *parser_,
+      socket_, buffer_, *reader_,
       beast::bind_front_handler(&Session::on_read_header, shared_from_this()));
 }
 
 void Session::on_read_header(beast::error_code ec, std::size_t) {
   if (ec) return on_read_error(ec);
-  const auto& header = parser_->get();
+  const Request& header = request_;
   started_ = Clock::now();
   if (services_.options.access_log) {
     beast::error_code peer_error;
     const auto peer = socket_.remote_endpoint(peer_error);
     access_line_ = (peer_error ? std::string("-") : peer.address().to_string()) + " " +
-                   std::string(header.method_string()) + " " + std::string(header.target());
+                   header.method_text + " " + header.target;
   }
-  version_ = header.version();
-  keep_alive_ = header.keep_alive();
-  head_request_ = header.method() == Verb::head;
+  version_ = header.version;
+  keep_alive_ = header.keep_alive;
+  head_request_ = header.method == Verb::head;
   // A Transfer-Encoding other than a final "chunked" leaves the body's length unknown; reading
   // on would take the body for the next request (RFC 9112 6.3: answer 400 and close).
-  if (header.count(beast_http::field::transfer_encoding) > 0 && !parser_->chunked()) {
+  if (header.has_transfer_encoding && !header.chunked) {
     return send(error_response(Status::bad_request,
                                "unsupported Transfer-Encoding: only chunked is accepted"),
                 /*close_after=*/true);
@@ -141,7 +141,7 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
   // message) cannot turn a refused request into an accepted one.
   verdict_ = services_.handler.judge_header(header);
   // RFC 9110 10.1.1: an expectation from an HTTP/1.0 client is ignored.
-  if (version_ < 11 || !beast::iequals(header[beast_http::field::expect], "100-continue")) {
+  if (version_ < 11 || !beast::iequals(header.expect, "100-continue")) {
     return do_read_body();
   }
   // Refuse before the client sends a body we would not accept.
@@ -154,8 +154,8 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
 }
 
 void Session::do_read_body() {
-  if (parser_->is_done()) return on_read_body({}, 0);
-  beast_http::async_read(socket_, buffer_, *parser_,
+  if (reader_->is_done()) return on_read_body({}, 0);
+  beast_http::async_read(socket_, buffer_, *reader_,
                          beast::bind_front_handler(&Session::on_read_body, shared_from_this()));
 }
 
@@ -166,7 +166,7 @@ void Session::on_read_body(beast::error_code ec, std::size_t) {
     return send(std::move(*verdict_.rejection), /*close_after=*/false);
   }
   call_.reset();
-  if (auto response = services_.handler.begin(parser_->get(), verdict_, deadline_, call_)) {
+  if (auto response = services_.handler.begin(request_, verdict_, deadline_, call_)) {
     return send(std::move(*response), /*close_after=*/false);
   }
   // The store answers by the request's deadline, on this thread.
@@ -205,7 +205,7 @@ void Session::on_read_error(beast::error_code ec) {
   if (ec == beast_http::error::buffer_overflow) {
     // The read buffer is full and the parser still needs more: a header, a chunk-size line (with
     // its extensions) or a trailer section longer than the buffer can hold.
-    if (!parser_->is_header_done()) {
+    if (!reader_->is_header_done()) {
       return send(error_response(Status::request_header_fields_too_large,
                                  "request header larger than " +
                                      std::to_string(services_.options.header_limit) + " bytes"),
@@ -285,7 +285,8 @@ void Session::do_close() {
 }
 
 void Session::release_memory() {
-  parser_.reset();
+  reader_.reset();
+  request_.clear();
   call_.reset();
   if (write_buffer_.capacity() > kKeptWriteBuffer) std::string().swap(write_buffer_);
   if (buffer_.size() == 0 && buffer_.capacity() > kKeptReadBuffer) buffer_.shrink_to_fit();

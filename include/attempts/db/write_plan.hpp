@@ -41,6 +41,17 @@ struct WritePlan {
   std::vector<Placement> placement;   // per write, in the order given
 
   void clear();
+
+  // Working space of plan_writes, kept so that planning a batch allocates nothing once warm.
+  struct Run {
+    std::size_t round;  // 0 for an attempt's first run, 1 for its second, ...
+    AttemptId id;
+    std::size_t sent;   // the write whose answers are sent
+    std::size_t first;  // [first, last) in `order`
+    std::size_t last;
+  };
+  std::vector<std::size_t> order;
+  std::vector<Run> runs;
 };
 
 // Fills `plan` (its buffers are reused) for `writes`, given in the order they were received.

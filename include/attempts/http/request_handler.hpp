@@ -7,6 +7,7 @@
 
 #include "attempts/domain/answers.hpp"
 #include "attempts/domain/attempt_store.hpp"
+#include "attempts/http/request.hpp"
 #include "attempts/http/router.hpp"
 #include "attempts/http/types.hpp"
 
@@ -39,9 +40,10 @@ class RequestHandler {
 
   explicit RequestHandler(HandlerOptions options);
 
-  // Judges a request's header: route, method, id, Content-Type. Used before `100 Continue`, so
-  // a client is never asked to send a body that would be refused.
-  HeaderVerdict judge_header(const RequestHeader& header) const;
+  // Judges a request's header (its body is not read yet): route, method, id, Content-Type.
+  // Used before `100 Continue`, so a client is never asked to send a body that would be
+  // refused.
+  HeaderVerdict judge_header(const Request& header) const;
 
   // A complete request whose header was judged acceptable. Returns its response when it needs
   // nothing from the store; otherwise fills `call` (answer by `deadline`) and returns nullopt:

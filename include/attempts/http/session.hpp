@@ -5,7 +5,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -18,7 +17,9 @@
 
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/http_metrics.hpp"
+#include "attempts/http/request.hpp"
 #include "attempts/http/request_handler.hpp"
+#include "attempts/http/request_reader.hpp"
 #include "attempts/http/types.hpp"
 
 namespace attempts::http {
@@ -121,7 +122,8 @@ class Session : public std::enable_shared_from_this<Session>, private StoreCompl
   LoopServices services_;
 
   Phase phase_ = Phase::idle;
-  std::optional<beast_http::request_parser<beast_http::string_body>> parser_;
+  Request request_;                      // reused for every request of the connection
+  std::optional<RequestReader> reader_;  // a fresh parser per request
   HeaderVerdict verdict_;
   StoreCall call_;
   std::shared_ptr<Session> self_while_stored_;  // alive while the store holds call_

@@ -7,8 +7,6 @@ namespace attempts::http {
 
 namespace beast_http = boost::beast::http;
 
-using Request = beast_http::request<beast_http::string_body>;
-using RequestHeader = beast_http::request_header<>;
 using Response = beast_http::response<beast_http::string_body>;
 using Status = beast_http::status;
 using Verb = beast_http::verb;
