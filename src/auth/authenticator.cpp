@@ -2,6 +2,7 @@
 
 #include <array>
 #include <stdexcept>
+#include <utility>
 
 namespace attempts::auth {
 namespace {
@@ -56,17 +57,24 @@ std::variant<std::string_view, TokenError> bearer_token(std::string_view authori
 
 Authenticator::Authenticator(std::shared_ptr<const TokenVerifier> verifier) {
   if (!verifier) throw std::invalid_argument("Authenticator needs a verifier");
-  current_.store(std::make_shared<const Current>(Current{std::move(verifier), 1}));
+  current_ = Current{std::move(verifier), 1};
   generation_.store(1, std::memory_order_release);
 }
 
 void Authenticator::replace(std::shared_ptr<const TokenVerifier> verifier) {
   if (!verifier) throw std::invalid_argument("Authenticator needs a verifier");
-  const std::lock_guard lock(replace_mutex_);
-  const std::uint64_t next = generation_.load(std::memory_order_relaxed) + 1;
-  current_.store(std::make_shared<const Current>(Current{std::move(verifier), next}));
-  // After the pointer: a reader that sees the new number and misses finds the new verifier.
-  generation_.store(next, std::memory_order_release);
+  Current previous;  // destroyed after the unlock: it may hold the last reference to its keys
+  {
+    const std::lock_guard lock(current_mutex_);
+    previous = std::exchange(current_, Current{std::move(verifier), current_.generation + 1});
+    // After the verifier: a reader that sees the new number and misses finds the new verifier.
+    generation_.store(current_.generation, std::memory_order_release);
+  }
+}
+
+Authenticator::Current Authenticator::current() const {
+  const std::lock_guard lock(current_mutex_);
+  return current_;
 }
 
 AuthResult Authenticator::authenticate(std::string_view authorization, TokenCache& cache,
@@ -80,10 +88,10 @@ AuthResult Authenticator::authenticate(std::string_view authorization, TokenCach
   if (cache.generation() != generation) cache.reset(generation);
   if (const auto hit = cache.find(bearer, now_unix_seconds)) return hit->student_id;
 
-  const std::shared_ptr<const Current> current = current_.load();
+  const Current current = this->current();
   // The cache takes the generation of the verifier that fills it, even if replace() runs now.
-  if (cache.generation() != current->generation) cache.reset(current->generation);
-  const VerifyResult result = current->verifier->verify(bearer, now_unix_seconds);
+  if (cache.generation() != current.generation) cache.reset(current.generation);
+  const VerifyResult result = current.verifier->verify(bearer, now_unix_seconds);
   if (const auto* error = std::get_if<TokenError>(&result)) return reject(*error);
   const auto& verified = std::get<VerifiedToken>(result);
   cache.insert(bearer, verified, now_unix_seconds);
