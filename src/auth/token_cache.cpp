@@ -32,11 +32,11 @@ std::optional<VerifiedToken> TokenCache::find(std::string_view token, std::int64
 }
 
 void TokenCache::insert(std::string_view token, const VerifiedToken& verified, std::int64_t now) {
-  if (options_.max_entries == 0 || token.size() > options_.max_token_bytes) return;
+  if (options_.max_entries == 0 || token.size() > options_.max_total_token_bytes) return;
   if (const auto found = entries_.find(token); found != entries_.end()) erase(found->second);
   const auto full = [&] {
     return entries_.size() + 1 > options_.max_entries ||
-           token_bytes_ + token.size() > options_.max_token_bytes;
+           token_bytes_ + token.size() > options_.max_total_token_bytes;
   };
   while (full()) {
     // The entry closest to expiry, if it has expired; otherwise the least recently used.

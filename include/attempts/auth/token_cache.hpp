@@ -18,7 +18,7 @@ namespace attempts::auth {
 struct TokenCacheOptions {
   std::size_t max_entries = 10'000;
   // Bound on the sum of the cached tokens' lengths.
-  std::size_t max_token_bytes = 8 << 20;
+  std::size_t max_total_token_bytes = 8 << 20;
   // The verifier's leeway: an entry answers until expires_at + leeway, as verify() would.
   std::chrono::seconds leeway{30};
 };
