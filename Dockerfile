@@ -8,7 +8,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config ca-certificates \
       libboost1.81-dev libboost-program-options1.81-dev \
-      libpqxx-dev nlohmann-json3-dev libspdlog-dev libtoml11-dev \
+      libpqxx-dev nlohmann-json3-dev libspdlog-dev libtoml11-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -22,7 +22,7 @@ RUN rm -rf build \
 FROM debian:12-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libpqxx-6.4 libpq5 libspdlog1.10 libfmt9 libboost-program-options1.81.0 \
+      libpqxx-6.4 libpq5 libspdlog1.10 libfmt9 libboost-program-options1.81.0 libssl3 \
       curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin attempts

@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh          # 60 s per target (what .ci/run does)
 #   scripts/fuzz.sh 3600     # an hour per target
-#   FUZZ_TARGETS=answers scripts/fuzz.sh 600   # one target only (http_request, answers)
+#   FUZZ_TARGETS=answers scripts/fuzz.sh 600   # one target only (http_request, answers, token)
 #
 # Each target starts from a temporary copy of fuzz/corpus/<target> (the repo corpus never
 # grows). libFuzzer's log goes to build/fuzz/logs/<target>.log; a failing input is written to
@@ -21,7 +21,7 @@ if [[ ! $seconds =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: scripts/fuzz.sh [SECONDS per target, default 60]" >&2
   exit 2
 fi
-read -r -a targets <<<"${FUZZ_TARGETS:-http_request answers}"
+read -r -a targets <<<"${FUZZ_TARGETS:-http_request answers token}"
 
 say() { printf '==> fuzz.sh: %s\n' "$*"; }
 
@@ -50,9 +50,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Per target: dictionary and largest input (bodies may reach the 64 KiB body limit).
-declare -A dict=([http_request]=fuzz/dict/http.dict [answers]=fuzz/dict/json.dict)
-declare -A max_len=([http_request]=70000 [answers]=65536)
+# Per target: dictionary and largest input (bodies may reach the 64 KiB body limit; a token
+# just over the verifier's 4096-byte limit, or a payload whose token would be).
+declare -A dict=([http_request]=fuzz/dict/http.dict [answers]=fuzz/dict/json.dict
+                 [token]=fuzz/dict/jwt.dict)
+declare -A max_len=([http_request]=70000 [answers]=65536 [token]=4200)
 
 status=0
 summary=()

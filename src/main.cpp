@@ -5,10 +5,18 @@
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <stdexcept>
+#include <variant>
 
+#include "attempts/auth/authenticator.hpp"
+#include "attempts/auth/jwks.hpp"
+#include "attempts/auth/token_cache.hpp"
+#include "attempts/auth/token_verifier.hpp"
 #include "attempts/config/config.hpp"
 #include "attempts/db/pg_pool.hpp"
 #include "attempts/http/request_handler.hpp"
@@ -61,6 +69,54 @@ attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config)
   return options;
 }
 
+// A verifier for the keys in --jwks, or why there is none. Keys the file has but this service
+// cannot use are logged and skipped (KeySet decides which).
+std::variant<std::shared_ptr<const attempts::auth::TokenVerifier>, std::string> load_verifier(
+    const attempts::config::Config& config) {
+  auto loaded = attempts::auth::KeySet::load_file(config.jwks_path);
+  if (auto* error = std::get_if<attempts::auth::KeySetError>(&loaded)) return error->message;
+  auto& keys = std::get<attempts::auth::LoadedKeySet>(loaded);
+  for (const auto& warning : keys.warnings) spdlog::warn("{}: {}", config.jwks_path, warning);
+  attempts::auth::VerifierOptions options;
+  if (!config.jwt_issuer.empty()) options.issuer = config.jwt_issuer;
+  if (!config.jwt_audience.empty()) options.audience = config.jwt_audience;
+  options.leeway = std::chrono::seconds(config.jwt_leeway_seconds);
+  spdlog::info("{}: {} verification keys", config.jwks_path, keys.key_set.keys().size());
+  return std::make_shared<const attempts::auth::TokenVerifier>(
+      std::make_shared<const attempts::auth::KeySet>(std::move(keys.key_set)), options);
+}
+
+// Re-reads --jwks on SIGHUP (key rotation without a restart). A file that cannot be used
+// leaves the keys in force as they were, and says why.
+class KeyReloader {
+ public:
+  KeyReloader(boost::asio::io_context& loop, const attempts::config::Config& config,
+              attempts::auth::Authenticator& authenticator)
+      : signals_(loop, SIGHUP), config_(config), authenticator_(authenticator) {
+    wait();
+  }
+  void stop() { signals_.cancel(); }
+
+ private:
+  void wait() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      auto verifier = load_verifier(config_);
+      if (auto* error = std::get_if<std::string>(&verifier)) {
+        spdlog::error("SIGHUP: {}: {}; keeping the keys in force", config_.jwks_path, *error);
+      } else {
+        authenticator_.replace(std::move(std::get<0>(verifier)));
+        spdlog::info("SIGHUP: {} reloaded", config_.jwks_path);
+      }
+      wait();
+    });
+  }
+
+  boost::asio::signal_set signals_;
+  const attempts::config::Config& config_;
+  attempts::auth::Authenticator& authenticator_;
+};
+
 attempts::http::ServerOptions server_options(const attempts::config::Config& config) {
   attempts::http::ServerOptions options;
   options.endpoint = {boost::asio::ip::make_address(config.listen.host), config.listen.port};
@@ -92,8 +148,29 @@ int main(int argc, char* argv[]) {
       break;
   }
   auto& config = parsed.config;
+  if (config.auth == "jwt" && config.jwks_path.empty()) {
+    std::cerr << "attempts-server: --auth jwt (the default) needs --jwks FILE, the keys tokens "
+                 "are verified with; --auth none turns authentication off (trusted networks "
+                 "only)\n";
+    return kExitUsage;
+  }
   attempts::configure_logging(config.log_level, config.log_format);
   spdlog::info("attempts-server starting: {}", attempts::config::describe(config));
+
+  std::unique_ptr<attempts::auth::Authenticator> authenticator;
+  if (config.auth == "jwt") {
+    auto verifier = load_verifier(config);
+    if (auto* error = std::get_if<std::string>(&verifier)) {
+      std::cerr << "attempts-server: --jwks " << config.jwks_path << ": " << *error << '\n';
+      return kExitUsage;
+    }
+    authenticator =
+        std::make_unique<attempts::auth::Authenticator>(std::move(std::get<0>(verifier)));
+  } else {
+    spdlog::warn(
+        "authentication is off (--auth none): any client can read and write any attempt; use "
+        "this only on a trusted network");
+  }
 
   // Out of descriptors, accept() fails and clients wait in the backlog; fitting the connection
   // limit under the descriptor limit makes the server refuse them cleanly instead, and keeps
@@ -120,20 +197,42 @@ int main(int argc, char* argv[]) {
       std::cerr << "attempts-server: --database-url: " << error.what() << '\n';
       return kExitUsage;
     }
+    // One cache of verified tokens per event loop: a lookup takes no lock.
+    std::vector<std::unique_ptr<attempts::auth::TokenCache>> token_caches;
+    attempts::metrics::AuthCounters auth_counters;
+    std::optional<KeyReloader> key_reloader;
+    if (authenticator) {
+      auth_counters.authenticator = authenticator.get();
+      for (std::size_t i = 0; i < loops.size(); ++i) {
+        token_caches.push_back(std::make_unique<attempts::auth::TokenCache>(
+            attempts::auth::TokenCacheOptions{
+                .max_entries = config.token_cache_size,
+                .leeway = std::chrono::seconds(config.jwt_leeway_seconds)}));
+        auth_counters.caches.push_back(token_caches.back().get());
+      }
+      key_reloader.emplace(loops.context(0), config, *authenticator);
+    }
     attempts::http::HandlerOptions handler_options;
+    handler_options.authenticator = authenticator.get();
     handler_options.metrics_text = [&] {
-      return attempts::metrics::render_exposition(http_metrics, pool->metrics(),
+      return attempts::metrics::render_exposition(http_metrics, auth_counters, pool->metrics(),
                                                   pool->connection_states());
     };
     attempts::http::RequestHandler handler(handler_options);
     attempts::http::Server server(
         server_options(config), loops, handler,
-        [&](std::size_t loop) -> attempts::AttemptStore& { return pool->store(loop); },
+        [&](std::size_t loop) {
+          return attempts::http::LoopResources{
+              pool->store(loop), token_caches.empty() ? nullptr : token_caches[loop].get()};
+        },
         http_metrics);
     server.start(
         // Every session has ended: the pool answers what it still holds, closes, and the
         // loops run out of work.
-        [&] { pool->close_when_idle([&] { loops.release(); }); },
+        [&] {
+          if (key_reloader) key_reloader->stop();
+          pool->close_when_idle([&] { loops.release(); });
+        },
         [&] { return pool->pending_calls(); });
     const auto endpoint = server.local_endpoint();
     spdlog::info("listening on {}:{}", endpoint.address().to_string(), endpoint.port());

@@ -52,6 +52,14 @@ constexpr std::array kOptions = {
            "seconds from a request's first byte to its response, whatever the client or the "
            "database does (default 10)"},
     Option{"shutdown-timeout", "seconds in-flight requests get after SIGTERM (default 10)"},
+    Option{"auth",
+           "jwt (bearer tokens, see --jwks) or none (no authentication: trusted networks only) "
+           "(default jwt)"},
+    Option{"jwks", "JWKS file with the keys tokens are verified with; re-read on SIGHUP"},
+    Option{"jwt-issuer", "required iss claim (default: not checked)"},
+    Option{"jwt-audience", "required aud claim (default: not checked)"},
+    Option{"jwt-leeway", "seconds of clock skew allowed on exp, nbf and iat (default 30)"},
+    Option{"token-cache-size", "verified tokens remembered per event loop (default 10000)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
 };
@@ -323,6 +331,15 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.log_level = *level;
   }
+  if (const auto auth = reader.get("auth")) {
+    if (*auth != "jwt" && *auth != "none") {
+      return fail(reader.source() + ": '" + *auth + "' is not jwt or none");
+    }
+    config.auth = *auth;
+  }
+  if (const auto jwks = reader.get("jwks")) config.jwks_path = *jwks;
+  if (const auto issuer = reader.get("jwt-issuer")) config.jwt_issuer = *issuer;
+  if (const auto audience = reader.get("jwt-audience")) config.jwt_audience = *audience;
   if (const auto format = reader.get("log-format")) {
     if (*format != "text" && *format != "json") {
       return fail(reader.source() + ": '" + *format + "' is not text or json");
@@ -346,6 +363,9 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
       !reader.number("idle-timeout", 1u, 3600u, config.idle_timeout_seconds, error) ||
       !reader.number("request-timeout", 1u, 3600u, config.request_timeout_seconds, error) ||
       !reader.number("shutdown-timeout", 1u, 3600u, config.shutdown_timeout_seconds, error) ||
+      !reader.number("jwt-leeway", 0u, 600u, config.jwt_leeway_seconds, error) ||
+      !reader.number("token-cache-size", std::size_t{1}, std::size_t{10000000},
+                     config.token_cache_size, error) ||
       !reader.flag("access-log", config.access_log, error) ||
       !reader.flag("reuse-port", config.reuse_port, error)) {
     return fail(error);
@@ -388,7 +408,14 @@ std::string describe(const Config& config) {
        << "s request-timeout=" << config.request_timeout_seconds
        << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's'
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
-       << config.access_log << " reuse-port=" << config.reuse_port;
+       << config.access_log << " reuse-port=" << config.reuse_port << " auth=" << config.auth;
+  if (config.auth == "jwt") {
+    line << " jwks=" << config.jwks_path
+         << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
+         << " jwt-audience=" << (config.jwt_audience.empty() ? "-" : config.jwt_audience)
+         << " jwt-leeway=" << config.jwt_leeway_seconds << "s"
+         << " token-cache-size=" << config.token_cache_size;
+  }
   return line.str();
 }
 
@@ -417,7 +444,13 @@ std::string to_toml(const Config& config) {
       << "idle-timeout = " << config.idle_timeout_seconds << '\n'
       << "request-timeout = " << config.request_timeout_seconds << '\n'
       << "shutdown-timeout = " << config.shutdown_timeout_seconds << '\n'
-      << "reuse-port = " << config.reuse_port << '\n';
+      << "reuse-port = " << config.reuse_port << '\n'
+      << "auth = " << quoted(config.auth) << '\n'
+      << "jwks = " << quoted(config.jwks_path) << '\n'
+      << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'
+      << "jwt-audience = " << quoted(config.jwt_audience) << '\n'
+      << "jwt-leeway = " << config.jwt_leeway_seconds << '\n'
+      << "token-cache-size = " << config.token_cache_size << '\n';
   return out.str();
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "attempts/auth/authenticator.hpp"
 #include "attempts/http/responses.hpp"
 
 namespace attempts::http {
@@ -17,11 +18,27 @@ bool is_valid_idempotency_key(std::string_view key) {
          std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 127; });
 }
 
+// 401: who is calling is unknown; RFC 6750 says what to put in WWW-Authenticate.
+Response unauthorized_response(auth::TokenError reason) {
+  Response response = error_response(
+      Status::unauthorized, reason == auth::TokenError::missing
+                                ? "a bearer token is required (Authorization: Bearer <JWT>)"
+                                : "invalid token: " + std::string(auth::describe(reason)));
+  response.set(beast_http::field::www_authenticate, auth::www_authenticate(reason));
+  return response;
+}
+
 }  // namespace
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 RequestHandler::RequestHandler(HandlerOptions options) : options_(std::move(options)) {}
 
-HeaderVerdict RequestHandler::judge_header(const Request& header) const {
+HeaderVerdict RequestHandler::judge_header(const Request& header, auth::TokenCache* tokens) const {
   HeaderVerdict verdict;
   verdict.match = match_route(header.method, header.target);
   const auto& match = verdict.match;
@@ -55,6 +72,19 @@ HeaderVerdict RequestHandler::judge_header(const Request& header) const {
     case Route::submit_attempt:
     case Route::start_attempt:
       break;
+  }
+  // Students own their attempts: every /attempts and /exams request says who is calling.
+  // Without a cache to verify through, authentication fails closed.
+  if (options_.authenticator != nullptr) {
+    const auto result =
+        header.authorization_count > 1 || tokens == nullptr
+            ? auth::AuthResult(auth::AuthFailure{auth::TokenError::malformed})
+            : options_.authenticator->authenticate(header.authorization, *tokens, options_.clock());
+    if (const auto* failure = std::get_if<auth::AuthFailure>(&result)) {
+      verdict.rejection = unauthorized_response(failure->reason);
+      return verdict;
+    }
+    verdict.student = std::get<std::int64_t>(result);
   }
   if (match.route == Route::save_answers &&
       (header.content_type_count != 1 || !is_json_content_type(header.content_type))) {

@@ -13,7 +13,7 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 Server::Server(ServerOptions options, runtime::EventLoops& loops, const RequestHandler& handler,
-               const std::function<AttemptStore&(std::size_t loop)>& store_for_loop,
+               const std::function<LoopResources(std::size_t loop)>& resources_of_loop,
                HttpMetrics& metrics)
     : options_(std::move(options)),
       loops_(loops),
@@ -25,7 +25,9 @@ Server::Server(ServerOptions options, runtime::EventLoops& loops, const RequestH
           [this](Socket&& socket, std::size_t loop) { accept(std::move(socket), loop); })) {
   for (std::size_t i = 0; i < loops.size(); ++i) {
     sessions_.push_back(std::make_unique<LoopSessions>());
-    services_.push_back({handler, store_for_loop(i), options_.session, *sessions_.back(), metrics});
+    const LoopResources resources = resources_of_loop(i);
+    services_.push_back({handler, resources.store, resources.tokens, options_.session,
+                         *sessions_.back(), metrics});
   }
 }
 

@@ -139,7 +139,7 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
   }
   // Judged on the header alone: fields in a chunked body's trailer (which Beast merges into the
   // message) cannot turn a refused request into an accepted one.
-  verdict_ = services_.handler.judge_header(header);
+  verdict_ = services_.handler.judge_header(header, services_.tokens);
   // RFC 9110 10.1.1: an expectation from an HTTP/1.0 client is ignored.
   if (version_ < 11 || !beast::iequals(header.expect, "100-continue")) {
     return do_read_body();

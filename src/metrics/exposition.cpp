@@ -1,5 +1,8 @@
 #include "attempts/metrics/exposition.hpp"
 
+#include "attempts/auth/authenticator.hpp"
+#include "attempts/auth/token_cache.hpp"
+
 namespace attempts::metrics {
 namespace {
 
@@ -22,9 +25,34 @@ void single(TextWriter& out, std::string_view name, std::string_view type, std::
   out.sample(name, "", value);
 }
 
+void render_auth(TextWriter& out, const AuthCounters& auth) {
+  if (auth.authenticator == nullptr) return;
+  out.family("attempts_auth_rejections_total", "counter",
+             "Requests answered 401, by why the bearer token was refused.");
+  for (std::size_t i = 0; i < auth::kTokenErrorCount; ++i) {
+    const auto reason = static_cast<auth::TokenError>(i);
+    out.sample("attempts_auth_rejections_total",
+               "reason=\"" + std::string(auth::name(reason)) + "\"",
+               auth.authenticator->rejections(reason));
+  }
+  std::uint64_t hits = 0, misses = 0, evictions = 0;
+  for (const auto* cache : auth.caches) {
+    hits += cache->hits();
+    misses += cache->misses();
+    evictions += cache->evictions();
+  }
+  single(out, "attempts_auth_token_cache_hits_total", "counter",
+         "Tokens found already verified in an event loop's cache.", hits);
+  single(out, "attempts_auth_token_cache_misses_total", "counter",
+         "Tokens whose signature had to be verified.", misses);
+  single(out, "attempts_auth_token_cache_evictions_total", "counter",
+         "Verified tokens dropped from a full cache before they expired.", evictions);
+}
+
 }  // namespace
 
-std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetrics& pool,
+std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
+                              const db::PoolMetrics& pool,
                               const std::vector<db::ConnectionState>& connections) {
   TextWriter out;
 
@@ -54,6 +82,7 @@ std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetri
   single(out, "attempts_http_connections_refused_total", "counter",
          "Client connections closed at once because --max-connections was reached.",
          http.connections_refused.value());
+  render_auth(out, auth);
 
   out.family("attempts_db_batch_rows", "histogram",
              "Distinct attempts written by one UPDATE statement.");

@@ -79,6 +79,16 @@ TEST(ConfigDefaultsTest, EveryEventLoopGetsAConnection) {
   EXPECT_EQ(more.config.pool_size, 6u);
 }
 
+TEST(ConfigDefaultsTest, AuthenticationIsOnUnlessTurnedOff) {
+  const ParseResult result = parse_config({}, kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.auth, "jwt");
+  EXPECT_EQ(result.config.jwt_leeway_seconds, 30u);
+  EXPECT_EQ(result.config.token_cache_size, 10000u);
+  EXPECT_TRUE(result.config.jwt_issuer.empty());
+  EXPECT_TRUE(result.config.jwt_audience.empty());
+}
+
 TEST(ConfigTest, FewerConnectionsThanExplicitThreadsIsRefused) {
   const ParseResult result = parse_config({"--threads=4", "--pool-size=2"}, kNoEnv);
   EXPECT_EQ(result.action, Action::fail);
@@ -104,7 +114,8 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                    "LOG_LEVEL", "MAX_BATCH", "PIPELINE_DEPTH", "QUEUE_CAPACITY",
                                    "QUEUE_BYTES", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
                                    "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
-                                   "ACCESS_LOG", "REUSE_PORT"}));
+                                   "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
+                                   "JWT_AUDIENCE", "JWT_LEEWAY", "TOKEN_CACHE_SIZE"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -193,6 +204,17 @@ INSTANTIATE_TEST_SUITE_P(
                     number_field(&Config::pipeline_depth)},
         SettingCase{"request-timeout", "REQUEST_TIMEOUT", "3", "4",
                     number_field(&Config::request_timeout_seconds)},
+        SettingCase{"auth", "AUTH", "none", "jwt", [](const Config& config) { return config.auth; }},
+        SettingCase{"jwks", "JWKS", "/etc/keys.json", "/run/jwks.json",
+                    [](const Config& config) { return config.jwks_path; }},
+        SettingCase{"jwt-issuer", "JWT_ISSUER", "https://id.example", "issuer-b",
+                    [](const Config& config) { return config.jwt_issuer; }},
+        SettingCase{"jwt-audience", "JWT_AUDIENCE", "attempts", "exams",
+                    [](const Config& config) { return config.jwt_audience; }},
+        SettingCase{"jwt-leeway", "JWT_LEEWAY", "0", "120",
+                    number_field(&Config::jwt_leeway_seconds)},
+        SettingCase{"token-cache-size", "TOKEN_CACHE_SIZE", "100", "200",
+                    number_field(&Config::token_cache_size)},
         SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
                     number_field(&Config::max_connections)},
         SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
@@ -305,6 +327,9 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"PipelineDepthZero", {"--pipeline-depth=0"}, {}, "--pipeline-depth: '0'"},
         InvalidCase{"PipelineDepthAboveLimit", {"--pipeline-depth=65"}, {}, "--pipeline-depth"},
         InvalidCase{"RequestTimeoutZero", {"--request-timeout=0"}, {}, "--request-timeout"},
+        InvalidCase{"AuthUnknown", {"--auth=basic"}, {}, "--auth: 'basic' is not jwt or none"},
+        InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
+        InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
         InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},
         InvalidCase{"IdleTimeoutZero", {"--idle-timeout=0"}, {}, "--idle-timeout"},
         InvalidCase{"ShutdownTimeoutZero", {"--shutdown-timeout=0"}, {}, "--shutdown-timeout"},

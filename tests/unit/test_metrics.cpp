@@ -6,8 +6,10 @@
 #include <thread>
 #include <vector>
 
+#include "attempts/auth/token_cache.hpp"
 #include "attempts/metrics/exposition.hpp"
 #include "attempts/metrics/metrics.hpp"
+#include "auth_test_support.hpp"
 
 namespace attempts::metrics {
 namespace {
@@ -71,7 +73,7 @@ TEST(ExpositionTest, CountsRequestsByRouteAndStatusAndPoolState) {
   pool.batch_rows.observe(3);
   pool.batches_committed.add();
   pool.rows_committed.add(3);
-  const std::string text = render_exposition(http, pool, {{true, 0}, {false, 7}});
+  const std::string text = render_exposition(http, AuthCounters{}, pool, {{true, 0, 0}, {false, 7, 2}});
 
   EXPECT_THAT(
       text,
@@ -88,6 +90,8 @@ TEST(ExpositionTest, CountsRequestsByRouteAndStatusAndPoolState) {
   EXPECT_THAT(text, HasSubstr("attempts_db_rows_committed_total 3\n"));
   EXPECT_THAT(text, HasSubstr("attempts_db_connection_up{connection=\"1\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("attempts_db_queue_depth{connection=\"1\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_db_in_flight{connection=\"1\"} 2\n"));
+  EXPECT_THAT(text, Not(HasSubstr("attempts_auth_")));  // authentication off
   EXPECT_THAT(text, HasSubstr("attempts_db_connections{state=\"up\"} 1\n"));
   EXPECT_THAT(text, Not(HasSubstr("code=\"200\"")));  // series appear with their first request
 }
@@ -95,7 +99,7 @@ TEST(ExpositionTest, CountsRequestsByRouteAndStatusAndPoolState) {
 TEST(ExpositionTest, EveryLineIsACommentOrANameLabelsValueSample) {
   http::HttpMetrics http;
   http.record(http::Route::readiness, 503, std::chrono::milliseconds(1));
-  const std::string text = render_exposition(http, db::PoolMetrics{}, {{true, 0}});
+  const std::string text = render_exposition(http, AuthCounters{}, db::PoolMetrics{}, {{true, 0, 0}});
   std::istringstream lines(text);
   std::string line;
   int samples = 0;
@@ -109,6 +113,26 @@ TEST(ExpositionTest, EveryLineIsACommentOrANameLabelsValueSample) {
     ++samples;
   }
   EXPECT_GT(samples, 20);
+}
+
+TEST(ExpositionTest, CountsRejectionsByReasonAndTheTokenCaches) {
+  const auth::Authenticator authenticator(
+      std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(),
+                                                  auth::VerifierOptions{}));
+  auth::TokenCache first;
+  auth::TokenCache second;
+  const std::string token = auth::test::make_token("test-hs256");
+  (void)authenticator.authenticate("", first, auth::test::kNow);                  // missing
+  (void)authenticator.authenticate("Bearer " + token, first, auth::test::kNow);   // miss
+  (void)authenticator.authenticate("Bearer " + token, first, auth::test::kNow);   // hit
+  (void)authenticator.authenticate("Bearer " + token, second, auth::test::kNow + 7200);  // expired
+  const std::string text = render_exposition(http::HttpMetrics{}, AuthCounters{&authenticator, {&first, &second}},
+                                             db::PoolMetrics{}, {});
+  EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"missing\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"expired\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"bad_signature\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_hits_total 1\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_misses_total 2\n"));
 }
 
 }  // namespace

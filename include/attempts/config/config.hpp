@@ -35,6 +35,13 @@ struct Config {
   unsigned idle_timeout_seconds = 15;
   unsigned request_timeout_seconds = 10;
   unsigned shutdown_timeout_seconds = 10;
+  // Authentication: "jwt" (bearer tokens verified against the JWKS file) or "none".
+  std::string auth = "jwt";
+  std::string jwks_path;
+  std::string jwt_issuer;    // empty: iss is not checked
+  std::string jwt_audience;  // empty: aud is not checked
+  unsigned jwt_leeway_seconds = 30;
+  std::size_t token_cache_size = 10000;  // verified tokens kept per event loop
 };
 
 struct ParseResult {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -11,7 +12,15 @@
 #include "attempts/http/router.hpp"
 #include "attempts/http/types.hpp"
 
+namespace attempts::auth {
+class Authenticator;
+class TokenCache;
+}  // namespace attempts::auth
+
 namespace attempts::http {
+
+// Seconds since the Unix epoch: the clock tokens are checked with.
+std::int64_t unix_now();
 
 struct HandlerOptions {
   AnswersLimits answers_limits;
@@ -21,6 +30,10 @@ struct HandlerOptions {
   std::chrono::milliseconds readiness_timeout{2000};
   // The /metrics page (Prometheus text format); empty means /metrics answers 404.
   std::function<std::string()> metrics_text;
+  // Verifies bearer tokens; null when authentication is off (--auth none), and then requests
+  // act for no one in particular (an attempt's owner is not checked).
+  const auth::Authenticator* authenticator = nullptr;
+  std::int64_t (*clock)() = &unix_now;
 };
 
 // What a request's header alone decides, judged once, before its body is read.
@@ -43,7 +56,8 @@ class RequestHandler {
   // Judges a request's header (its body is not read yet): route, method, id, Content-Type.
   // Used before `100 Continue`, so a client is never asked to send a body that would be
   // refused.
-  HeaderVerdict judge_header(const Request& header) const;
+  // `tokens` is the calling event loop's cache of verified tokens (with authentication on).
+  HeaderVerdict judge_header(const Request& header, auth::TokenCache* tokens) const;
 
   // A complete request whose header was judged acceptable. Returns its response when it needs
   // nothing from the store; otherwise fills `call` (answer by `deadline`) and returns nullopt:

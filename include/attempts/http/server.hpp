@@ -30,14 +30,20 @@ struct ServerOptions {
   SessionOptions session;
 };
 
+// What sessions on one event loop use that belongs to that loop.
+struct LoopResources {
+  AttemptStore& store;
+  auth::TokenCache* tokens;  // null with authentication off
+};
+
 // The HTTP front end on the event loops: a listener on loop 0, each connection's session on the
 // loop it was accepted for, and the shutdown that SIGINT/SIGTERM start.
 class Server {
  public:
-  // `store_for_loop(i)` is the store for sessions on loop i. Binds at once; throws
+  // `resources_of_loop(i)` is what sessions on loop i use. Binds at once; throws
   // boost::system::system_error if the address cannot be used.
   Server(ServerOptions options, runtime::EventLoops& loops, const RequestHandler& handler,
-         const std::function<AttemptStore&(std::size_t loop)>& store_for_loop,
+         const std::function<LoopResources(std::size_t loop)>& resources_of_loop,
          HttpMetrics& metrics);
   ~Server();
 

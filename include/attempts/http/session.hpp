@@ -74,6 +74,7 @@ class LoopSessions {
 struct LoopServices {
   const RequestHandler& handler;
   AttemptStore& store;
+  auth::TokenCache* tokens;  // null with authentication off
   const SessionOptions& options;
   LoopSessions& sessions;
   HttpMetrics& metrics;

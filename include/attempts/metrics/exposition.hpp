@@ -6,10 +6,23 @@
 #include "attempts/db/pool_metrics.hpp"
 #include "attempts/http/http_metrics.hpp"
 
+namespace attempts::auth {
+class Authenticator;
+class TokenCache;
+}  // namespace attempts::auth
+
 namespace attempts::metrics {
 
-// The whole /metrics page: HTTP and pool metrics in the Prometheus text format 0.0.4.
-std::string render_exposition(const http::HttpMetrics& http, const db::PoolMetrics& pool,
+// What authentication counts: rejections by reason, and each event loop's token cache.
+struct AuthCounters {
+  const auth::Authenticator* authenticator = nullptr;  // null with authentication off
+  std::vector<const auth::TokenCache*> caches;
+};
+
+// The whole /metrics page: HTTP, authentication and pool metrics in the Prometheus text format
+// 0.0.4.
+std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
+                              const db::PoolMetrics& pool,
                               const std::vector<db::ConnectionState>& connections);
 
 }  // namespace attempts::metrics

@@ -103,6 +103,13 @@ std::optional<std::string> ServerProcess::start_once() {
   }
   options.argv.insert(options.argv.end(),
                       {server_binary(), "--listen", "127.0.0.1:" + std::to_string(port_)});
+  // Tests of the HTTP and database behaviour talk to the server without tokens; those about
+  // authentication say --auth jwt (or --jwks) themselves.
+  const bool auth_chosen =
+      std::any_of(settings_.flags.begin(), settings_.flags.end(), [](const std::string& flag) {
+        return flag.rfind("--auth", 0) == 0 || flag.rfind("--jwks", 0) == 0;
+      });
+  if (!auth_chosen) options.argv.insert(options.argv.end(), {"--auth", "none"});
   options.argv.insert(options.argv.end(), settings_.flags.begin(), settings_.flags.end());
   for (const char* name : kServerEnvironment) options.env.emplace_back(name, std::nullopt);
   options.env.emplace_back("DATABASE_URL", settings_.database_url);

@@ -26,7 +26,8 @@ std::uint16_t pick_free_port();
 struct ServerSettings {
   // DATABASE_URL for the server; empty means the test environment's database.
   std::string database_url;
-  // More flags, e.g. {"--body-limit", "1024"}. --listen is always set by ServerProcess.
+  // More flags, e.g. {"--body-limit", "1024"}. --listen is always set by ServerProcess, and
+  // --auth none unless the flags choose --auth or --jwks.
   std::vector<std::string> flags;
   // How long start-up may take until GET /healthz answers 200.
   std::chrono::milliseconds ready_timeout{10000};

@@ -1,0 +1,205 @@
+// Authenticator: the Authorization header, the cache in front of the verifier, key rotation,
+// rejection counters and the WWW-Authenticate value.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "attempts/auth/authenticator.hpp"
+#include "auth_test_support.hpp"
+
+namespace attempts::auth {
+namespace {
+
+using test::claims_for;
+using test::kNow;
+using test::make_token;
+
+std::shared_ptr<const TokenVerifier> verifier_for(std::shared_ptr<const KeySet> keys,
+                                                  VerifierOptions options = {}) {
+  return std::make_shared<const TokenVerifier>(std::move(keys), std::move(options));
+}
+
+AuthResult student(std::int64_t id) {
+  return id;
+}
+AuthResult failure(TokenError reason) {
+  return AuthFailure{reason};
+}
+
+// ---- The Authorization header ------------------------------------------------------------------
+
+using BearerResult = std::variant<std::string_view, TokenError>;
+
+TEST(BearerTokenTest, MissingOrOtherSchemeIsMissing) {
+  for (const char* value : {"", "Basic dXNlcjpwYXNz", "Basic", "Digest username=\"x\"",
+                            "Bearerx abc", "Bear abc", "Token abc", " Bearer abc"}) {
+    EXPECT_EQ(bearer_token(value), BearerResult(TokenError::missing)) << "'" << value << "'";
+  }
+}
+
+TEST(BearerTokenTest, SchemeIsCaseInsensitive) {
+  for (const char* value :
+       {"Bearer abc.def.ghi", "bearer abc.def.ghi", "BEARER abc.def.ghi", "bEaReR abc.def.ghi"}) {
+    EXPECT_EQ(bearer_token(value), BearerResult(std::string_view("abc.def.ghi"))) << value;
+  }
+}
+
+TEST(BearerTokenTest, Token68CharactersAndTrailingEqualsAreAccepted) {
+  EXPECT_EQ(bearer_token("Bearer aZ09-._~+/=="), BearerResult(std::string_view("aZ09-._~+/==")));
+}
+
+TEST(BearerTokenTest, AnythingButOneSpaceAndOneToken68IsMalformed) {
+  for (const char* value :
+       {"Bearer", "Bearer ", "Bearer  abc", "Bearer abc ", "Bearer abc def", "Bearer abc,def",
+        "Bearer a=b", "Bearer =abc", "Bearer abc\t", "Bearer \"abc\"", "Bearer abc\r\n",
+        "Bearer ab%63", "bearer  abc.def.ghi"}) {
+    EXPECT_EQ(bearer_token(value), BearerResult(TokenError::malformed)) << "'" << value << "'";
+  }
+}
+
+// ---- Authentication ----------------------------------------------------------------------------
+
+TEST(AuthenticatorTest, ValidBearerTokenGivesTheStudentAndIsCached) {
+  const Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache;
+  const std::string header = "Bearer " + make_token("test-rs256", {}, claims_for(77));
+  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), student(77));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_EQ(cache.misses(), 1u);
+  EXPECT_EQ(authenticator.authenticate(header, cache, kNow + 1), student(77));
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(cache.generation(), authenticator.generation());
+}
+
+TEST(AuthenticatorTest, CachedTokenStillExpiresAtItsLeewayBoundary) {
+  const Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache;
+  const std::string header = "Bearer " + make_token("test-hs256");
+  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), student(42));
+  EXPECT_EQ(authenticator.authenticate(header, cache, test::kExpiry + 30), student(42));
+  EXPECT_EQ(cache.hits(), 1u);
+  EXPECT_EQ(authenticator.authenticate(header, cache, test::kExpiry + 31),
+            failure(TokenError::expired));
+  EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(AuthenticatorTest, RejectionsAreNotCachedAndAreCountedByReason) {
+  const Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache;
+  EXPECT_EQ(authenticator.authenticate("", cache, kNow), failure(TokenError::missing));
+  EXPECT_EQ(authenticator.authenticate("Basic abc", cache, kNow), failure(TokenError::missing));
+  EXPECT_EQ(authenticator.authenticate("Bearer  x", cache, kNow), failure(TokenError::malformed));
+  const std::string expired = "Bearer " + make_token("test-eddsa");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(authenticator.authenticate(expired, cache, test::kExpiry + 3600),
+              failure(TokenError::expired));
+  }
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(authenticator.rejections(TokenError::missing), 2u);
+  EXPECT_EQ(authenticator.rejections(TokenError::malformed), 1u);
+  EXPECT_EQ(authenticator.rejections(TokenError::expired), 3u);
+  EXPECT_EQ(authenticator.rejections(TokenError::bad_signature), 0u);
+}
+
+TEST(AuthenticatorTest, ReplacingTheVerifierEmptiesCachesFilledWithTheOldKeys) {
+  // Key rotation: test-hs256 is removed. A token it signed, already cached, must stop working.
+  Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache;
+  const std::string old_key_token = "Bearer " + make_token("test-hs256");
+  const std::string kept_key_token = "Bearer " + make_token("test-es256", {}, claims_for(5));
+  EXPECT_EQ(authenticator.authenticate(old_key_token, cache, kNow), student(42));
+  EXPECT_EQ(authenticator.authenticate(kept_key_token, cache, kNow), student(5));
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(authenticator.generation(), 1u);
+
+  authenticator.replace(verifier_for(test::key_set_of(
+      test::jwks_of({test::public_jwk("test-rs256"), test::public_jwk("test-es256")}))));
+  EXPECT_EQ(authenticator.generation(), 2u);
+  EXPECT_EQ(authenticator.authenticate(old_key_token, cache, kNow),
+            failure(TokenError::unknown_key));
+  EXPECT_EQ(cache.generation(), 2u);
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(authenticator.authenticate(kept_key_token, cache, kNow), student(5));
+  EXPECT_EQ(cache.size(), 1u);
+}
+
+TEST(AuthenticatorTest, ReplacingTheOptionsAppliesToCachedTokensToo) {
+  Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache;
+  const std::string header = "Bearer " + make_token("test-hs256");
+  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), student(42));
+  VerifierOptions options;
+  options.audience = "attempts";
+  authenticator.replace(verifier_for(test::test_key_set(), options));
+  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), failure(TokenError::wrong_audience));
+}
+
+TEST(AuthenticatorTest, NeedsAVerifier) {
+  EXPECT_THROW(Authenticator(nullptr), std::invalid_argument);
+  Authenticator authenticator(verifier_for(test::test_key_set()));
+  EXPECT_THROW(authenticator.replace(nullptr), std::invalid_argument);
+}
+
+TEST(AuthenticatorTest, ConcurrentAuthenticationsDuringReplacements) {
+  Authenticator authenticator(verifier_for(test::test_key_set()));
+  const std::string header = "Bearer " + make_token("test-es256");
+  std::atomic<bool> stop{false};
+  std::atomic<int> accepted{0};
+  std::atomic<int> rejected{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&] {
+      TokenCache cache;  // one per thread, as the server keeps them
+      while (!stop.load()) {
+        if (authenticator.authenticate(header, cache, kNow) == student(42)) {
+          ++accepted;
+        } else {
+          ++rejected;
+        }
+      }
+    });
+  }
+  // Each replacement waits for more authentications, so that they interleave.
+  const auto wait_for_more = [&] {
+    const int seen = accepted.load();
+    while (accepted.load() < seen + 3) std::this_thread::yield();
+  };
+  for (int i = 0; i < 50; ++i) {
+    wait_for_more();
+    authenticator.replace(verifier_for(test::test_key_set()));
+  }
+  wait_for_more();
+  stop = true;
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(authenticator.generation(), 51u);
+  EXPECT_GE(accepted.load(), 150);
+  EXPECT_EQ(rejected.load(), 0);
+}
+
+// ---- WWW-Authenticate --------------------------------------------------------------------------
+
+TEST(WwwAuthenticateTest, MissingCredentialsGetTheBareChallenge) {
+  EXPECT_EQ(www_authenticate(TokenError::missing), "Bearer");
+  EXPECT_EQ(www_authenticate(TokenError::missing, "attempts"), "Bearer realm=\"attempts\"");
+}
+
+TEST(WwwAuthenticateTest, RejectedTokensGetInvalidTokenAndTheDescription) {
+  EXPECT_EQ(www_authenticate(TokenError::expired),
+            "Bearer error=\"invalid_token\", error_description=\"The token has expired\"");
+  EXPECT_EQ(www_authenticate(TokenError::algorithm_mismatch, "attempts"),
+            "Bearer realm=\"attempts\", error=\"invalid_token\", "
+            "error_description=\"The token algorithm does not match its key\"");
+  EXPECT_EQ(www_authenticate(TokenError::malformed),
+            "Bearer error=\"invalid_token\", error_description=\"The token is malformed\"");
+}
+
+TEST(WwwAuthenticateTest, RealmIsEscaped) {
+  EXPECT_EQ(www_authenticate(TokenError::missing, R"(a"b\c)"), R"(Bearer realm="a\"b\\c")");
+}
+
+}  // namespace
+}  // namespace attempts::auth
