@@ -1,646 +1,340 @@
-// Unit tests for RequestHandler against an in-memory AttemptStore: statuses, bodies, headers, and
-// what reaches the store. Version and keep-alive belong to the session and are not checked here.
+// Unit tests for RequestHandler: what the header alone decides (routes, methods, ids,
+// Content-Type, Idempotency-Key, authentication), what reaches the store for a complete
+// request, and the response to a completed call. Version and keep-alive belong to the session.
+
+#include "attempts/http/request_handler.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <chrono>
-#include <functional>
-#include <map>
 #include <nlohmann/json.hpp>
-#include <optional>
-#include <set>
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
-#include "attempts/domain/attempt_store.hpp"
-#include "attempts/http/request_handler.hpp"
+#include "attempts/auth/authenticator.hpp"
+#include "attempts/auth/token_cache.hpp"
+#include "auth_test_support.hpp"
 
 namespace attempts::http {
 namespace {
 
-using namespace std::string_view_literals;
-using testing::HasSubstr;
+using Clock = std::chrono::steady_clock;
 using Field = beast_http::field;
+using json = nlohmann::json;
+using testing::HasSubstr;
 
-// An AttemptStore in a std::map. Callbacks run synchronously, unless `deferred` is set: then they
-// wait in `pending` until the test runs them (as a store thread would, after handle() returned).
-class FakeStore : public AttemptStore {
- public:
-  enum class Mode { working, unavailable, overloaded };
-
-  struct Attempt {
-    std::int64_t exam_id = 1;
-    std::string answers_json = "{}";
-    std::optional<std::string> updated_at;
-    std::optional<std::string> submitted_at;
-  };
-
-  void save_answers(AttemptId id, std::string answers_json, SaveCallback done) override {
-    saves.emplace_back(id, answers_json);
-    run([this, id, answers_json = std::move(answers_json), done = std::move(done)] {
-      if (mode == Mode::unavailable) return done(SaveOutcome::unavailable);
-      if (mode == Mode::overloaded) return done(SaveOutcome::overloaded);
-      const auto found = attempts.find(id);
-      if (found == attempts.end()) return done(SaveOutcome::not_found);
-      if (submitted.count(id)) return done(SaveOutcome::already_submitted);
-      found->second.answers_json = answers_json;
-      found->second.updated_at = "2024-06-01T12:00:00Z";
-      done(SaveOutcome::saved);
-    });
-  }
-
-  void load_attempt(AttemptId id, LoadCallback done) override {
-    ++loads;
-    run([this, id, done = std::move(done)] {
-      LoadResult result;
-      if (mode == Mode::unavailable) return done(result);
-      if (mode == Mode::overloaded) {
-        result.outcome = LoadOutcome::overloaded;
-        return done(result);
-      }
-      const auto found = attempts.find(id);
-      if (found == attempts.end()) {
-        result.outcome = LoadOutcome::not_found;
-        return done(result);
-      }
-      result.outcome = LoadOutcome::found;
-      result.record = {id, found->second.exam_id, found->second.answers_json,
-                       found->second.updated_at, found->second.submitted_at};
-      if (submitted.count(id)) result.record.submitted_at = "2024-06-01T13:00:00Z";
-      done(result);
-    });
-  }
-
-  void check_ready(ReadyCallback done) override {
-    ++readiness_checks;
-    run([this, done = std::move(done)] { done(mode == Mode::working && ready); });
-  }
-
-  void run_pending() {
-    auto work = std::move(pending);
-    pending.clear();
-    for (auto& job : work) job();
-  }
-
-  std::map<AttemptId, Attempt> attempts;
-  std::set<AttemptId> submitted;
-  Mode mode = Mode::working;
-  bool ready = true;
-  bool deferred = false;
-
-  std::vector<std::pair<AttemptId, std::string>> saves;  // every save_answers call
-  int loads = 0;
-  int readiness_checks = 0;
-  std::vector<std::function<void()>> pending;
-
- private:
-  void run(std::function<void()> job) {
-    if (deferred) {
-      pending.push_back(std::move(job));
-    } else {
-      job();
-    }
-  }
-};
-
-Request make_request(Verb method, std::string_view target, std::string body = {},
-                     std::optional<std::string_view> content_type = std::nullopt) {
-  Request request{method, target, 11};
-  if (content_type) request.set(Field::content_type, *content_type);
-  request.body() = std::move(body);
-  request.prepare_payload();
-  return request;
+std::int64_t fixed_clock() {
+  return auth::test::kNow;
 }
 
-Request patch(std::string_view target, std::string body,
-              std::optional<std::string_view> content_type = "application/json") {
-  return make_request(Verb::patch, target, std::move(body), content_type);
+Request request(Verb method, std::string target, std::string body = {},
+                std::optional<std::string> content_type = std::nullopt) {
+  Request r;
+  r.method = method;
+  r.method_text = std::string(beast_http::to_string(method));
+  r.target = std::move(target);
+  r.body = std::move(body);
+  if (content_type) {
+    r.content_type = *content_type;
+    r.content_type_count = 1;
+  }
+  return r;
 }
 
-Request get(std::string_view target) {
-  return make_request(Verb::get, target);
+Request patch(std::string target, std::string body,
+              std::optional<std::string> content_type = "application/json") {
+  return request(Verb::patch, std::move(target), std::move(body), std::move(content_type));
 }
 
-constexpr std::string_view kAnswers = R"({"answers": {"2": [3, 1], "10": []}})";
-constexpr std::string_view kCanonicalAnswers = R"({"2":[3,1],"10":[]})";
-constexpr std::string_view kStoredAnswers = R"({"1": [1]})";
+Request with_bearer(Request r, const std::string& token) {
+  r.authorization = "Bearer " + token;
+  ++r.authorization_count;
+  return r;
+}
+
+json body_of(const Response& response) {
+  return json::parse(response.body());
+}
 
 class RequestHandlerTest : public testing::Test {
  protected:
-  RequestHandlerTest() {
-    store_.attempts[1] = {};
-    store_.attempts[2] = {7, std::string(kStoredAnswers), "2024-05-01T10:00:00Z", std::nullopt};
-    store_.attempts[3] = {7, std::string(kStoredAnswers), "2024-05-01T10:00:00Z", std::nullopt};
-    store_.submitted.insert(3);
-  }
+  // Authentication off unless a test turns it on.
+  RequestHandler handler_{HandlerOptions{.metrics_text = [] { return std::string("m 1\n"); }}};
+  const Clock::time_point deadline_ = Clock::now() + std::chrono::seconds(10);
 
-  // The one response the handler gives; records a failure if it gives none or several.
-  Response handle(Request request, const RequestHandler* handler = nullptr) {
-    std::vector<Response> responses;
-    (handler ? *handler : handler_).handle(std::move(request), [&responses](Response response) {
-      responses.push_back(std::move(response));
-    });
-    EXPECT_EQ(responses.size(), 1u) << "respond must be called exactly once";
-    return responses.empty() ? Response{} : std::move(responses.front());
+  // judge_header, then begin: the response, or nullopt with `call_` filled.
+  std::optional<Response> run(const RequestHandler& handler, const Request& r,
+                              auth::TokenCache* tokens = nullptr) {
+    verdict_ = handler.judge_header(r, tokens);
+    call_.reset();
+    return handler.begin(r, verdict_, deadline_, call_);
   }
+  std::optional<Response> run(const Request& r) { return run(handler_, r); }
 
-  // Checks the body is `{"error": "<non-empty message>"}` and returns the message.
-  static std::string error_message(const Response& response) {
-    EXPECT_EQ(response[Field::content_type], "application/json");
-    const auto body = nlohmann::json::parse(response.body(), nullptr, /*allow_exceptions=*/false);
-    if (!body.is_object() || !body.contains("error") || !body["error"].is_string()) {
-      ADD_FAILURE() << "not an error document: " << response.body();
-      return {};
+  HeaderVerdict verdict_;
+  StoreCall call_;
+};
+
+// ---- routes the header alone refuses ----------------------------------------------------------
+
+TEST_F(RequestHandlerTest, UnknownPathsAre404) {
+  for (const char* target : {"/", "/attempt/1", "/attempts", "/attempts/1/",
+                             "/attempts/1/submit/", "/attempts/1/other", "/exams/1",
+                             "/exams/1/attempts/2", "/healthz/", "/HEALTHZ"}) {
+    const auto response = run(request(Verb::get, target));
+    ASSERT_TRUE(response) << target;
+    EXPECT_EQ(response->result(), Status::not_found) << target;
+    EXPECT_EQ(body_of(*response)["error"], "no such resource");
+  }
+}
+
+TEST_F(RequestHandlerTest, OtherMethodsAre405WithTheirAllow) {
+  const struct {
+    Verb method;
+    const char* target;
+    const char* allow;
+  } cases[] = {
+      {Verb::delete_, "/attempts/1", "GET, HEAD, PATCH"},
+      {Verb::post, "/attempts/1", "GET, HEAD, PATCH"},
+      {Verb::put, "/attempts/1", "GET, HEAD, PATCH"},
+      {Verb::get, "/attempts/1/submit", "POST"},
+      {Verb::patch, "/attempts/1/submit", "POST"},
+      {Verb::get, "/exams/1/attempts", "POST"},
+      {Verb::post, "/healthz", "GET, HEAD"},
+      {Verb::post, "/readyz", "GET, HEAD"},
+      {Verb::delete_, "/metrics", "GET, HEAD"},
+  };
+  for (const auto& c : cases) {
+    const auto response = run(request(c.method, c.target));
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result(), Status::method_not_allowed) << c.target;
+    EXPECT_EQ((*response)[Field::allow], c.allow) << c.target;
+  }
+}
+
+TEST_F(RequestHandlerTest, MalformedIdsAre400) {
+  for (const char* target : {"/attempts/0", "/attempts/-1", "/attempts/01", "/attempts/1x",
+                             "/attempts/9223372036854775808", "/attempts/0/submit"}) {
+    const auto response = run(request(Verb::get, target));
+    if (std::string_view(target).ends_with("submit")) {
+      const auto post = run(request(Verb::post, target));
+      ASSERT_TRUE(post);
+      EXPECT_EQ(post->result(), Status::bad_request) << target;
+      continue;
     }
-    EXPECT_EQ(body.size(), 1u) << response.body();
-    const auto message = body["error"].get<std::string>();
-    EXPECT_FALSE(message.empty());
-    return message;
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result(), Status::bad_request) << target;
+    EXPECT_THAT(body_of(*response)["error"].get<std::string>(), HasSubstr("attempt id"));
   }
-
-  const std::string& stored_answers(AttemptId id) { return store_.attempts.at(id).answers_json; }
-
-  FakeStore store_;
-  RequestHandler handler_{store_, HandlerOptions{}};
-};
-
-// --- PATCH /attempts/{id} ---------------------------------------------------------------------
-
-TEST_F(RequestHandlerTest, PatchReturns204AndStoresTheCanonicalJson) {
-  const Response response = handle(patch("/attempts/1", std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::no_content);
-  EXPECT_TRUE(response.body().empty());
-  ASSERT_EQ(store_.saves.size(), 1u);
-  EXPECT_EQ(store_.saves[0].first, 1);
-  EXPECT_EQ(store_.saves[0].second, kCanonicalAnswers);
-  EXPECT_EQ(stored_answers(1), kCanonicalAnswers);
+  const auto exam = run(request(Verb::post, "/exams/abc/attempts"));
+  ASSERT_TRUE(exam);
+  EXPECT_EQ(exam->result(), Status::bad_request);
+  EXPECT_THAT(body_of(*exam)["error"].get<std::string>(), HasSubstr("exam id"));
 }
 
-TEST_F(RequestHandlerTest, PatchWithEmptyAnswersIsSaved) {
-  EXPECT_EQ(handle(patch("/attempts/2", R"({"answers": {}})")).result(), Status::no_content);
-  EXPECT_EQ(stored_answers(2), "{}");
-}
-
-TEST_F(RequestHandlerTest, PatchAcceptsCharsetParameter) {
-  const Response response =
-      handle(patch("/attempts/1", std::string(kAnswers), "Application/JSON; charset=\"UTF-8\""));
-  EXPECT_EQ(response.result(), Status::no_content);
-  EXPECT_EQ(stored_answers(1), kCanonicalAnswers);
-}
-
-TEST_F(RequestHandlerTest, PatchIgnoresTheQueryString) {
-  EXPECT_EQ(handle(patch("/attempts/1?x=1", std::string(kAnswers))).result(), Status::no_content);
-  EXPECT_EQ(stored_answers(1), kCanonicalAnswers);
-}
-
-TEST_F(RequestHandlerTest, PatchOfAHugeFlatDocumentIsSaved) {
-  std::string body = R"({"answers": {)";
-  for (int question = 1; question <= 5000; ++question) {
-    body += (question > 1 ? ",\"" : "\"") + std::to_string(question) + "\": [1, 2]";
+TEST_F(RequestHandlerTest, PatchNeedsOneJsonContentType) {
+  for (const std::optional<std::string> type :
+       {std::optional<std::string>{}, std::optional<std::string>{"text/plain"},
+        std::optional<std::string>{"application/json; charset=latin1"}}) {
+    const auto response = run(patch("/attempts/1", R"({"answers":{}})", type));
+    ASSERT_TRUE(response);
+    EXPECT_EQ(response->result(), Status::unsupported_media_type);
   }
-  body += "}}";
-  EXPECT_EQ(handle(patch("/attempts/1", body)).result(), Status::no_content);
-  EXPECT_EQ(nlohmann::json::parse(stored_answers(1)).size(), 5000u);
-}
-
-TEST_F(RequestHandlerTest, PatchUnknownAttemptIs404) {
-  const Response response = handle(patch("/attempts/999", std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::not_found);
-  EXPECT_THAT(error_message(response), HasSubstr("999"));
-  EXPECT_EQ(store_.attempts.count(999), 0u);
-}
-
-TEST_F(RequestHandlerTest, PatchSubmittedAttemptIs409AndChangesNothing) {
-  const Response response = handle(patch("/attempts/3", std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::conflict);
-  EXPECT_THAT(error_message(response), HasSubstr("submitted"));
-  EXPECT_EQ(stored_answers(3), kStoredAnswers);
-}
-
-TEST_F(RequestHandlerTest, PatchWhileStoreUnavailableIs503WithRetryAfter) {
-  store_.mode = FakeStore::Mode::unavailable;
-  const Response response = handle(patch("/attempts/2", std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::service_unavailable);
-  EXPECT_EQ(response[Field::retry_after], "1");
-  error_message(response);
-  EXPECT_EQ(stored_answers(2), kStoredAnswers);
-}
-
-TEST_F(RequestHandlerTest, PatchWhileStoreOverloadedIs503WithRetryAfter) {
-  store_.mode = FakeStore::Mode::overloaded;
-  const Response response = handle(patch("/attempts/2", std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::service_unavailable);
-  EXPECT_EQ(response[Field::retry_after], "1");
-  error_message(response);
-  EXPECT_EQ(stored_answers(2), kStoredAnswers);
-}
-
-TEST_F(RequestHandlerTest, RetryAfterComesFromTheOptions) {
-  store_.mode = FakeStore::Mode::unavailable;
-  const RequestHandler handler(store_, HandlerOptions{{}, std::chrono::seconds(7)});
-  EXPECT_EQ(handle(patch("/attempts/1", std::string(kAnswers)), &handler)[Field::retry_after], "7");
-  EXPECT_EQ(handle(get("/attempts/1"), &handler)[Field::retry_after], "7");
-  EXPECT_EQ(handle(get("/readyz"), &handler)[Field::retry_after], "7");
-}
-
-class PatchBadIdTest : public RequestHandlerTest,
-                       public testing::WithParamInterface<std::string_view> {};
-
-TEST_P(PatchBadIdTest, Is400AndNeverReachesTheStore) {
-  const Response response =
-      handle(patch(std::string("/attempts/") + std::string(GetParam()), std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::bad_request);
-  EXPECT_THAT(error_message(response), HasSubstr("attempt id"));
-  EXPECT_TRUE(store_.saves.empty());
-}
-
-INSTANTIATE_TEST_SUITE_P(Ids, PatchBadIdTest,
-                         testing::Values("", "0", "01", "-1", "+1", "abc", "1a", "1.0",
-                                         "9223372036854775808", "99999999999999999999"));
-
-struct BadBodyCase {
-  const char* name;
-  std::string_view body;
-  std::string_view message_part;
-};
-
-void PrintTo(const BadBodyCase& test_case, std::ostream* out) {
-  *out << test_case.name;
-}
-
-class PatchBadBodyTest : public RequestHandlerTest,
-                         public testing::WithParamInterface<BadBodyCase> {};
-
-TEST_P(PatchBadBodyTest, Is400WithTheValidatorMessageAndNeverReachesTheStore) {
-  const Response response = handle(patch("/attempts/2", std::string(GetParam().body)));
-  EXPECT_EQ(response.result(), Status::bad_request);
-  EXPECT_THAT(error_message(response), HasSubstr(std::string(GetParam().message_part)));
-  EXPECT_TRUE(store_.saves.empty());
-  EXPECT_EQ(stored_answers(2), kStoredAnswers);
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    Bodies, PatchBadBodyTest,
-    testing::Values(
-        BadBodyCase{"Empty", "", "malformed JSON"},
-        BadBodyCase{"Truncated", R"({"answers": {"1": [1)", "malformed JSON"},
-        BadBodyCase{"TrailingGarbage", R"({"answers": {}} x)", "malformed JSON"},
-        BadBodyCase{"NulThenTrailingGarbage", "{\"answers\": {}}\0garbage"sv, "malformed JSON"},
-        BadBodyCase{"InvalidUtf8", "{\"x\": \"\xff\", \"answers\": {}}", "malformed JSON"},
-        BadBodyCase{"NotAnObject", "[1]", "must be a JSON object"},
-        BadBodyCase{"MissingAnswers", R"({"answer": {}})", "answers"},
-        BadBodyCase{"AnswersArray", R"({"answers": []})", "\"answers\" must be an object"},
-        BadBodyCase{"BadQuestionId", R"({"answers": {"0": []}})", "question id \"0\""},
-        BadBodyCase{"DuplicateQuestion", R"({"answers": {"1": [], "1": []}})", "more than once"},
-        BadBodyCase{"ValueNotArray", R"({"answers": {"1": 1}})", "must be an array"},
-        BadBodyCase{"FloatOption", R"({"answers": {"1": [1.5]}})", "must be integers"},
-        BadBodyCase{"HugeOption", R"({"answers": {"1": [9223372036854775808]}})", "64-bit range"}),
-    [](const auto& test) { return std::string(test.param.name); });
-
-TEST_F(RequestHandlerTest, DeeplyNestedBodyIs400) {
-  const Response response =
-      handle(patch("/attempts/2", R"({"x":)" + std::string(100000, '[') + "}"));
-  EXPECT_EQ(response.result(), Status::bad_request);
-  EXPECT_THAT(error_message(response), HasSubstr("nesting"));
-  EXPECT_TRUE(store_.saves.empty());
-}
-
-TEST_F(RequestHandlerTest, AnswersLimitsComeFromTheOptions) {
-  const RequestHandler handler(store_, HandlerOptions{AnswersLimits{2}, std::chrono::seconds(1)});
-  const Response response = handle(patch("/attempts/2", R"({"answers": {"1": []}})"), &handler);
-  EXPECT_EQ(response.result(), Status::bad_request);
-  EXPECT_TRUE(store_.saves.empty());
-}
-
-TEST_F(RequestHandlerTest, ErrorBodyStaysValidJsonWhenTheMessageQuotesBrokenUtf8) {
-  // The validator shows the first 32 bytes of a bad question id, which cuts this 'é' in half.
-  const std::string id = std::string(31, 'a') + "\xc3\xa9";
-  const Response response = handle(patch("/attempts/2", R"({"answers": {")" + id + R"(": []}})"));
-  EXPECT_EQ(response.result(), Status::bad_request);
-  EXPECT_THAT(error_message(response), HasSubstr(std::string(31, 'a')));
-}
-
-class PatchContentTypeTest : public RequestHandlerTest,
-                             public testing::WithParamInterface<std::optional<std::string_view>> {};
-
-TEST_P(PatchContentTypeTest, Is415AndNeverReachesTheStore) {
-  const Response response = handle(patch("/attempts/2", std::string(kAnswers), GetParam()));
-  EXPECT_EQ(response.result(), Status::unsupported_media_type);
-  EXPECT_THAT(error_message(response), HasSubstr("Content-Type"));
-  EXPECT_TRUE(store_.saves.empty());
-  EXPECT_EQ(stored_answers(2), kStoredAnswers);
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    ContentTypes, PatchContentTypeTest,
-    testing::Values(std::nullopt, std::optional<std::string_view>(""),
-                    std::optional<std::string_view>("text/plain"),
-                    std::optional<std::string_view>("application/jsonx"),
-                    std::optional<std::string_view>("application/json-patch+json"),
-                    std::optional<std::string_view>("application/x-www-form-urlencoded"),
-                    std::optional<std::string_view>("application/json; charset=latin1")));
-
-TEST_F(RequestHandlerTest, ContentTypeIsCheckedBeforeTheBody) {
-  EXPECT_EQ(handle(patch("/attempts/2", "not json", "text/plain")).result(),
-            Status::unsupported_media_type);
-}
-
-TEST_F(RequestHandlerTest, AttemptIdIsCheckedBeforeTheContentType) {
-  EXPECT_EQ(handle(patch("/attempts/abc", std::string(kAnswers), "text/plain")).result(),
-            Status::bad_request);
-}
-
-TEST_F(RequestHandlerTest, DeferredSaveRespondsOnlyWhenTheStoreCompletes) {
-  store_.deferred = true;
-  std::vector<Response> responses;
-  {
-    Request request = patch("/attempts/1", std::string(kAnswers));
-    handler_.handle(std::move(request),
-                    [&responses](Response response) { responses.push_back(std::move(response)); });
-  }  // the request is gone before the store answers
-  EXPECT_TRUE(responses.empty());
-  store_.run_pending();
-  ASSERT_EQ(responses.size(), 1u);
-  EXPECT_EQ(responses[0].result(), Status::no_content);
-  EXPECT_EQ(stored_answers(1), kCanonicalAnswers);
-}
-
-TEST_F(RequestHandlerTest, DeferredLoadRespondsOnlyWhenTheStoreCompletes) {
-  store_.deferred = true;
-  std::vector<Response> responses;
-  handler_.handle(get("/attempts/2"),
-                  [&responses](Response response) { responses.push_back(std::move(response)); });
-  EXPECT_TRUE(responses.empty());
-  store_.run_pending();
-  ASSERT_EQ(responses.size(), 1u);
-  EXPECT_EQ(responses[0].result(), Status::ok);
-}
-
-// --- Methods and paths ------------------------------------------------------------------------
-
-TEST_F(RequestHandlerTest, OtherMethodOnAttemptIs405WithAllow) {
-  for (const Verb method : {Verb::post, Verb::put, Verb::delete_, Verb::options}) {
-    const Response response = handle(make_request(method, "/attempts/1", "{}", "application/json"));
-    EXPECT_EQ(response.result(), Status::method_not_allowed) << method;
-    EXPECT_EQ(response[Field::allow], "GET, HEAD, PATCH") << method;
-    error_message(response);
-  }
-  EXPECT_TRUE(store_.saves.empty());
-  EXPECT_EQ(store_.loads, 0);
-}
-
-TEST_F(RequestHandlerTest, OtherMethodOnProbesIs405WithAllow) {
-  for (const std::string_view path : {"/healthz", "/readyz"}) {
-    const Response response = handle(make_request(Verb::post, path));
-    EXPECT_EQ(response.result(), Status::method_not_allowed) << path;
-    EXPECT_EQ(response[Field::allow], "GET, HEAD") << path;
-    error_message(response);
-  }
-  EXPECT_EQ(store_.readiness_checks, 0);
-}
-
-TEST_F(RequestHandlerTest, UnknownPathIs404) {
-  for (const std::string_view path : {"/", "/attempts", "/attempts/1/x", "/healthz/x"}) {
-    const Response response = handle(make_request(Verb::get, path));
-    EXPECT_EQ(response.result(), Status::not_found) << path;
-    error_message(response);
-  }
-  EXPECT_EQ(store_.loads, 0);
-}
-
-TEST_F(RequestHandlerTest, UnknownPathIs404ForPatchToo) {
-  const Response response = handle(patch("/attempt/1", std::string(kAnswers)));
-  EXPECT_EQ(response.result(), Status::not_found);
-  EXPECT_TRUE(store_.saves.empty());
-}
-
-// --- GET /attempts/{id} -----------------------------------------------------------------------
-
-TEST_F(RequestHandlerTest, GetReturnsTheAttemptAsJson) {
-  const Response response = handle(get("/attempts/2"));
-  ASSERT_EQ(response.result(), Status::ok);
-  EXPECT_EQ(response[Field::content_type], "application/json");
-  const auto body = nlohmann::json::parse(response.body());
-  EXPECT_EQ(body["id"], 2);
-  EXPECT_EQ(body["exam_id"], 7);
-  EXPECT_EQ(body["answers"], nlohmann::json::parse(kStoredAnswers));
-  EXPECT_EQ(body["updated_at"], "2024-05-01T10:00:00Z");
-  EXPECT_TRUE(body["submitted_at"].is_null());
-  EXPECT_EQ(body.size(), 5u);
-}
-
-TEST_F(RequestHandlerTest, GetOfANeverUpdatedAttemptHasNullTimestamps) {
-  const auto body = nlohmann::json::parse(handle(get("/attempts/1")).body());
-  EXPECT_EQ(body["answers"], nlohmann::json::object());
-  ASSERT_TRUE(body.contains("updated_at"));
-  EXPECT_TRUE(body["updated_at"].is_null());
-  ASSERT_TRUE(body.contains("submitted_at"));
-  EXPECT_TRUE(body["submitted_at"].is_null());
-}
-
-TEST_F(RequestHandlerTest, GetOfASubmittedAttemptShowsSubmittedAt) {
-  const auto body = nlohmann::json::parse(handle(get("/attempts/3")).body());
-  EXPECT_EQ(body["submitted_at"], "2024-06-01T13:00:00Z");
-}
-
-TEST_F(RequestHandlerTest, GetAfterPatchReadsTheSavedAnswers) {
-  ASSERT_EQ(handle(patch("/attempts/1", std::string(kAnswers))).result(), Status::no_content);
-  const auto body = nlohmann::json::parse(handle(get("/attempts/1")).body());
-  EXPECT_EQ(body["answers"], nlohmann::json::parse(kCanonicalAnswers));
-  EXPECT_TRUE(body["updated_at"].is_string());
-}
-
-TEST_F(RequestHandlerTest, HeadIsAnsweredLikeGet) {
-  const Response response = handle(make_request(Verb::head, "/attempts/2"));
-  EXPECT_EQ(response.result(), Status::ok);
-  EXPECT_EQ(response[Field::content_type], "application/json");
-}
-
-TEST_F(RequestHandlerTest, GetUnknownAttemptIs404) {
-  const Response response = handle(get("/attempts/999"));
-  EXPECT_EQ(response.result(), Status::not_found);
-  EXPECT_THAT(error_message(response), HasSubstr("999"));
-}
-
-TEST_F(RequestHandlerTest, GetBadIdIs400WithoutLoading) {
-  const Response response = handle(get("/attempts/0"));
-  EXPECT_EQ(response.result(), Status::bad_request);
-  error_message(response);
-  EXPECT_EQ(store_.loads, 0);
-}
-
-TEST_F(RequestHandlerTest, GetWhileStoreUnavailableIs503WithRetryAfter) {
-  store_.mode = FakeStore::Mode::unavailable;
-  const Response response = handle(get("/attempts/2"));
-  EXPECT_EQ(response.result(), Status::service_unavailable);
-  EXPECT_EQ(response[Field::retry_after], "1");
-  error_message(response);
-}
-
-TEST_F(RequestHandlerTest, GetWhileStoreOverloadedIs503WithRetryAfter) {
-  store_.mode = FakeStore::Mode::overloaded;
-  const Response response = handle(get("/attempts/2"));
-  EXPECT_EQ(response.result(), Status::service_unavailable);
-  EXPECT_EQ(response[Field::retry_after], "1");
-  error_message(response);
-}
-
-// --- Probes -----------------------------------------------------------------------------------
-
-TEST_F(RequestHandlerTest, HealthzIs200WithoutAskingTheStore) {
-  store_.mode = FakeStore::Mode::unavailable;
-  const Response response = handle(get("/healthz"));
-  EXPECT_EQ(response.result(), Status::ok);
-  EXPECT_EQ(response[Field::content_type], "application/json");
-  EXPECT_EQ(nlohmann::json::parse(response.body())["status"], "ok");
-  EXPECT_EQ(store_.readiness_checks, 0);
-}
-
-TEST_F(RequestHandlerTest, HeadHealthzIs200) {
-  EXPECT_EQ(handle(make_request(Verb::head, "/healthz")).result(), Status::ok);
-}
-
-TEST_F(RequestHandlerTest, ReadyzIs200WhenTheStoreIsReady) {
-  const Response response = handle(get("/readyz"));
-  EXPECT_EQ(response.result(), Status::ok);
-  EXPECT_EQ(nlohmann::json::parse(response.body())["status"], "ready");
-  EXPECT_EQ(store_.readiness_checks, 1);
-}
-
-TEST_F(RequestHandlerTest, ReadyzIs503WithRetryAfterWhenTheStoreIsNotReady) {
-  store_.ready = false;
-  const Response response = handle(get("/readyz"));
-  EXPECT_EQ(response.result(), Status::service_unavailable);
-  EXPECT_EQ(response[Field::retry_after], "1");
-  EXPECT_THAT(error_message(response), HasSubstr("database"));
-}
-
-// --- Every error is {"error": "..."} -------------------------------------------------------------
-
-struct ErrorCase {
-  const char* name;
-  std::function<Request()> request;
-  FakeStore::Mode mode;
-  Status status;
-};
-
-void PrintTo(const ErrorCase& test_case, std::ostream* out) {
-  *out << test_case.name;
-}
-
-class ErrorBodyTest : public RequestHandlerTest, public testing::WithParamInterface<ErrorCase> {};
-
-TEST_P(ErrorBodyTest, IsAJsonObjectWithANonEmptyErrorMessage) {
-  store_.mode = GetParam().mode;
-  const Response response = handle(GetParam().request());
-  EXPECT_EQ(response.result(), GetParam().status);
-  EXPECT_FALSE(error_message(response).empty());
-}
-
-using Mode = FakeStore::Mode;
-
-INSTANTIATE_TEST_SUITE_P(
-    Errors, ErrorBodyTest,
-    testing::Values(
-        ErrorCase{"BadId", [] { return patch("/attempts/x", "{}"); }, Mode::working,
-                  Status::bad_request},
-        ErrorCase{"BadJson", [] { return patch("/attempts/1", "{"); }, Mode::working,
-                  Status::bad_request},
-        ErrorCase{"WrongShape", [] { return patch("/attempts/1", "{\"answers\": 1}"); },
-                  Mode::working, Status::bad_request},
-        ErrorCase{"UnsupportedMediaType", [] { return patch("/attempts/1", "{}", "text/plain"); },
-                  Mode::working, Status::unsupported_media_type},
-        ErrorCase{"MethodNotAllowed", [] { return make_request(Verb::delete_, "/attempts/1"); },
-                  Mode::working, Status::method_not_allowed},
-        ErrorCase{"UnknownPath", [] { return get("/nope"); }, Mode::working, Status::not_found},
-        ErrorCase{"PatchNotFound", [] { return patch("/attempts/999", std::string(kAnswers)); },
-                  Mode::working, Status::not_found},
-        ErrorCase{"PatchSubmitted", [] { return patch("/attempts/3", std::string(kAnswers)); },
-                  Mode::working, Status::conflict},
-        ErrorCase{"PatchUnavailable", [] { return patch("/attempts/1", std::string(kAnswers)); },
-                  Mode::unavailable, Status::service_unavailable},
-        ErrorCase{"PatchOverloaded", [] { return patch("/attempts/1", std::string(kAnswers)); },
-                  Mode::overloaded, Status::service_unavailable},
-        ErrorCase{"GetNotFound", [] { return get("/attempts/999"); }, Mode::working,
-                  Status::not_found},
-        ErrorCase{"GetUnavailable", [] { return get("/attempts/1"); }, Mode::unavailable,
-                  Status::service_unavailable},
-        ErrorCase{"GetOverloaded", [] { return get("/attempts/1"); }, Mode::overloaded,
-                  Status::service_unavailable},
-        ErrorCase{"ReadyzUnavailable", [] { return get("/readyz"); }, Mode::unavailable,
-                  Status::service_unavailable}),
-    [](const auto& test) { return std::string(test.param.name); });
-
-// --- reject_early: the header alone
-// ---------------------------------------------------------------
-
-RequestHeader header(Verb method, std::string_view target,
-                     std::optional<std::string_view> content_type = std::nullopt) {
-  RequestHeader result;
-  result.method(method);
-  result.target(target);
-  result.version(11);
-  if (content_type) result.set(Field::content_type, *content_type);
-  return result;
-}
-
-TEST_F(RequestHandlerTest, RejectEarlyAcceptsAJsonPatchToAValidId) {
-  EXPECT_FALSE(handler_.reject_early(header(Verb::patch, "/attempts/1", "application/json")));
-  EXPECT_FALSE(
-      handler_.reject_early(header(Verb::patch, "/attempts/1", "application/json; charset=utf-8")));
-}
-
-TEST_F(RequestHandlerTest, RejectEarlyAcceptsReads) {
-  EXPECT_FALSE(handler_.reject_early(header(Verb::get, "/attempts/1")));
-  EXPECT_FALSE(handler_.reject_early(header(Verb::head, "/attempts/1")));
-  EXPECT_FALSE(handler_.reject_early(header(Verb::get, "/healthz")));
-  EXPECT_FALSE(handler_.reject_early(header(Verb::get, "/readyz")));
-}
-
-TEST_F(RequestHandlerTest, RejectEarlyRefusesAWrongContentType) {
-  const auto response = handler_.reject_early(header(Verb::patch, "/attempts/1", "text/plain"));
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->result(), Status::unsupported_media_type);
-  error_message(*response);
-}
-
-TEST_F(RequestHandlerTest, RejectEarlyRefusesAMissingContentType) {
-  const auto response = handler_.reject_early(header(Verb::patch, "/attempts/1"));
+  auto twice = patch("/attempts/1", R"({"answers":{}})");
+  ++twice.content_type_count;
+  const auto response = run(twice);
   ASSERT_TRUE(response);
   EXPECT_EQ(response->result(), Status::unsupported_media_type);
 }
 
-TEST_F(RequestHandlerTest, RejectEarlyRefusesABadId) {
-  const auto response =
-      handler_.reject_early(header(Verb::patch, "/attempts/0", "application/json"));
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->result(), Status::bad_request);
-  error_message(*response);
+// ---- what reaches the store ------------------------------------------------------------------
+
+TEST_F(RequestHandlerTest, AValidPatchBecomesASaveWithTheCompactAnswersAndTheRevision) {
+  EXPECT_FALSE(run(patch("/attempts/42?x=1",
+                         R"({"revision": 7, "answers": {"2": [1, -3], "1": []}, "x": null})")));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::save_answers);
+  EXPECT_EQ(call_.attempt_id, 42);
+  EXPECT_EQ(call_.answers_json, R"({"2":[1,-3],"1":[]})");
+  EXPECT_EQ(call_.revision, 7);
+  EXPECT_EQ(call_.student, std::nullopt);  // authentication off
+  EXPECT_EQ(call_.deadline, deadline_);
+
+  EXPECT_FALSE(run(patch("/attempts/42", R"({"answers": {}})")));
+  EXPECT_EQ(call_.revision, std::nullopt);
 }
 
-TEST_F(RequestHandlerTest, RejectEarlyRefusesAnUnknownPath) {
-  const auto response = handler_.reject_early(header(Verb::patch, "/nope", "application/json"));
+TEST_F(RequestHandlerTest, AnInvalidPatchIs400AndReachesNoStore) {
+  for (const char* body :
+       {"", "{", "[]", R"({"answers": []})", R"({"answers": {"x": [1]}})",
+        R"({"answers": {"1": [1.5]}})", R"({"answers": {}, "revision": 0})",
+        R"({"answers": {}, "revision": -2})", R"({"answers": {}, "revision": "3"})",
+        R"({"answers": {}, "revision": 1, "revision": 2})", R"({"answers": {}} x)"}) {
+    const auto response = run(patch("/attempts/1", body));
+    ASSERT_TRUE(response) << body;
+    EXPECT_EQ(response->result(), Status::bad_request) << body;
+    EXPECT_FALSE(body_of(*response)["error"].get<std::string>().empty());
+  }
+}
+
+TEST_F(RequestHandlerTest, ReadsSubmitsStartsAndProbesBecomeTheirCalls) {
+  EXPECT_FALSE(run(request(Verb::get, "/attempts/9")));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::load_attempt);
+  EXPECT_EQ(call_.attempt_id, 9);
+  EXPECT_FALSE(run(request(Verb::head, "/attempts/9")));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::load_attempt);
+  EXPECT_FALSE(run(request(Verb::post, "/attempts/9/submit")));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::submit_attempt);
+  EXPECT_EQ(call_.attempt_id, 9);
+
+  auto start = request(Verb::post, "/exams/5/attempts", R"({"student_id": 12})");
+  start.idempotency_key = "abc-123";
+  start.idempotency_key_count = 1;
+  EXPECT_FALSE(run(start));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::start_attempt);
+  EXPECT_EQ(call_.exam_id, 5);
+  EXPECT_EQ(call_.student, 12);
+  EXPECT_EQ(call_.idempotency_key, "abc-123");
+
+  const auto before = Clock::now();
+  EXPECT_FALSE(run(request(Verb::get, "/readyz")));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::ping);
+  // Its own short deadline, not the request's 10 s.
+  EXPECT_LE(call_.deadline, Clock::now() + std::chrono::milliseconds(2000));
+  EXPECT_GE(call_.deadline, before + std::chrono::milliseconds(2000));
+
+  const auto health = run(request(Verb::get, "/healthz"));
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->result(), Status::ok);
+  const auto metrics = run(request(Verb::get, "/metrics"));
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->body(), "m 1\n");
+  EXPECT_THAT(std::string((*metrics)[Field::content_type]), HasSubstr("version=0.0.4"));
+}
+
+TEST_F(RequestHandlerTest, IdempotencyKeysAreOneHeaderOfVisibleAscii) {
+  const auto start_with = [&](std::string key, unsigned count) {
+    auto start = request(Verb::post, "/exams/5/attempts", R"({"student_id": 1})");
+    start.idempotency_key = std::move(key);
+    start.idempotency_key_count = count;
+    return run(start);
+  };
+  EXPECT_FALSE(start_with(std::string(255, 'k'), 1));
+  for (const auto& bad : {std::string(256, 'k'), std::string(""), std::string("a b"),
+                          std::string("\x7f"), std::string("caf\xc3\xa9")}) {
+    const auto response = start_with(bad, 1);
+    ASSERT_TRUE(response) << bad;
+    EXPECT_EQ(response->result(), Status::bad_request) << bad;
+  }
+  const auto twice = start_with("k", 2);
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->result(), Status::bad_request);
+}
+
+TEST_F(RequestHandlerTest, WithAuthenticationOffAStartNamesItsStudentInTheBody) {
+  for (const char* body : {"", "{}", R"({"student_id": 0})", R"({"student_id": "3"})", "[]"}) {
+    const auto response = run(request(Verb::post, "/exams/5/attempts", body));
+    ASSERT_TRUE(response) << body;
+    EXPECT_EQ(response->result(), Status::bad_request) << body;
+  }
+}
+
+TEST_F(RequestHandlerTest, MetricsWithoutAPageAre404) {
+  const RequestHandler without(HandlerOptions{});
+  const auto response = run(without, request(Verb::get, "/metrics"));
   ASSERT_TRUE(response);
   EXPECT_EQ(response->result(), Status::not_found);
 }
 
-TEST_F(RequestHandlerTest, RejectEarlyRefusesAnOtherMethodWithAllow) {
-  const auto response = handler_.reject_early(header(Verb::put, "/attempts/1", "application/json"));
-  ASSERT_TRUE(response);
-  EXPECT_EQ(response->result(), Status::method_not_allowed);
-  EXPECT_EQ((*response)[Field::allow], "GET, HEAD, PATCH");
+TEST_F(RequestHandlerTest, TheStoresOutcomeBecomesTheResponse) {
+  StoreCall call;
+  call.kind = StoreCall::Kind::save_answers;
+  call.outcome = StoreOutcome::done;
+  EXPECT_EQ(handler_.respond(call).result(), Status::no_content);
+  call.outcome = StoreOutcome::unknown;
+  EXPECT_EQ(handler_.respond(call).result(), Status::gateway_timeout);
+  call.kind = StoreCall::Kind::ping;
+  call.outcome = StoreOutcome::unavailable;
+  const auto response = handler_.respond(call);
+  EXPECT_EQ(response.result(), Status::service_unavailable);
+  EXPECT_EQ(response[Field::retry_after], "1");
 }
 
-TEST_F(RequestHandlerTest, RejectEarlyNeverCallsTheStore) {
-  handler_.reject_early(header(Verb::patch, "/attempts/1", "application/json"));
-  handler_.reject_early(header(Verb::get, "/attempts/1"));
-  handler_.reject_early(header(Verb::get, "/readyz"));
-  EXPECT_TRUE(store_.saves.empty());
-  EXPECT_EQ(store_.loads, 0);
-  EXPECT_EQ(store_.readiness_checks, 0);
+// ---- authentication --------------------------------------------------------------------------
+
+class AuthenticatedHandlerTest : public RequestHandlerTest {
+ protected:
+  auth::Authenticator authenticator_{std::make_shared<const auth::TokenVerifier>(
+      auth::test::test_key_set(), auth::VerifierOptions{})};
+  auth::TokenCache tokens_;
+  RequestHandler handler_{HandlerOptions{.authenticator = &authenticator_, .clock = &fixed_clock}};
+
+  std::optional<Response> run(const Request& r) {
+    return RequestHandlerTest::run(handler_, r, &tokens_);
+  }
+};
+
+TEST_F(AuthenticatedHandlerTest, WithoutATokenEveryAttemptRouteIs401WithABareChallenge) {
+  for (const auto& r :
+       {request(Verb::get, "/attempts/1"), patch("/attempts/1", R"({"answers":{}})"),
+        request(Verb::post, "/attempts/1/submit"), request(Verb::post, "/exams/1/attempts")}) {
+    const auto response = run(r);
+    ASSERT_TRUE(response) << r.target;
+    EXPECT_EQ(response->result(), Status::unauthorized) << r.target;
+    EXPECT_EQ((*response)[Field::www_authenticate], "Bearer");
+    EXPECT_THAT(body_of(*response)["error"].get<std::string>(), HasSubstr("bearer token"));
+  }
+  EXPECT_EQ(authenticator_.rejections(auth::TokenError::missing), 4u);
+}
+
+TEST_F(AuthenticatedHandlerTest, ProbesUnknownPathsAndWrongMethodsNeedNoToken) {
+  EXPECT_EQ(run(request(Verb::get, "/healthz"))->result(), Status::ok);
+  EXPECT_FALSE(run(request(Verb::get, "/readyz")));
+  EXPECT_EQ(run(request(Verb::get, "/nowhere"))->result(), Status::not_found);
+  EXPECT_EQ(run(request(Verb::delete_, "/attempts/1"))->result(), Status::method_not_allowed);
+  EXPECT_EQ(run(request(Verb::get, "/attempts/0"))->result(), Status::bad_request);
+}
+
+TEST_F(AuthenticatedHandlerTest, ABadTokenIs401InvalidTokenWithItsReason) {
+  const auto expired = auth::test::make_token(
+      "test-hs256", json::object(),
+      {{"sub", "5"}, {"iat", auth::test::kNow - 7200}, {"exp", auth::test::kNow - 3600}});
+  const auto response = run(with_bearer(request(Verb::get, "/attempts/5"), expired));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->result(), Status::unauthorized);
+  EXPECT_EQ((*response)[Field::www_authenticate],
+            auth::www_authenticate(auth::TokenError::expired));
+  EXPECT_THAT(std::string((*response)[Field::www_authenticate]),
+              HasSubstr("error=\"invalid_token\""));
+  EXPECT_THAT(body_of(*response)["error"].get<std::string>(), HasSubstr("invalid token"));
+}
+
+TEST_F(AuthenticatedHandlerTest, TwoAuthorizationHeadersAreRefused) {
+  const auto token = auth::test::make_token("test-hs256");
+  auto twice = with_bearer(with_bearer(request(Verb::get, "/attempts/5"), token), token);
+  const auto response = run(twice);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->result(), Status::unauthorized);
+}
+
+TEST_F(AuthenticatedHandlerTest, AValidTokenNamesTheStudentOfEveryCall) {
+  const auto token = auth::test::make_token("test-eddsa", json::object(), auth::test::claims_for(77));
+  EXPECT_FALSE(run(with_bearer(patch("/attempts/3", R"({"answers":{}})"), token)));
+  EXPECT_EQ(verdict_.student, 77);
+  EXPECT_EQ(call_.student, 77);
+  EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), token)));
+  EXPECT_EQ(call_.student, 77);
+  // The token, not the body, says who starts an attempt.
+  EXPECT_FALSE(run(with_bearer(request(Verb::post, "/exams/2/attempts", R"({"student_id": 1})"),
+                               token)));
+  EXPECT_EQ(call_.student, 77);
+  EXPECT_EQ(tokens_.hits(), 2u);
+  EXPECT_EQ(tokens_.misses(), 1u);
+}
+
+TEST_F(AuthenticatedHandlerTest, WithoutACacheAuthenticationFailsClosed) {
+  const auto token = auth::test::make_token("test-hs256");
+  const auto response = RequestHandlerTest::run(
+      handler_, with_bearer(request(Verb::get, "/attempts/5"), token), nullptr);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->result(), Status::unauthorized);
 }
 
 }  // namespace

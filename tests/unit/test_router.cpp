@@ -45,6 +45,44 @@ TEST(RouterTest, HeadAttemptReadsIt) {
   EXPECT_EQ(match.attempt_id, 7);
 }
 
+TEST(RouterTest, PostSubmitSubmitsTheAttempt) {
+  const RouteMatch match = match_route(Verb::post, "/attempts/42/submit");
+  EXPECT_EQ(match.route, Route::submit_attempt);
+  EXPECT_EQ(match.attempt_id, 42);
+  const RouteMatch other = match_route(Verb::get, "/attempts/42/submit");
+  EXPECT_EQ(other.route, Route::method_not_allowed);
+  EXPECT_EQ(other.allow, "POST");
+  EXPECT_EQ(match_route(Verb::post, "/attempts/042/submit").route, Route::bad_attempt_id);
+  EXPECT_EQ(match_route(Verb::post, "/attempts/42/submit/").route, Route::not_found);
+  EXPECT_EQ(match_route(Verb::post, "/attempts/42/submitted").route, Route::not_found);
+}
+
+TEST(RouterTest, PostExamAttemptsStartsOne) {
+  const RouteMatch match = match_route(Verb::post, "/exams/7/attempts?x=1");
+  EXPECT_EQ(match.route, Route::start_attempt);
+  EXPECT_EQ(match.exam_id, 7);
+  EXPECT_EQ(match_route(Verb::get, "/exams/7/attempts").route, Route::method_not_allowed);
+  EXPECT_EQ(match_route(Verb::get, "/exams/7/attempts").allow, "POST");
+  EXPECT_EQ(match_route(Verb::post, "/exams/0/attempts").route, Route::bad_exam_id);
+  EXPECT_EQ(match_route(Verb::post, "/exams/x/attempts").route, Route::bad_exam_id);
+  EXPECT_EQ(match_route(Verb::post, "/exams/7").route, Route::not_found);
+  EXPECT_EQ(match_route(Verb::post, "/exams/7/attempts/1").route, Route::not_found);
+}
+
+TEST(RouterTest, EveryPathTheRouterKnowsIsListedWithItsMethods) {
+  // kPaths is what docs/openapi.yaml is checked against; each entry must route as listed.
+  for (const auto& path : kPaths) {
+    std::string target(path.path);
+    for (const char* placeholder : {"{id}", "{exam_id}"}) {
+      if (const auto at = target.find(placeholder); at != std::string::npos) {
+        target.replace(at, std::string_view(placeholder).size(), "5");
+      }
+    }
+    EXPECT_NE(match_route(Verb::get, target).route, Route::not_found) << path.path;
+    EXPECT_EQ(match_route(Verb::options, target).allow, path.methods) << path.path;
+  }
+}
+
 TEST(RouterTest, LargestAttemptIdIsRouted) {
   const RouteMatch match = match_route(Verb::patch, "/attempts/9223372036854775807");
   EXPECT_EQ(match.route, Route::save_answers);

@@ -85,7 +85,7 @@ struct LoopServices {
 //   wait for a first byte (idle timeout) -> read header -> (100 Continue) -> read body ->
 //   handle (the store answers on this same thread) -> write (one contiguous buffer) -> again.
 // One deadline per request, from its first byte to its response.
-class Session : public std::enable_shared_from_this<Session>, private StoreCompletion {
+class Session final : public std::enable_shared_from_this<Session>, private StoreCompletion {
  public:
   Session(Socket&& socket, LoopServices services);
   ~Session();
