@@ -12,11 +12,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-# Only the server: the tests need a PostgreSQL and GoogleTest, and run in CI (scripts/test.sh).
+# The server, and attempts-token for development keys and tokens (docker-compose.yml's keys
+# service): the tests need a PostgreSQL and GoogleTest, and run in CI (scripts/test.sh).
 RUN rm -rf build \
  && cmake --preset release -DATTEMPTS_BUILD_TESTS=OFF \
- && cmake --build --preset release --target attempts-server -j"$(nproc)" \
- && strip build/release/attempts-server
+ && cmake --build --preset release --target attempts-server attempts-token -j"$(nproc)" \
+ && strip build/release/attempts-server build/release/tools/attempts-token
 
 # ---- runtime -----------------------------------------------------------------
 FROM debian:12-slim
@@ -27,8 +28,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin attempts
 COPY --from=build /src/build/release/attempts-server /usr/local/bin/attempts-server
+COPY --from=build /src/build/release/tools/attempts-token /usr/local/bin/attempts-token
 # Fail the image build, not the first start, if a shared library is missing.
-RUN if ldd /usr/local/bin/attempts-server | grep 'not found'; then exit 1; fi
+RUN if ldd /usr/local/bin/attempts-server /usr/local/bin/attempts-token | grep 'not found'; then \
+      exit 1; \
+    fi
 USER attempts
 # attempts-server reads each option from the environment too (--listen -> LISTEN, ...).
 ENV LISTEN=0.0.0.0:8000 \

@@ -6,6 +6,10 @@
 --
 -- Environment:
 --   MAX_ID       ids are uniform in 1..MAX_ID (default 100000)
+--   TOKENS       a file of bearer tokens, line s for student s (attempts-token sign-range
+--                --first 1); each request carries the token of its attempt's owner (sql/seed.sql:
+--                student 1 + (id - 1) % STUDENTS). Unset: no Authorization header (--auth none)
+--   STUDENTS     how many students own the seeded attempts (default 20000)
 --   RATE         total requests/s to aim at; unset or 0 = no pacing (closed loop at full speed)
 --   PACING       "schedule" (default when THREADS is set) or "fixed" (default otherwise)
 --   THREADS      wrk's -t, for PACING=schedule: each thread hands out send times RATE/THREADS
@@ -29,6 +33,8 @@
 -- (one line; latencies in microseconds, from wrk's histogram).
 
 local max_id = tonumber(os.getenv("MAX_ID") or "") or 100000
+local students = tonumber(os.getenv("STUDENTS") or "") or 20000
+local tokens_path = os.getenv("TOKENS")
 local body = '{"answers": {"1": [1], "2": [2], "3": [3], "4": [4]}}'
 local headers = { ["Content-Type"] = "application/json" }
 
@@ -71,14 +77,31 @@ function setup(thread)
 end
 
 -- ---- per-thread Lua states ------------------------------------------------------------------------
+-- With TOKENS, the header table of each student: built once, so a request costs a lookup.
+local student_headers = nil
+
 function init(args)
   local seed = math.floor(now_ms() * 1000) % 2147483647 + 7919 * (thread_index or 0)
   math.randomseed(seed)
   non2xx = 0
+  if tokens_path and tokens_path ~= "" then
+    student_headers = {}
+    local file = assert(io.open(tokens_path, "r"), "patch.lua: cannot open TOKENS " .. tokens_path)
+    for token in file:lines() do
+      student_headers[#student_headers + 1] =
+        { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
+    end
+    file:close()
+    assert(#student_headers >= students,
+      "patch.lua: TOKENS has " .. #student_headers .. " tokens, fewer than STUDENTS=" .. students)
+  end
 end
 
 function request()
-  return wrk.format("PATCH", "/attempts/" .. math.random(1, max_id), headers, body)
+  local id = math.random(1, max_id)
+  local h = headers
+  if student_headers then h = student_headers[1 + (id - 1) % students] end
+  return wrk.format("PATCH", "/attempts/" .. id, h, body)
 end
 
 function response(status, headers, body)

@@ -6,10 +6,14 @@
 //
 // Environment (see k6/README.md): RATE (requests/s, default 10000), DURATION (default 1m),
 // BASE_URL (default http://localhost:8000), MAX_ID (ids 1..MAX_ID, default 100000), P99_MS (p99
-// bound in ms, default 50), EXPECTED_LATENCY_MS (default 10), PRE_ALLOCATED_VUS, MAX_VUS.
+// bound in ms, default 50), EXPECTED_LATENCY_MS (default 10), PRE_ALLOCATED_VUS, MAX_VUS,
+// TOKENS (a file of bearer tokens, line s for student s, from `attempts-token sign-range
+// --first 1`; each request then carries its attempt's owner's token) and STUDENTS (how many
+// students own the seeded attempts, default 20000: attempt i belongs to 1 + (i - 1) % STUDENTS).
 // An invalid value stops the script before the test starts.
 import http from 'k6/http';
 import { check } from 'k6';
+import { SharedArray } from 'k6/data';
 
 function positiveInt(name, fallback) {
   const raw = __ENV[name];
@@ -35,12 +39,28 @@ const NEEDED_VUS = Math.ceil((RATE * EXPECTED_LATENCY_MS) / 1000);
 const PRE_ALLOCATED_VUS = positiveInt('PRE_ALLOCATED_VUS', Math.max(50, 2 * NEEDED_VUS));
 const MAX_VUS = Math.max(PRE_ALLOCATED_VUS, positiveInt('MAX_VUS', 10 * NEEDED_VUS));
 
+const STUDENTS = positiveInt('STUDENTS', 20000);
+// Read once and shared by every VU (SharedArray), not copied into each.
+const TOKENS = __ENV.TOKENS
+  ? new SharedArray('tokens', () => open(__ENV.TOKENS).split('\n').filter((line) => line !== ''))
+  : null;
+if (TOKENS !== null && TOKENS.length < STUDENTS) {
+  throw new Error(`TOKENS has ${TOKENS.length} tokens, fewer than STUDENTS=${STUDENTS}`);
+}
+
 const BODY = JSON.stringify({ answers: { 1: [1], 2: [2], 3: [3], 4: [4] } });
-const PARAMS = {
-  headers: { 'Content-Type': 'application/json' },
-  // One name for all ids, so k6 keeps one set of metrics instead of one per URL.
-  tags: { name: 'PATCH /attempts/{id}' },
-};
+// One name for all ids, so k6 keeps one set of metrics instead of one per URL.
+const TAGS = { name: 'PATCH /attempts/{id}' };
+const PARAMS = { headers: { 'Content-Type': 'application/json' }, tags: TAGS };
+
+function paramsFor(id) {
+  if (TOKENS === null) return PARAMS;
+  const token = TOKENS[(id - 1) % STUDENTS];
+  return {
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    tags: TAGS,
+  };
+}
 
 export const options = {
   discardResponseBodies: true,
@@ -75,6 +95,6 @@ export const options = {
 
 export default function () {
   const id = 1 + Math.floor(Math.random() * MAX_ID);
-  const response = http.patch(`${BASE_URL}/attempts/${id}`, BODY, PARAMS);
+  const response = http.patch(`${BASE_URL}/attempts/${id}`, BODY, paramsFor(id));
   check(response, { 'status is 204': (r) => r.status === 204 });
 }

@@ -58,8 +58,19 @@ trap 'exit 143' TERM
 # ---- 1. k6/attempts.js ------------------------------------------------------------------------------
 say "k6/attempts.js: node --check and options, with k6 modules stubbed ($(node --version))"
 imports=$(grep -E "^[[:space:]]*import[[:space:]]" k6/attempts.js | sed -E "s/.*from[[:space:]]+'([^']+)'.*/\1/" | sort | tr '\n' ' ')
-[[ $imports == "k6 k6/http " ]] || fail "k6/attempts.js imports '$imports'; this check stubs exactly 'k6' and 'k6/http'"
-sed -e "s#from 'k6/http';#from './k6-http.mjs';#" -e "s#from 'k6';#from './k6.mjs';#" k6/attempts.js >"$tmp/attempts.mjs"
+[[ $imports == "k6 k6/data k6/http " ]] ||
+  fail "k6/attempts.js imports '$imports'; this check stubs exactly 'k6', 'k6/data' and 'k6/http'"
+sed -e "s#from 'k6/http';#from './k6-http.mjs';#" -e "s#from 'k6/data';#from './k6-data.mjs';#" \
+  -e "s#from 'k6';#from './k6.mjs';#" k6/attempts.js >"$tmp/attempts.mjs"
+cat >"$tmp/k6-data.mjs" <<'EOF'
+// Stub of k6/data: a SharedArray is the array its function returns.
+export class SharedArray extends Array {
+  constructor(name, make) {
+    super();
+    this.push(...make());
+  }
+}
+EOF
 cat >"$tmp/k6-http.mjs" <<'EOF'
 // Stub of k6/http: records calls instead of sending them.
 export const calls = [];
@@ -134,6 +145,23 @@ assert.deepEqual(mod2.options.thresholds.http_req_duration, ['p(99)<20']);
 assert.ok(sc2.preAllocatedVUs >= Math.ceil(15000 * 10 / 1000), 'VUs sized from the rate');
 mod2.default();
 assert.equal(calls[1].url, 'http://server:8000/attempts/1');
+
+// With TOKENS, each request carries the token of its attempt's owner (student 1 + (id - 1) % 20000;
+// line s of the file is student s). k6's open() reads the file at init; here, a stub.
+globalThis.open = (path) => {
+  assert.equal(path, '/keys/tokens.txt');
+  return Array.from({ length: 20000 }, (_, i) => `token-${i + 1}`).join('\n') + '\n';
+};
+const mod3 = await load({ TOKENS: '/keys/tokens.txt', MAX_ID: '1' });
+mod3.default();
+assert.equal(calls[2].params.headers.Authorization, 'Bearer token-1');
+const mod4 = await load({ TOKENS: '/keys/tokens.txt', STUDENTS: '20000' });
+for (let i = 0; i < 20; ++i) mod4.default();
+for (const call of calls.slice(3)) {
+  const id = Number(/\/attempts\/([0-9]+)$/.exec(call.url)[1]);
+  assert.equal(call.params.headers.Authorization, `Bearer token-${1 + ((id - 1) % 20000)}`);
+}
+await assert.rejects(load({ TOKENS: '/keys/tokens.txt', STUDENTS: '30000' }), /fewer than STUDENTS/);
 
 // Invalid values stop the script at load time.
 await assert.rejects(load({ RATE: 'lots' }), /RATE must be a positive integer/);

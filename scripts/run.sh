@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the attempts service locally, from a fresh clone, in one command:
 #   installs dependencies, builds the release preset, creates (once) a local
-#   PostgreSQL 15 cluster in .local/pgdata with the schema and seed data,
-#   starts it if needed, and runs build/release/attempts-server in the foreground.
+#   PostgreSQL 15 cluster in .local/pgdata with the schema and seed data and a
+#   development key set in .local/keys, starts PostgreSQL if needed, prints a ready
+#   curl command with a valid token, and runs build/release/attempts-server in the
+#   foreground, verifying tokens against .local/keys/jwks.json.
 #
 #   scripts/run.sh                 # serves on 0.0.0.0:8000
 #   scripts/run.sh --some-flag     # extra arguments go to attempts-server
@@ -29,6 +31,8 @@ logfile=$(dirname "$datadir")/postgres.log
 seeded_marker=$datadir/attempts-seeded
 db=attempts
 server=$repo/build/release/attempts-server
+token_tool=$repo/build/release/tools/attempts-token
+keys=$repo/.local/keys
 
 say() { printf '==> run.sh: %s\n' "$*"; }
 
@@ -103,12 +107,30 @@ if [[ ! -e $seeded_marker ]]; then
   date -u +%FT%TZ >"$seeded_marker"
 fi
 
+# Development keys, made once: the server verifies tokens against keys/jwks.json; the private
+# keys sign tokens for local use. Not for production (there the identity provider signs).
+if [[ ! -s $keys/jwks.json ]]; then
+  say "creating development keys in $keys"
+  "$token_tool" keygen "$keys" >/dev/null
+fi
+# Attempt 42 belongs to student 42 (sql/seed.sql: 1 + (id - 1) % 20000).
+token=$("$token_tool" sign --keys "$keys" --kid dev-hs256 --sub 42 --ttl 43200)
+listen_port=${listen##*:}
+say "try it (a token for student 42, who owns attempts 42, 20042, 40042, ...; valid 12 hours):"
+cat <<TRY
+  TOKEN='$token'
+  curl -i -X PATCH localhost:$listen_port/attempts/42 -H "Authorization: Bearer \$TOKEN" \\
+       -H 'Content-Type: application/json' -d '{"answers": {"1": [2], "2": [1, 3]}}'
+  curl -s localhost:$listen_port/attempts/42 -H "Authorization: Bearer \$TOKEN"
+  # more tokens: $token_tool sign --keys $keys --kid dev-hs256 --sub <student>
+TRY
+
 say "PostgreSQL: $url (log $logfile)"
-say "starting $server --listen $listen --database-url $url $*"
+say "starting $server --listen $listen --database-url $url --jwks $keys/jwks.json $*"
 say "press Ctrl-C to stop"
 # In the background so that INT/TERM reach this script, which forwards TERM to
 # the server, waits for it and then stops PostgreSQL.
-"$server" --listen "$listen" --database-url "$url" "$@" &
+"$server" --listen "$listen" --database-url "$url" --jwks "$keys/jwks.json" "$@" &
 server_pid=$!
 trap 'kill -TERM "$server_pid" 2>/dev/null' INT TERM
 status=0

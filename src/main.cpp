@@ -56,6 +56,9 @@ std::size_t reserved_descriptors(const attempts::config::Config& config) {
 attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config) {
   attempts::db::PgPoolOptions options;
   options.database_url = config.database_url;
+  options.durability = config.durability == "sync"    ? attempts::db::Durability::sync
+                       : config.durability == "async" ? attempts::db::Durability::async
+                                                      : attempts::db::Durability::unlogged;
   options.pool_size = config.pool_size;
   options.max_batch = config.max_batch;
   options.pipeline_depth = config.pipeline_depth;

@@ -60,6 +60,9 @@ constexpr std::array kOptions = {
     Option{"jwt-audience", "required aud claim (default: not checked)"},
     Option{"jwt-leeway", "seconds of clock skew allowed on exp, nbf and iat (default 30)"},
     Option{"token-cache-size", "verified tokens remembered per event loop (default 10000)"},
+    Option{"durability",
+           "unlogged (UNLOGGED table), async (LOGGED, synchronous_commit off) or sync (LOGGED, "
+           "synchronous_commit on); the table must match (default unlogged)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
 };
@@ -338,6 +341,12 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     config.auth = *auth;
   }
   if (const auto jwks = reader.get("jwks")) config.jwks_path = *jwks;
+  if (const auto durability = reader.get("durability")) {
+    if (*durability != "unlogged" && *durability != "async" && *durability != "sync") {
+      return fail(reader.source() + ": '" + *durability + "' is not unlogged, async or sync");
+    }
+    config.durability = *durability;
+  }
   if (const auto issuer = reader.get("jwt-issuer")) config.jwt_issuer = *issuer;
   if (const auto audience = reader.get("jwt-audience")) config.jwt_audience = *audience;
   if (const auto format = reader.get("log-format")) {
@@ -408,7 +417,8 @@ std::string describe(const Config& config) {
        << "s request-timeout=" << config.request_timeout_seconds
        << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's'
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
-       << config.access_log << " reuse-port=" << config.reuse_port << " auth=" << config.auth;
+       << config.access_log << " reuse-port=" << config.reuse_port
+       << " durability=" << config.durability << " auth=" << config.auth;
   if (config.auth == "jwt") {
     line << " jwks=" << config.jwks_path
          << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
@@ -445,6 +455,7 @@ std::string to_toml(const Config& config) {
       << "request-timeout = " << config.request_timeout_seconds << '\n'
       << "shutdown-timeout = " << config.shutdown_timeout_seconds << '\n'
       << "reuse-port = " << config.reuse_port << '\n'
+      << "durability = " << quoted(config.durability) << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'

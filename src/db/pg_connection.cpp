@@ -128,6 +128,7 @@ PgConnection::PgConnection(net::io_context& loop, std::size_t index, std::string
       socket_(loop.get_executor()),
       connect_timer_(loop.get_executor()),
       deadline_timer_(loop.get_executor()),
+      check_timer_(loop.get_executor()),
       jitter_(static_cast<std::minstd_rand::result_type>(std::random_device{}() + index)) {}
 
 PgConnection::~PgConnection() {
@@ -226,8 +227,13 @@ void PgConnection::send_setup() {
                                  statement.types.empty() ? nullptr : statement.types.data()) == 1;
   }
   const std::string statement_timeout = std::to_string(options_.statement_timeout.count());
-  const char* values[] = {statement_timeout.c_str()};
-  sent = sent && PQsendQueryParams(pg_, sql::kSessionSetup, 1, nullptr, values, nullptr, nullptr,
+  // async: commits return before their WAL is flushed, on these connections only. sync: on,
+  // whatever the server's default. unlogged: the server's own (UNLOGGED writes no WAL).
+  const char* synchronous_commit = options_.durability == Durability::async  ? "off"
+                                   : options_.durability == Durability::sync ? "on"
+                                                                             : nullptr;
+  const char* values[] = {statement_timeout.c_str(), synchronous_commit};
+  sent = sent && PQsendQueryParams(pg_, sql::kSessionSetup, 2, nullptr, values, nullptr, nullptr,
                                    0) == 1;
   sent = sent && PQpipelineSync(pg_) == 1;
   if (!sent) return connect_failed("cannot send the session setup: " + error_message(pg_));
@@ -283,6 +289,12 @@ void PgConnection::submit(StoreCall& call, StoreCompletion& completion) {
   if (closing_ || phase_ == Phase::closed || phase_ == Phase::waiting_to_connect) {
     return answer(waiter, StoreOutcome::unavailable);
   }
+  // A misconfigured table: nothing is done in another durability mode than the one promised.
+  // Pings go through, to notice when it is fixed.
+  if (misconfigured_ && call.kind != StoreCall::Kind::ping) {
+    call.problem = *misconfigured_;
+    return answer(waiter, StoreOutcome::unavailable);
+  }
   const std::size_t bytes = call.answers_json.size();
   if (queue_.size() >= options_.queue_capacity || queued_bytes_ + bytes > options_.queue_bytes) {
     return answer(waiter, StoreOutcome::overloaded);
@@ -302,11 +314,12 @@ void PgConnection::close_when_idle(std::function<void()> on_closed) {
 
 void PgConnection::maybe_finish_closing() {
   if (!closing_ || phase_ == Phase::closed) return;
-  const bool busy = !queue_.empty() || std::any_of(in_flight_.begin(), in_flight_.end(),
-                                                   [](const auto& statement) {
-                                                     return statement->kind !=
-                                                            Statement::Kind::setup;
-                                                   });
+  // The connection's own statements (setup, checks) hold nobody up.
+  const bool busy = !queue_.empty() ||
+                    std::any_of(in_flight_.begin(), in_flight_.end(), [](const auto& statement) {
+                      return statement->kind != Statement::Kind::setup &&
+                             statement->kind != Statement::Kind::check;
+                    });
   if (busy && (phase_ == Phase::ready || phase_ == Phase::setting_up)) return;
   for (auto& waiter : queue_) answer(waiter, StoreOutcome::unavailable);
   queue_.clear();
@@ -318,6 +331,7 @@ void PgConnection::maybe_finish_closing() {
   pg_ = nullptr;
   connect_timer_.cancel();
   deadline_timer_.cancel();
+  check_timer_.cancel();
   publish_gauges();
   if (auto on_closed = std::exchange(on_closed_, nullptr)) net::post(loop_, std::move(on_closed));
 }
@@ -618,6 +632,8 @@ void PgConnection::process_results() {
         return connect_failed("setting up the session failed: " + *finished->error);
       }
       on_ready();
+    } else if (finished->kind == Statement::Kind::check) {
+      if (finished->error) pending_failure_ = "checking the table failed: " + *finished->error;
     } else {
       if (finished->kind != Statement::Kind::why_not_saved) --request_statements_in_flight_;
       on_committed(*finished);
@@ -637,6 +653,49 @@ void PgConnection::on_ready() {
   phase_ = Phase::ready;
   publish_gauges();
   schedule_flush();
+  schedule_durability_check();
+}
+
+void PgConnection::check_persistence(const char* relpersistence) {
+  const char expected = options_.durability == Durability::unlogged ? 'u' : 'p';
+  const char found = relpersistence != nullptr ? relpersistence[0] : '\0';
+  const char* mode = options_.durability == Durability::unlogged ? "unlogged"
+                     : options_.durability == Durability::async  ? "async"
+                                                                 : "sync";
+  std::optional<std::string> problem;
+  if (found != expected) {
+    const char* table = found == 'u' ? "UNLOGGED" : found == 'p' ? "LOGGED" : "not a plain table";
+    problem = std::string("the attempts table is ") + table + ", but --durability " + mode +
+              (expected == 'u' ? " needs it UNLOGGED (sql/unlogged.sql)"
+                               : " needs it LOGGED (sql/durable.sql)");
+  }
+  if (problem == misconfigured_) return;
+  if (problem) {
+    spdlog::error("db connection {}: {}; refusing calls until it is fixed", index_, *problem);
+  } else {
+    spdlog::info("db connection {}: the attempts table fits --durability {} again", index_, mode);
+  }
+  misconfigured_ = std::move(problem);
+}
+
+void PgConnection::schedule_durability_check() {
+  check_timer_.expires_after(options_.durability_check_interval);
+  check_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec || phase_ != Phase::ready || closing_) return;
+    send_durability_check();
+    schedule_durability_check();
+  });
+}
+
+void PgConnection::send_durability_check() {
+  if (PQsendQueryPrepared(pg_, sql::kPingName, 0, nullptr, nullptr, nullptr, 0) != 1 ||
+      PQpipelineSync(pg_) != 1) {
+    return fail_connection(error_message(pg_), false);
+  }
+  auto statement = new_statement(Statement::Kind::check);
+  statement->sent_at = Clock::now();
+  in_flight_.push_back(std::move(statement));
+  flush_output();
 }
 
 void PgConnection::on_result(Statement& statement, PGresult* result) {
@@ -652,7 +711,14 @@ void PgConnection::on_result(Statement& statement, PGresult* result) {
     }
     return;
   }
-  if (statement.kind == Statement::Kind::setup || statement.result_seen) return;
+  if (statement.kind == Statement::Kind::setup || statement.kind == Statement::Kind::check) {
+    // The session setup's row and the check's: the table's persistence, last column.
+    if (status == PGRES_TUPLES_OK && PQntuples(result) == 1) {
+      check_persistence(PQgetvalue(result, 0, PQnfields(result) - 1));
+    }
+    return;
+  }
+  if (statement.result_seen) return;
   statement.result_seen = true;
   switch (statement.kind) {
     case Statement::Kind::save:
@@ -665,6 +731,7 @@ void PgConnection::on_result(Statement& statement, PGresult* result) {
       read_single_result(statement, result);
       break;
     case Statement::Kind::setup:
+    case Statement::Kind::check:
       break;
   }
 }
@@ -741,6 +808,12 @@ void PgConnection::read_single_result(Statement& statement, PGresult* result) {
       break;
     }
     case StoreCall::Kind::ping:
+      if (PQntuples(result) == 1) check_persistence(PQgetvalue(result, 0, 0));
+      if (misconfigured_) {
+        outcome = StoreOutcome::unavailable;
+        call.problem = *misconfigured_;
+      }
+      break;
     case StoreCall::Kind::save_answers:
       break;
   }
@@ -773,6 +846,7 @@ void PgConnection::on_committed(Statement& statement) {
     case Statement::Kind::single:
       return answer(statement.waiters.front(), statement.single_outcome);
     case Statement::Kind::setup:
+    case Statement::Kind::check:
       return;
   }
 }

@@ -65,7 +65,8 @@ class PgConnection {
 
   // A statement sent and not yet finished (its sync not yet seen).
   struct Statement {
-    enum class Kind { setup, save, why_not_saved, single };
+    // setup and check are the connection's own (no calls wait on them).
+    enum class Kind { setup, save, why_not_saved, single, check };
     Kind kind = Kind::single;
     Clock::time_point sent_at;
     bool result_seen = false;
@@ -125,6 +126,11 @@ class PgConnection {
   void finish_save(Statement& statement);
   void finish_why_not_saved(Statement& statement);
 
+  // Durability: the table's persistence must fit the mode.
+  void check_persistence(const char* relpersistence);
+  void schedule_durability_check();
+  void send_durability_check();
+
   // Deadlines and failure.
   void watch_deadline(Clock::time_point at);
   void on_deadline_timer(boost::system::error_code ec);
@@ -147,6 +153,9 @@ class PgConnection {
 
   Phase phase_ = Phase::waiting_to_connect;
   bool closing_ = false;
+  // Why calls are refused although the database answers: the table's persistence does not fit
+  // the durability mode. Checked at connect, by every ping and every few seconds.
+  std::optional<std::string> misconfigured_;
   std::unique_ptr<PqxxConnection> connection_;
   PGconn* pg_ = nullptr;  // connection_'s libpq handle, while there is one
   boost::asio::posix::basic_stream_descriptor<boost::asio::io_context::executor_type> socket_;
@@ -175,6 +184,7 @@ class PgConnection {
                                                   boost::asio::io_context::executor_type>;
   Timer connect_timer_;   // backoff before connecting, then the connect timeout
   Timer deadline_timer_;  // the earliest deadline of a queued or sent call, or a stall
+  Timer check_timer_;     // the next durability check
   Clock::time_point deadline_armed_ = Clock::time_point::max();
 
   unsigned failed_connects_ = 0;

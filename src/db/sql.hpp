@@ -90,10 +90,16 @@ inline constexpr unsigned kStartAttemptTypes[] = {kInt8Oid, kInt8Oid, kTextOid};
 #undef ATTEMPTS_RECORD_COLUMNS
 
 inline constexpr const char* kPingName = "ping";
-inline constexpr const char* kPing = "SELECT 1";
+// Readiness, and whether the table still has the persistence the durability mode needs ('u'
+// UNLOGGED, 'p' LOGGED): sql/durable.sql and sql/unlogged.sql can switch it while we run.
+inline constexpr const char* kPing =
+    "SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass";
 
-// Sent once per connection, right after it opens.
+// Sent once per connection, right after it opens: UTC timestamps, the statement timeout, the
+// commit mode of --durability ($2; NULL keeps the server's), and the table's persistence.
 inline constexpr const char* kSessionSetup =
-    "SELECT set_config('TimeZone', 'UTC', false), set_config('statement_timeout', $1, false)";
+    "SELECT set_config('TimeZone', 'UTC', false), set_config('statement_timeout', $1, false), "
+    "set_config('synchronous_commit', COALESCE($2, current_setting('synchronous_commit')), "
+    "false), (SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass)";
 
 }  // namespace attempts::db::sql

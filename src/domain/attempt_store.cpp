@@ -34,6 +34,7 @@ void StoreCall::reset() {
   clear_keeping_small(idempotency_key);
   deadline = {};
   outcome = StoreOutcome::unavailable;
+  problem.clear();
   record.release_memory();
   record.id = record.exam_id = record.student_id = record.revision = 0;
 }

@@ -40,6 +40,12 @@ Response unknown_outcome_response(std::string_view what, std::chrono::seconds re
       retry_after);
 }
 
+// Why the store could not do it, with what that means for the client.
+std::string unavailable_message(const StoreCall& call, std::string_view consequence) {
+  if (!call.problem.empty()) return "database misconfigured: " + call.problem + "; " + std::string(consequence);
+  return "database unavailable; " + std::string(consequence);
+}
+
 Response save_response(const StoreCall& call, std::chrono::seconds retry_after) {
   const auto& record = call.record;
   switch (call.outcome) {
@@ -74,7 +80,8 @@ Response save_response(const StoreCall& call, std::chrono::seconds retry_after) 
     case StoreOutcome::unavailable:
       break;
   }
-  return unavailable_response("database unavailable; nothing was saved, retry later", retry_after);
+  return unavailable_response(unavailable_message(call, "nothing was saved, retry later"),
+                              retry_after);
 }
 
 Response read_response(const StoreCall& call, std::chrono::seconds retry_after) {
@@ -86,7 +93,7 @@ Response read_response(const StoreCall& call, std::chrono::seconds retry_after) 
     case StoreOutcome::overloaded:
       return unavailable_response("too many requests queued; retry later", retry_after);
     default:
-      return unavailable_response("database unavailable; retry later", retry_after);
+      return unavailable_response(unavailable_message(call, "retry later"), retry_after);
   }
 }
 
@@ -102,7 +109,7 @@ Response submit_response(const StoreCall& call, std::chrono::seconds retry_after
       return unavailable_response("too many requests queued; nothing was submitted, retry later",
                                   retry_after);
     default:
-      return unavailable_response("database unavailable; nothing was submitted, retry later",
+      return unavailable_response(unavailable_message(call, "nothing was submitted, retry later"),
                                   retry_after);
   }
 }
@@ -130,7 +137,7 @@ Response start_response(const StoreCall& call, std::chrono::seconds retry_after)
       return unavailable_response("too many requests queued; nothing was started, retry later",
                                   retry_after);
     default:
-      return unavailable_response("database unavailable; nothing was started, retry later",
+      return unavailable_response(unavailable_message(call, "nothing was started, retry later"),
                                   retry_after);
   }
 }
@@ -202,9 +209,10 @@ Response store_response(const StoreCall& call, std::chrono::seconds retry_after)
     case StoreCall::Kind::ping:
       break;
   }
-  return call.outcome == StoreOutcome::done
-             ? json_response(Status::ok, R"({"status":"ready"})")
-             : unavailable_response("database unreachable", retry_after);
+  if (call.outcome == StoreOutcome::done) return json_response(Status::ok, R"({"status":"ready"})");
+  return unavailable_response(
+      call.problem.empty() ? "database unreachable" : "database misconfigured: " + call.problem,
+      retry_after);
 }
 
 void serialize_response(const Response& response, bool omit_body, std::string& out) {

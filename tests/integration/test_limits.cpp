@@ -159,6 +159,7 @@ class HostileClientTest : public testing::Test {
     while (open && socket.sent() < limit && socket.status() == 0 &&
            Clock::now() - started < seconds(60)) {
       open = socket.send_some(filler, seconds(5));
+      socket.read_available();  // the answer may come while the server still drains the input
       peak = std::max(peak, server.rss_kib());
     }
     const bool closed = socket.wait_for_close(seconds(5));
@@ -564,6 +565,7 @@ class ReplySwallowingProxy {
         fds.push_back({pair.server, POLLIN, 0});
       }
       ::poll(fds.data(), fds.size(), 20);
+      const std::size_t polled = pairs.size();  // a pair accepted now is polled next time
       if (fds[0].revents & POLLIN) {
         const int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
         const int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -576,7 +578,7 @@ class ReplySwallowingProxy {
           pairs.push_back({client, server});
         }
       }
-      for (std::size_t i = 0; i < pairs.size(); ++i) {
+      for (std::size_t i = 0; i < polled; ++i) {
         char buffer[65536];
         if (fds[1 + 2 * i].revents & (POLLIN | POLLHUP)) {
           const ssize_t got = ::recv(pairs[i].client, buffer, sizeof buffer, 0);
@@ -766,7 +768,15 @@ TEST_F(StalledDatabaseFaultTest, QueuedBytesAreBoundedAndLargeWritesBeyondAreRef
   for (int i = 1; i <= kWrites; ++i) {
     clients.push_back(std::make_unique<HttpClient>(server.port(), seconds(30)));
     clients.back()->send(patch_request(attempt_target(kDecoy + i), answers_body(answers)));
-    std::this_thread::sleep_for(milliseconds(20));
+  }
+  // Every write has been read and either queued or refused before the decoy is let go.
+  const auto deadline = Clock::now() + seconds(30);
+  while (Clock::now() < deadline &&
+         metric(server.port(), "attempts_db_queue_depth{connection=\"0\"}") +
+                 metric(server.port(),
+                        "attempts_http_requests_total{route=\"PATCH /attempts/{id}\",code=\"503\"}") <
+             kWrites) {
+    std::this_thread::sleep_for(milliseconds(50));
   }
   lock.release();
   ASSERT_EQ(decoy.read_response().status, 204);

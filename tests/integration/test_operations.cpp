@@ -1135,7 +1135,8 @@ class SharedPortServer {
   SharedPortServer(std::uint16_t port, std::vector<std::string> flags)
       : dir_("attempts-reuseport"), log_path_(dir_.file("server.log")) {
     SpawnOptions options;
-    options.argv = {server_binary(), "--listen", "127.0.0.1:" + std::to_string(port)};
+    options.argv = {server_binary(), "--listen", "127.0.0.1:" + std::to_string(port), "--auth",
+                    "none"};
     options.argv.insert(options.argv.end(), flags.begin(), flags.end());
     for (const char* name : kSettingVariables) options.env.emplace_back(name, std::nullopt);
     options.env.emplace_back("DATABASE_URL", TestEnvironment::get().database_url);

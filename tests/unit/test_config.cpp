@@ -83,6 +83,7 @@ TEST(ConfigDefaultsTest, AuthenticationIsOnUnlessTurnedOff) {
   const ParseResult result = parse_config({}, kNoEnv);
   ASSERT_EQ(result.action, Action::run) << result.message;
   EXPECT_EQ(result.config.auth, "jwt");
+  EXPECT_EQ(result.config.durability, "unlogged");
   EXPECT_EQ(result.config.jwt_leeway_seconds, 30u);
   EXPECT_EQ(result.config.token_cache_size, 10000u);
   EXPECT_TRUE(result.config.jwt_issuer.empty());
@@ -115,7 +116,8 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                    "QUEUE_BYTES", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
                                    "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
                                    "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
-                                   "JWT_AUDIENCE", "JWT_LEEWAY", "TOKEN_CACHE_SIZE"}));
+                                   "JWT_AUDIENCE", "JWT_LEEWAY", "TOKEN_CACHE_SIZE",
+                                   "DURABILITY"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -215,6 +217,8 @@ INSTANTIATE_TEST_SUITE_P(
                     number_field(&Config::jwt_leeway_seconds)},
         SettingCase{"token-cache-size", "TOKEN_CACHE_SIZE", "100", "200",
                     number_field(&Config::token_cache_size)},
+        SettingCase{"durability", "DURABILITY", "async", "sync",
+                    [](const Config& config) { return config.durability; }},
         SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
                     number_field(&Config::max_connections)},
         SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
@@ -328,6 +332,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"PipelineDepthAboveLimit", {"--pipeline-depth=65"}, {}, "--pipeline-depth"},
         InvalidCase{"RequestTimeoutZero", {"--request-timeout=0"}, {}, "--request-timeout"},
         InvalidCase{"AuthUnknown", {"--auth=basic"}, {}, "--auth: 'basic' is not jwt or none"},
+        InvalidCase{"DurabilityUnknown", {"--durability=fsync"}, {},
+                    "--durability: 'fsync' is not unlogged, async or sync"},
         InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
         InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
         InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},

@@ -42,6 +42,8 @@ struct Config {
   std::string jwt_audience;  // empty: aud is not checked
   unsigned jwt_leeway_seconds = 30;
   std::size_t token_cache_size = 10000;  // verified tokens kept per event loop
+  // unlogged, async or sync: what a crash of PostgreSQL may lose (README, Durability).
+  std::string durability = "unlogged";
 };
 
 struct ParseResult {

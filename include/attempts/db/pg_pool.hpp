@@ -13,8 +13,17 @@
 
 namespace attempts::db {
 
+// What a crash of PostgreSQL may lose, chosen with --durability; the attempts table must have
+// the persistence the mode needs, or the pool refuses to run in another mode silently.
+enum class Durability {
+  unlogged,  // UNLOGGED table: fastest; a crash empties it
+  async,     // LOGGED, synchronous_commit off: a crash loses the last few hundred ms of commits
+  sync,      // LOGGED, synchronous_commit on: a crash loses nothing acknowledged
+};
+
 struct PgPoolOptions {
   std::string database_url = "postgresql:///attempts";
+  Durability durability = Durability::unlogged;
   // Connections in all, spread over the event loops (at least one per loop).
   std::size_t pool_size = 2;
   // Most writes one UPDATE statement carries.
@@ -37,6 +46,8 @@ struct PgPoolOptions {
   // Client-side limit: a statement without a reply for this long means the server or the
   // network has stalled (where statement_timeout cannot fire); the connection is dropped.
   std::chrono::milliseconds stall_timeout{10000};
+  // How often an idle connection checks that the table's persistence still fits the mode.
+  std::chrono::milliseconds durability_check_interval{5000};
 };
 
 class PgConnection;

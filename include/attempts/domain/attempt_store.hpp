@@ -71,6 +71,9 @@ struct StoreCall {
   // Outputs.
   StoreOutcome outcome = StoreOutcome::unavailable;
   AttemptRecord record;  // load, submit and start when done/replayed; see StoreOutcome
+  // With `unavailable`: why, when the store knows something an operator must fix (for example
+  // a table whose persistence does not fit the durability mode); empty otherwise.
+  std::string problem;
 
   // Clears inputs and outputs for the next request, keeping small buffers and freeing large.
   void reset();

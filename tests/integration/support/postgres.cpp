@@ -174,9 +174,7 @@ bool Database::attempts_table_is_logged() const {
 }
 
 void Database::make_attempts_table_unlogged() const {
-  pqxx::connection connection(url_);
-  pqxx::nontransaction tx(connection);
-  tx.exec("ALTER TABLE attempts SET UNLOGGED");
+  run_sql_file("unlogged.sql");
 }
 
 std::string Database::setting(const std::string& name) const {

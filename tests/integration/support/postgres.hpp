@@ -73,7 +73,7 @@ class Database {
   std::int64_t attempt_count() const;
   // Whether the attempts table is LOGGED (relpersistence 'p') rather than UNLOGGED ('u').
   bool attempts_table_is_logged() const;
-  // `ALTER TABLE attempts SET UNLOGGED`, the schema's mode (a no-op when it already is).
+  // sql/unlogged.sql: the schema's mode (a no-op when the tables already are UNLOGGED).
   void make_attempts_table_unlogged() const;
   // current_setting(name), e.g. "on" for synchronous_commit.
   std::string setting(const std::string& name) const;
