@@ -1,0 +1,69 @@
+-- Citus: turns the schema of sql/schema.sql into a distributed one. Run on the coordinator, each
+-- file with `psql -v ON_ERROR_STOP=1 -f`, in this order:
+--   1. sql/schema.sql   the tables and functions, exactly as on a single PostgreSQL
+--   2. sql/citus.sql    this file: distributes the (still empty) tables
+--   3. sql/seed.sql     the data, written through the coordinator into the shards
+--   (4. sql/durable.sql if the service runs with --durability async or sync; see below)
+-- Before step 2, every node (coordinator and workers) has `CREATE EXTENSION citus` in this
+-- database and the workers are registered on the coordinator (citus_set_coordinator_host,
+-- citus_add_node). Re-runnable: a table already distributed is left as it is.
+-- Keep it in step with sql/schema.sql: a table added there must be distributed, made a
+-- reference table, or deliberately left local here.
+--
+-- exams: a reference table (one shard, a copy on every node). attempts.exam_id references it,
+-- and Citus allows a foreign key from a distributed table only to a reference table or to a
+-- table co-located with it; start_attempt() reads an exam on whichever node it runs.
+--
+-- attempts: hash-distributed by id, its primary key (Citus requires the distribution column in
+-- every unique constraint). Every statement of the service names the attempts it writes by id,
+-- so each one-row statement is routed to the one worker holding that id's shard, and a batched
+-- UPDATE is too when all its ids are in one shard and it says so (`AND a.id = ANY($1)`, see
+-- docs/scaling.md). 32 shards, Citus's default: 16 per worker on two workers, and room to spread
+-- the table over up to 32 workers by moving whole shards (citus_move_shard_placement, online),
+-- without splitting any. More shards would not help the service: a batch must stay within one
+-- shard to be routed to one worker, so every extra shard divides the batches the pool can form.
+--
+-- attempt_starts (idempotency keys): hash-distributed by student_id, its primary key's first
+-- column, and co-located with attempts (same shard count and hash ranges; the co-location means
+-- nothing for joins, none is made, but one co-location group keeps one shard map to move). Each
+-- start_attempt() call reads and writes only its student's keys, so those statements are
+-- routed to one shard. A reference table would copy every key to every node in a two-phase
+-- commit; a table left on the coordinator would put every start's writes on one node.
+-- start_attempt() then writes two shards (the key's and the new attempt's): when they are on two
+-- workers, Citus commits that transaction with two-phase commit. Starts are rare next to saves.
+--
+-- UNLOGGED on Citus. Citus creates the shards of an UNLOGGED table UNLOGGED on the workers. A
+-- crash of a worker (not a clean restart) truncates every UNLOGGED shard it holds: the attempts
+-- in those shards, including every answer acknowledged with 204, are gone, while the other
+-- workers keep theirs, and the service answers 404 for the lost ones. The durable choice is
+-- sql/durable.sql, run on the coordinator: ALTER TABLE ... SET LOGGED propagates to every shard
+-- on every worker (checked on Citus 13.2.2: relpersistence 'p' on all 32 shards of attempts and
+-- of attempt_starts). What a commit waits for is then each worker's own synchronous_commit:
+-- Citus does not pass the service's session setting (--durability async sets it off) on to its
+-- connections to the workers (checked: a coordinator session with synchronous_commit = on reads
+-- `off` on a worker configured with off). For --durability sync, set synchronous_commit = on in
+-- every worker's configuration (the PostgreSQL default); for async, off there.
+--
+-- The functions of schema.sql stay on the coordinator and work unchanged there: each statement
+-- in them names one attempt or one student, so Citus routes it to one shard. (schema.sql warns
+-- on a Citus coordinator that submit_attempt "will be created only locally": that is expected,
+-- the service calls it on the coordinator.)
+
+BEGIN;
+
+-- Without this, create_reference_table('exams') would first turn attempts (which references
+-- exams) into a "Citus local table", and create_distributed_table('attempts') would then
+-- re-create attempts, dropping with it submit_attempt(), whose result type is attempts' row type.
+SET LOCAL citus.enable_local_reference_table_foreign_keys = off;
+
+SELECT create_reference_table('exams')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'exams'::regclass);
+
+SELECT create_distributed_table('attempts', 'id', shard_count => 32)
+ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'attempts'::regclass);
+
+SELECT create_distributed_table('attempt_starts', 'student_id', colocate_with => 'attempts')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition
+                    WHERE logicalrelid = 'attempt_starts'::regclass);
+
+COMMIT;
