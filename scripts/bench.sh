@@ -343,8 +343,12 @@ pg_cpu_ticks() {
 proc_cpu_ticks() {
   awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); printf "%d\n", f[12] + f[13] }' "/proc/$1/stat"
 }
-# Context switches of every thread of a process so far, voluntary and involuntary.
-proc_switches() { awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }' "/proc/$1/status"; }
+# Context switches of every thread of a process so far, voluntary and involuntary. The process's
+# own status file counts only its main thread; each thread has its own under task/.
+proc_switches() {
+  awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { s += $2 } END { print s + 0 }' \
+    "/proc/$1"/task/*/status
+}
 proc_hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 ticks_to_s() { awk -v t="$1" -v hz="$clk_tck" 'BEGIN { printf "%.2f", t / hz }'; }
 db_now() { sql "SELECT clock_timestamp()"; }
@@ -715,7 +719,7 @@ report=$tmp/report.md
   printf -- '- each service workload: %ss, server restarted before it (auth rows: after a 5 s warm-up that fills the token cache); pgbench: %ss, -n -M prepared, sql/pgbench/update.sql; ids uniform in 1..%s, each request with its owner'"'"'s token\n' \
     "$duration_s" "$pgbench_s" "$max_id"
   printf -- '- closed-loop rows: wrk (a connection sends its next request after the previous response); paced rows: %s\n' "$open_loop_note"
-  printf -- '- context switches: voluntary + involuntary of every server thread (/proc/<pid>/status); instructions: %s\n\n' \
+  printf -- '- context switches: voluntary + involuntary of every server thread (/proc/<pid>/task/*/status); instructions: %s\n\n' \
     "$( ((perf_ok)) && echo "perf stat -e instructions" || echo "not available (no hardware counters on this machine)")"
   for mode in "${modes[@]}"; do
     printf '### durability %s: attempts table %s, synchronous_commit %s\n\n' "$mode" "${persistence_of[$mode]}" \
