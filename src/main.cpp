@@ -59,6 +59,9 @@ attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config)
   options.durability = config.durability == "sync"    ? attempts::db::Durability::sync
                        : config.durability == "async" ? attempts::db::Durability::async
                                                       : attempts::db::Durability::unlogged;
+  options.citus = config.citus == "on"    ? attempts::db::CitusMode::required
+                  : config.citus == "off" ? attempts::db::CitusMode::off
+                                          : attempts::db::CitusMode::detect;
   options.pool_size = config.pool_size;
   options.max_batch = config.max_batch;
   options.pipeline_depth = config.pipeline_depth;

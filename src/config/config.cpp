@@ -63,6 +63,9 @@ constexpr std::array kOptions = {
     Option{"durability",
            "unlogged (UNLOGGED table), async (LOGGED, synchronous_commit off) or sync (LOGGED, "
            "synchronous_commit on); the table must match (default unlogged)"},
+    Option{"citus",
+           "auto (detect a Citus cluster with attempts distributed, and batch by shard), on "
+           "(require one) or off (plain PostgreSQL statements) (default auto)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
 };
@@ -347,6 +350,12 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.durability = *durability;
   }
+  if (const auto citus = reader.get("citus")) {
+    if (*citus != "auto" && *citus != "on" && *citus != "off") {
+      return fail(reader.source() + ": '" + *citus + "' is not auto, on or off");
+    }
+    config.citus = *citus;
+  }
   if (const auto issuer = reader.get("jwt-issuer")) config.jwt_issuer = *issuer;
   if (const auto audience = reader.get("jwt-audience")) config.jwt_audience = *audience;
   if (const auto format = reader.get("log-format")) {
@@ -418,7 +427,8 @@ std::string describe(const Config& config) {
        << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's'
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
        << config.access_log << " reuse-port=" << config.reuse_port
-       << " durability=" << config.durability << " auth=" << config.auth;
+       << " durability=" << config.durability << " citus=" << config.citus
+       << " auth=" << config.auth;
   if (config.auth == "jwt") {
     line << " jwks=" << config.jwks_path
          << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
@@ -456,6 +466,7 @@ std::string to_toml(const Config& config) {
       << "shutdown-timeout = " << config.shutdown_timeout_seconds << '\n'
       << "reuse-port = " << config.reuse_port << '\n'
       << "durability = " << quoted(config.durability) << '\n'
+      << "citus = " << quoted(config.citus) << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'

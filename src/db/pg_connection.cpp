@@ -95,6 +95,25 @@ void cancel_in_background(PGconn* pg) {
 // Server notices (there are none in normal operation) are not worth a line each.
 void ignore_notice(void*, const char*) {}
 
+const std::string& session_setup_text() {
+  static const std::string text =
+      std::string(sql::kSessionSetupHead) + kDetectCitusQuery + sql::kSessionSetupTail;
+  return text;
+}
+
+// Errors after which a statement, rolled back, may simply be sent again: a serialization
+// failure, a deadlock (Citus's distributed deadlock detection cancels one transaction this
+// way), and Citus finding a shard placement gone or changed under a statement planned with an
+// older shard map (a shard moved or split meanwhile).
+bool is_transient(const PGresult* result) {
+  const char* code = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+  if (code == nullptr) return false;
+  const std::string_view sqlstate(code);
+  return sqlstate == "40001" || sqlstate == "40P01";
+}
+
+constexpr std::uint8_t kMaxRetries = 3;
+
 }  // namespace
 
 void PgConnection::Statement::clear() {
@@ -102,6 +121,10 @@ void PgConnection::Statement::clear() {
   result_seen = false;
   writes = false;
   fatal = false;
+  transient = false;
+  citus.reset();
+  map.reset();
+  map_problem.reset();
   error.reset();
   applied.clear();
   row_outcome.clear();
@@ -214,6 +237,7 @@ void PgConnection::send_setup() {
   const Prepared statements[] = {
       {sql::kSaveOneName, sql::kSaveOne, sql::kSaveOneTypes},
       {sql::kSaveBatchName, sql::kSaveBatch, sql::kSaveBatchTypes},
+      {sql::kSaveShardName, sql::kSaveShard, sql::kSaveBatchTypes},
       {sql::kWhyNotSavedName, sql::kWhyNotSaved, sql::kWhyNotSavedTypes},
       {sql::kLoadAttemptName, sql::kLoadAttempt, sql::kLoadAttemptTypes},
       {sql::kSubmitAttemptName, sql::kSubmitAttempt, sql::kSubmitAttemptTypes},
@@ -232,9 +256,11 @@ void PgConnection::send_setup() {
   const char* synchronous_commit = options_.durability == Durability::async  ? "off"
                                    : options_.durability == Durability::sync ? "on"
                                                                              : nullptr;
-  const char* values[] = {statement_timeout.c_str(), synchronous_commit};
-  sent = sent && PQsendQueryParams(pg_, sql::kSessionSetup, 2, nullptr, values, nullptr, nullptr,
-                                   0) == 1;
+  // Any non-NULL value asks whether attempts is a Citus distributed table.
+  const char* detect_citus = options_.citus == CitusMode::off ? nullptr : "detect";
+  const char* values[] = {statement_timeout.c_str(), synchronous_commit, detect_citus};
+  sent = sent && PQsendQueryParams(pg_, session_setup_text().c_str(), 3, nullptr, values, nullptr,
+                                   nullptr, 0) == 1;
   sent = sent && PQpipelineSync(pg_) == 1;
   if (!sent) return connect_failed("cannot send the session setup: " + error_message(pg_));
   auto statement = new_statement(Statement::Kind::setup);
@@ -255,6 +281,7 @@ void PgConnection::connect_failed(std::string_view why) {
   close_socket();
   in_flight_.clear();  // only the setup can be in flight while connecting
   request_statements_in_flight_ = 0;
+  shard_map_reading_ = false;
   connection_.reset();
   pg_ = nullptr;
   phase_ = Phase::waiting_to_connect;
@@ -289,10 +316,11 @@ void PgConnection::submit(StoreCall& call, StoreCompletion& completion) {
   if (closing_ || phase_ == Phase::closed || phase_ == Phase::waiting_to_connect) {
     return answer(waiter, StoreOutcome::unavailable);
   }
-  // A misconfigured table: nothing is done in another durability mode than the one promised.
-  // Pings go through, to notice when it is fixed.
-  if (misconfigured_ && call.kind != StoreCall::Kind::ping) {
-    call.problem = *misconfigured_;
+  // A misconfigured table: nothing is done in another durability mode than the one promised,
+  // nor on a cluster that is not what --citus requires. Pings go through, to notice when it is
+  // fixed.
+  if (const auto& why = refusal(); why && call.kind != StoreCall::Kind::ping) {
+    call.problem = *why;
     return answer(waiter, StoreOutcome::unavailable);
   }
   const std::size_t bytes = call.answers_json.size();
@@ -349,6 +377,21 @@ void PgConnection::schedule_flush() {
 }
 
 void PgConnection::flush() {
+  // Calls queued before the setup (or a later check) found a reason to refuse them are refused
+  // now, never sent: nothing is written in a mode other than the one promised.
+  if (const auto& why = refusal(); why && phase_ == Phase::ready) {
+    std::deque<Waiter> pings;
+    for (auto& waiter : queue_) {
+      if (waiter.call->kind == StoreCall::Kind::ping) {
+        pings.push_back(waiter);
+        continue;
+      }
+      queued_bytes_ -= waiter.call->answers_json.size();
+      waiter.call->problem = *why;
+      answer(waiter, StoreOutcome::unavailable);
+    }
+    queue_ = std::move(pings);
+  }
   bool sent = false;
   while (phase_ == Phase::ready && !queue_.empty() &&
          request_statements_in_flight_ < options_.pipeline_depth) {
@@ -380,7 +423,8 @@ void PgConnection::send_writes(std::size_t count) {
   write_keys_.clear();
   for (const auto& waiter : batch_) {
     queued_bytes_ -= waiter.call->answers_json.size();
-    write_keys_.push_back({waiter.call->attempt_id, waiter.call->revision});
+    write_keys_.push_back(
+        {waiter.call->attempt_id, waiter.call->revision, group_of(waiter.call->attempt_id)});
   }
   plan_writes(write_keys_, options_.max_batch, plan_);
   for (std::uint32_t s = 0; s < plan_.statements.size(); ++s) {
@@ -417,7 +461,9 @@ void PgConnection::send_save_statement(const WritePlan::Statement& rows,
     offsets[i] = start;
     lengths[i] = static_cast<int>(params_.size() - start);
   };
-  const char* name = sql::kSaveBatchName;
+  // On Citus the rows are all in one shard, and the statement says which ids, so it is routed
+  // to one worker.
+  const char* name = shard_map_ ? sql::kSaveShardName : sql::kSaveBatchName;
   if (rows.ids.size() == 1) {
     name = sql::kSaveOneName;
     const StoreCall& call = *batch_[rows.sent[0]].call;
@@ -631,7 +677,15 @@ void PgConnection::process_results() {
         pending_failure_.reset();
         return connect_failed("setting up the session failed: " + *finished->error);
       }
-      on_ready();
+      after_setup(finished->citus);
+    } else if (finished->kind == Statement::Kind::shard_map) {
+      shard_map_reading_ = false;
+      if (finished->error && phase_ == Phase::setting_up) {
+        pending_failure_.reset();
+        return connect_failed("reading the shard map failed: " + *finished->error);
+      }
+      install_shard_map(*finished);
+      if (phase_ == Phase::setting_up) on_ready();
     } else if (finished->kind == Statement::Kind::check) {
       if (finished->error) pending_failure_ = "checking the table failed: " + *finished->error;
     } else {
@@ -655,6 +709,109 @@ void PgConnection::on_ready() {
   schedule_flush();
   schedule_durability_check();
 }
+
+// ---- Citus ------------------------------------------------------------------------------------
+
+void PgConnection::after_setup(std::optional<bool> citus) {
+  if (citus.value_or(false)) return send_shard_map_read();  // ready once the map is read
+  shard_map_.reset();
+  metrics_.citus_shards.store(0, std::memory_order_relaxed);
+  std::optional<std::string> problem;
+  if (options_.citus == CitusMode::required) {
+    problem =
+        "--citus on, but attempts is not a Citus distributed table in this database "
+        "(sql/citus.sql)";
+  }
+  if (problem != citus_problem_ && problem) {
+    spdlog::error("db connection {}: {}; refusing calls until it is fixed", index_, *problem);
+  }
+  citus_problem_ = std::move(problem);
+  on_ready();
+}
+
+void PgConnection::send_shard_map_read() {
+  if (shard_map_reading_ || pg_ == nullptr) return;
+  if (PQsendQueryParams(pg_, kShardMapQuery, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1 ||
+      PQpipelineSync(pg_) != 1) {
+    if (!pending_failure_) pending_failure_ = error_message(pg_);
+    return;
+  }
+  shard_map_reading_ = true;
+  auto statement = new_statement(Statement::Kind::shard_map);
+  statement->sent_at = Clock::now();
+  in_flight_.push_back(std::move(statement));
+}
+
+void PgConnection::read_shard_map_result(Statement& statement, PGresult* result) {
+  const int rows = PQntuples(result);
+  if (PQnfields(result) != static_cast<int>(kShardMapColumns)) {
+    statement.map_problem = "the shard map query returned " + std::to_string(PQnfields(result)) +
+                            " columns";
+    return;
+  }
+  std::vector<ShardMapRow> values(static_cast<std::size_t>(rows));
+  for (int row = 0; row < rows; ++row) {
+    for (int column = 0; column < static_cast<int>(kShardMapColumns); ++column) {
+      if (PQgetisnull(result, row, column)) continue;
+      values[static_cast<std::size_t>(row)][static_cast<std::size_t>(column)] = std::string_view(
+          PQgetvalue(result, row, column),
+          static_cast<std::size_t>(PQgetlength(result, row, column)));
+    }
+  }
+  try {
+    statement.map = parse_shard_map(values);
+  } catch (const std::invalid_argument& error) {
+    statement.map_problem = error.what();
+  }
+}
+
+void PgConnection::install_shard_map(Statement& statement) {
+  if (statement.error) {
+    // A re-read that failed (the coordinator restarting, say): the map in hand stays.
+    log_error(spdlog::level::warn, "shard map",
+              "reading the shard map failed: " + *statement.error, *statement.error);
+    return;
+  }
+  std::optional<std::string> problem;
+  if (statement.map_problem) {
+    problem = "the shard map of attempts cannot be used: " + *statement.map_problem;
+  } else if (!statement.map) {
+    problem = "the shard map of attempts was not read";
+  }
+  if (problem) {
+    if (problem != citus_problem_) {
+      spdlog::error("db connection {}: {}; refusing calls until it is fixed", index_, *problem);
+    }
+    citus_problem_ = std::move(problem);
+    return;
+  }
+  if (citus_problem_) {
+    spdlog::info("db connection {}: the shard map of attempts is usable again", index_);
+    citus_problem_.reset();
+  }
+  if (shard_map_ && *shard_map_ == *statement.map) return;
+  if (shard_map_) {
+    metrics_.shard_map_changes.add();
+    spdlog::info("db connection {}: the shard map of attempts changed ({} shards, was {})",
+                 index_, statement.map->size(), shard_map_->size());
+  } else {
+    spdlog::info("db connection {}: attempts is a Citus distributed table with {} shards; "
+                 "batches go by shard",
+                 index_, statement.map->size());
+  }
+  shard_map_ = std::move(statement.map);
+  metrics_.citus_shards.store(shard_map_->size(), std::memory_order_relaxed);
+}
+
+std::uint32_t PgConnection::group_of(AttemptId id) const {
+  return shard_map_ ? static_cast<std::uint32_t>(shard_map_->index_of(id)) : 0;
+}
+
+const std::optional<std::string>& PgConnection::refusal() const {
+  return misconfigured_ ? misconfigured_ : citus_problem_;
+}
+
+// ---- durability -------------------------------------------------------------------------------
 
 void PgConnection::check_persistence(const char* relpersistence) {
   const char expected = options_.durability == Durability::unlogged ? 'u' : 'p';
@@ -683,6 +840,9 @@ void PgConnection::schedule_durability_check() {
   check_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec || phase_ != Phase::ready || closing_) return;
     send_durability_check();
+    // Shards move and split while we run (the rebalancer): the map is read again each time.
+    if (shard_map_ || citus_problem_) send_shard_map_read();
+    flush_output();
     schedule_durability_check();
   });
 }
@@ -703,6 +863,7 @@ void PgConnection::on_result(Statement& statement, PGresult* result) {
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     // The statement, or its commit, failed: its transaction rolls back.
     if (!statement.error) statement.error = error_message(result);
+    statement.transient = is_transient(result);
     // FATAL: the backend ends here, so nothing sent after this statement ever ran.
     const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
     if (severity != nullptr && (std::string_view(severity) == "FATAL" ||
@@ -715,7 +876,15 @@ void PgConnection::on_result(Statement& statement, PGresult* result) {
     // The session setup's row and the check's: the table's persistence, last column.
     if (status == PGRES_TUPLES_OK && PQntuples(result) == 1) {
       check_persistence(PQgetvalue(result, 0, PQnfields(result) - 1));
+      if (statement.kind == Statement::Kind::setup &&
+          !PQgetisnull(result, 0, sql::kSessionSetupCitusColumn)) {
+        statement.citus = *PQgetvalue(result, 0, sql::kSessionSetupCitusColumn) == 't';
+      }
     }
+    return;
+  }
+  if (statement.kind == Statement::Kind::shard_map) {
+    if (status == PGRES_TUPLES_OK) read_shard_map_result(statement, result);
     return;
   }
   if (statement.result_seen) return;
@@ -732,6 +901,7 @@ void PgConnection::on_result(Statement& statement, PGresult* result) {
       break;
     case Statement::Kind::setup:
     case Statement::Kind::check:
+    case Statement::Kind::shard_map:
       break;
   }
 }
@@ -809,9 +979,9 @@ void PgConnection::read_single_result(Statement& statement, PGresult* result) {
     }
     case StoreCall::Kind::ping:
       if (PQntuples(result) == 1) check_persistence(PQgetvalue(result, 0, 0));
-      if (misconfigured_) {
+      if (const auto& why = refusal()) {
         outcome = StoreOutcome::unavailable;
-        call.problem = *misconfigured_;
+        call.problem = *why;
       }
       break;
     case StoreCall::Kind::save_answers:
@@ -821,6 +991,10 @@ void PgConnection::read_single_result(Statement& statement, PGresult* result) {
 }
 
 void PgConnection::on_committed(Statement& statement) {
+  if (statement.kind == Statement::Kind::save && statement.error && statement.transient &&
+      !statement.fatal) {
+    return retry_writes(statement);
+  }
   if (statement.error || !statement.result_seen) {
     const std::string message = statement.error.value_or("no result");
     metrics_.database_errors.add();
@@ -847,8 +1021,48 @@ void PgConnection::on_committed(Statement& statement) {
       return answer(statement.waiters.front(), statement.single_outcome);
     case Statement::Kind::setup:
     case Statement::Kind::check:
+    case Statement::Kind::shard_map:
       return;
   }
+}
+
+void PgConnection::retry_writes(Statement& statement) {
+  // The statement rolled back: none of its writes was applied. Each is sent again, ahead of
+  // everything queued, unless a later statement already sent writes the same attempt: sent
+  // again, it would land after that one and undo it. Those, and writes retried too often, are
+  // answered unavailable: not saved, which is true.
+  metrics_.database_errors.add();
+  log_error(spdlog::level::warn, "retrying",
+            "saving " + std::to_string(statement.ids.size()) +
+                " attempts failed with a transient error, sending them again: " +
+                *statement.error,
+            *statement.error);
+  if (shard_map_) send_shard_map_read();  // ahead of the retry, should the map have changed
+  std::size_t retried = 0;
+  // Backwards, each to the front: they end up first in the order they were received.
+  for (std::size_t w = statement.waiters.size(); w-- > 0;) {
+    Waiter& waiter = statement.waiters[w];
+    if (waiter.call == nullptr) continue;
+    const AttemptId id = statement.ids[statement.waiter_row[w]];
+    if (waiter.retries >= kMaxRetries || written_later(id)) {
+      answer(waiter, StoreOutcome::unavailable);
+      continue;
+    }
+    ++waiter.retries;
+    ++retried;
+    queued_bytes_ += waiter.call->answers_json.size();
+    watch_deadline(waiter.call->deadline);
+    queue_.push_front(std::exchange(waiter, Waiter{}));
+  }
+  metrics_.writes_retried.add(retried);
+  schedule_flush();
+}
+
+bool PgConnection::written_later(AttemptId id) const {
+  return std::any_of(in_flight_.begin(), in_flight_.end(), [id](const auto& later) {
+    return later->kind == Statement::Kind::save &&
+           std::binary_search(later->ids.begin(), later->ids.end(), id);
+  });
 }
 
 void PgConnection::finish_save(Statement& statement) {

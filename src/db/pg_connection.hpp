@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "attempts/db/pg_pool.hpp"
+#include "attempts/db/shard_map.hpp"
 #include "attempts/db/write_plan.hpp"
 #include "pqxx_connection.hpp"
 
@@ -38,6 +39,11 @@ namespace attempts::db {
 //
 // The one place that decides what a lost connection means for the calls it held is
 // fail_connection(): queued calls were never sent (`unavailable`), sent writes are `unknown`.
+//
+// On Citus (attempts distributed, detected at connect or required by --citus on), each batch is
+// grouped by shard with the shard map read at connect, so every UPDATE is routed to one worker;
+// the map is read again every few seconds and after a write fails with a transient error (a
+// moved shard, a distributed deadlock), whose writes are then sent again: they were rolled back.
 class PgConnection {
  public:
   using Clock = std::chrono::steady_clock;
@@ -61,12 +67,13 @@ class PgConnection {
   struct Waiter {
     StoreCall* call = nullptr;  // null once answered
     StoreCompletion* completion = nullptr;
+    std::uint8_t retries = 0;   // times sent again after a transient failure
   };
 
   // A statement sent and not yet finished (its sync not yet seen).
   struct Statement {
-    // setup and check are the connection's own (no calls wait on them).
-    enum class Kind { setup, save, why_not_saved, single, check };
+    // setup, check and shard_map are the connection's own (no calls wait on them).
+    enum class Kind { setup, save, why_not_saved, single, check, shard_map };
     Kind kind = Kind::single;
     Clock::time_point sent_at;
     bool result_seen = false;
@@ -76,6 +83,13 @@ class PgConnection {
     std::optional<std::string> error;
     // The error was FATAL: the backend is ending, and nothing sent after this ran.
     bool fatal = false;
+    // The error is transient (see is_transient): a rolled-back write may be sent again.
+    bool transient = false;
+    // setup: whether attempts is a Citus distributed table (unknown if not asked).
+    std::optional<bool> citus;
+    // shard_map: the map read, or why it cannot be used.
+    std::optional<ShardMap> map;
+    std::optional<std::string> map_problem;
     // save and why_not_saved: one row per attempt, ids ascending, with what was sent for it.
     std::vector<AttemptId> ids;
     std::vector<std::optional<StudentId>> row_student;
@@ -123,8 +137,20 @@ class PgConnection {
   void read_why_not_saved_result(Statement& statement, PGresult* result);
   void read_single_result(Statement& statement, PGresult* result);
   void on_committed(Statement& statement);
+  void retry_writes(Statement& statement);
+  bool written_later(AttemptId id) const;
   void finish_save(Statement& statement);
   void finish_why_not_saved(Statement& statement);
+
+  // Citus: whether attempts is distributed, and where each attempt's shard is.
+  void after_setup(std::optional<bool> citus);
+  void send_shard_map_read();
+  void read_shard_map_result(Statement& statement, PGresult* result);
+  void install_shard_map(Statement& statement);
+  std::uint32_t group_of(AttemptId id) const;
+
+  // Why calls are refused although the database answers, if they are.
+  const std::optional<std::string>& refusal() const;
 
   // Durability: the table's persistence must fit the mode.
   void check_persistence(const char* relpersistence);
@@ -156,6 +182,11 @@ class PgConnection {
   // Why calls are refused although the database answers: the table's persistence does not fit
   // the durability mode. Checked at connect, by every ping and every few seconds.
   std::optional<std::string> misconfigured_;
+  // Citus: the shard map while attempts is distributed (batches are grouped by its shards), and
+  // why calls are refused if --citus on finds no distributed table or the map is unusable.
+  std::optional<ShardMap> shard_map_;
+  std::optional<std::string> citus_problem_;
+  bool shard_map_reading_ = false;
   std::unique_ptr<PqxxConnection> connection_;
   PGconn* pg_ = nullptr;  // connection_'s libpq handle, while there is one
   boost::asio::posix::basic_stream_descriptor<boost::asio::io_context::executor_type> socket_;

@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <stdexcept>
 
+#include "attempts/db/shard_map.hpp"
 #include "pg_connection.hpp"
 #include "pqxx_connection.hpp"
 
@@ -28,9 +29,20 @@ class PgPool::LoopStore final : public AttemptStore {
       case StoreCall::Kind::start_attempt:
         return *connections_[static_cast<std::size_t>(call.student.value_or(0)) % count];
       default:
-        // One attempt, one connection: its calls take effect in the order they were made.
-        return *connections_[static_cast<std::size_t>(call.attempt_id) % count];
+        return *connections_[slice_of(call.attempt_id, count)];
     }
+  }
+
+  // One attempt, one connection, always: its calls take effect in the order they were made.
+  // The connection is the slice of the hash range that the attempt's hash falls in (PostgreSQL's
+  // hashint8, as Citus hashes the distribution column). Citus gives each shard a contiguous hash
+  // range, so on a distributed table each connection serves whole shards (or part of one) and
+  // its batches split into few single-shard statements; the choice needs no shard map, so it
+  // never changes while shards move. On one PostgreSQL it spreads ids evenly, like id % count.
+  static std::size_t slice_of(AttemptId id, std::size_t count) {
+    // Signed hash order to unsigned order: INT32_MIN..INT32_MAX to 0..UINT32_MAX.
+    const std::uint32_t position = static_cast<std::uint32_t>(citus_hash_int8(id)) ^ 0x80000000u;
+    return static_cast<std::size_t>((std::uint64_t{position} * count) >> 32);
   }
 
   std::vector<PgConnection*> connections_;

@@ -33,19 +33,29 @@ inline constexpr unsigned kSaveOneTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJson
 inline constexpr const char* kSaveBatchName = "save_answers_batch";
 // Many writes in one statement, one row per attempt. The ids arrive sorted and unique, so two
 // batches lock rows in the same order and a row is never updated twice by one statement.
-inline constexpr const char* kSaveBatch = R"sql(
-UPDATE attempts AS a
-   SET answers = w.answers, revision = COALESCE(w.revision, a.revision), updated_at = now()
-  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[])
-       AS w(id, student_id, revision, answers)
- WHERE a.id = w.id
-   AND a.submitted_at IS NULL
-   AND (a.deadline IS NULL OR a.deadline > now())
-   AND (w.student_id IS NULL OR a.student_id = w.student_id)
-   AND (w.revision IS NULL OR w.revision > a.revision)
-RETURNING a.id)sql";
+#define ATTEMPTS_SAVE_BATCH                                                                   \
+  "\nUPDATE attempts AS a\n"                                                                   \
+  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision), updated_at = now()\n" \
+  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[])\n"                    \
+  "       AS w(id, student_id, revision, answers)\n"                                           \
+  " WHERE a.id = w.id\n"                                                                      \
+  "   AND a.submitted_at IS NULL\n"                                                           \
+  "   AND (a.deadline IS NULL OR a.deadline > now())\n"                                       \
+  "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"                            \
+  "   AND (w.revision IS NULL OR w.revision > a.revision)\n"
+inline constexpr const char* kSaveBatch = ATTEMPTS_SAVE_BATCH "RETURNING a.id";
 inline constexpr unsigned kSaveBatchTypes[] = {kInt8ArrayOid, kInt8ArrayOid, kInt8ArrayOid,
                                                kJsonbArrayOid};
+
+inline constexpr const char* kSaveShardName = "save_answers_shard";
+// The batch on Citus, where all its ids are in one shard (the pool groups them so): the same
+// statement, with the ids also as a filter on the distribution column. Citus prunes shards only
+// on such a filter, not through the join, so this one is routed to the one worker holding the
+// shard, as a one-shard transaction; kSaveBatch would go to every shard with a two-phase commit
+// (docs/scaling.md has the figures).
+inline constexpr const char* kSaveShard =
+    ATTEMPTS_SAVE_BATCH "   AND a.id = ANY($1::bigint[])\nRETURNING a.id";
+#undef ATTEMPTS_SAVE_BATCH
 
 inline constexpr const char* kWhyNotSavedName = "why_not_saved";
 // For the writes an UPDATE did not apply: what stood in the way. Every condition only ever
@@ -96,10 +106,15 @@ inline constexpr const char* kPing =
     "SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass";
 
 // Sent once per connection, right after it opens: UTC timestamps, the statement timeout, the
-// commit mode of --durability ($2; NULL keeps the server's), and the table's persistence.
-inline constexpr const char* kSessionSetup =
+// commit mode of --durability ($2; NULL keeps the server's), whether attempts is a Citus
+// distributed table (only when $3 is not NULL: --citus auto or on; the query between head and
+// tail is kDetectCitusQuery of shard_map.hpp), and the table's persistence (the last column).
+inline constexpr const char* kSessionSetupHead =
     "SELECT set_config('TimeZone', 'UTC', false), set_config('statement_timeout', $1, false), "
     "set_config('synchronous_commit', COALESCE($2, current_setting('synchronous_commit')), "
-    "false), (SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass)";
+    "false), CASE WHEN $3::text IS NULL THEN NULL ELSE (";
+inline constexpr const char* kSessionSetupTail =
+    ") END, (SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass)";
+inline constexpr int kSessionSetupCitusColumn = 3;
 
 }  // namespace attempts::db::sql

@@ -18,12 +18,14 @@ void plan_writes(std::span<const WriteKey> writes, std::size_t max_rows, WritePl
   if (writes.empty()) return;
   max_rows = std::max<std::size_t>(max_rows, 1);
 
-  // Write indices ordered by id and, within an id, by arrival.
+  // Write indices ordered by group, then id and, within an id, by arrival.
   auto& order = plan.order;
   order.resize(writes.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return writes[a].id < writes[b].id; });
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    if (writes[a].group != writes[b].group) return writes[a].group < writes[b].group;
+    return writes[a].id < writes[b].id;
+  });
 
   using Run = WritePlan::Run;
   auto& runs = plan.runs;
@@ -33,7 +35,7 @@ void plan_writes(std::span<const WriteKey> writes, std::size_t max_rows, WritePl
     std::size_t round = 0;
     while (i < order.size() && writes[order[i]].id == id) {
       const bool revisioned = writes[order[i]].revision.has_value();
-      Run run{round++, id, order[i], i, i};
+      Run run{round++, writes[order[i]].group, id, order[i], i, i};
       for (; run.last < order.size() && writes[order[run.last]].id == id &&
              writes[order[run.last]].revision.has_value() == revisioned;
            ++run.last) {
@@ -47,16 +49,18 @@ void plan_writes(std::span<const WriteKey> writes, std::size_t max_rows, WritePl
     rounds = std::max(rounds, round);
   }
 
-  // Round by round, ids ascending within each (runs are already in id order), at most
-  // max_rows per statement.
+  // Round by round, one group after another, ids ascending within each (runs are already in
+  // that order), at most max_rows per statement.
   for (std::size_t round = 0; round < rounds; ++round) {
     std::size_t statement_index = plan.statements.size();
     for (const Run& run : runs) {
       if (run.round != round) continue;
       if (statement_index == plan.statements.size() ||
-          plan.statements[statement_index].ids.size() == max_rows) {
+          plan.statements[statement_index].ids.size() == max_rows ||
+          plan.statements[statement_index].group != run.group) {
         statement_index = plan.statements.size();
         plan.statements.emplace_back();
+        plan.statements[statement_index].group = run.group;
       }
       auto& statement = plan.statements[statement_index];
       const auto row = static_cast<std::uint32_t>(statement.ids.size());

@@ -108,6 +108,16 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
   single(out, "attempts_db_stalled_connections_total", "counter",
          "Connections dropped because a statement had no reply for the stall timeout.",
          pool.stalled_connections.value());
+  single(out, "attempts_db_writes_retried_total", "counter",
+         "Writes sent again after their statement rolled back with a transient error "
+         "(deadlock, serialization failure, a shard moved).",
+         pool.writes_retried.value());
+  single(out, "attempts_db_shard_map_changes_total", "counter",
+         "Citus: shard maps of attempts read again that differed from the one in use.",
+         pool.shard_map_changes.value());
+  single(out, "attempts_db_citus_shards", "gauge",
+         "Citus: shards of attempts in the shard map in use; 0 when it is not distributed.",
+         static_cast<double>(pool.citus_shards.load(std::memory_order_relaxed)));
 
   out.family("attempts_db_connection_up", "gauge", "1 if the pool connection is open, else 0.");
   for (std::size_t i = 0; i < connections.size(); ++i) {

@@ -48,15 +48,6 @@ std::int64_t fresh_student() {
   return next++;
 }
 
-double metric(std::uint16_t port, const std::string& sample) {
-  const auto page = HttpClient(port).request(get_request("/metrics")).body;
-  std::istringstream lines(page);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
-  }
-  return -1;
-}
-
 class AuthTest : public testing::Test {
  protected:
   Database db_;

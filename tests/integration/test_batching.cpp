@@ -628,5 +628,170 @@ TEST_F(BatchingTest, FullQueueRefusesWith503PromptlyAndTheAcceptedWritesAreStore
   EXPECT_TRUE(server.running());
 }
 
+// ---- transient failures: sent again, answered once ----
+
+// Makes the UPDATEs of attempts 5900..5909 fail with a deadlock error (SQLSTATE 40P01, what
+// Citus's distributed deadlock detection raises) the first `failures` times a row is updated,
+// counted across rows and statements with a sequence, which no rollback undoes.
+class InjectedDeadlocks {
+ public:
+  InjectedDeadlocks(const Database& db, int failures) : url_(db.url()) {
+    exec(kDrop);
+    exec(R"sql(
+CREATE SEQUENCE batching_test_failures;
+CREATE FUNCTION batching_test_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('batching_test_failures') <= )sql" +
+         std::to_string(failures) + R"sql( THEN
+    RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER batching_test_fail BEFORE UPDATE ON attempts FOR EACH ROW
+  WHEN (NEW.id BETWEEN 5900 AND 5909) EXECUTE FUNCTION batching_test_fail();)sql");
+  }
+
+  ~InjectedDeadlocks() {
+    try {
+      exec(kDrop);
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "could not drop the failing trigger on attempts: " << error.what();
+    }
+  }
+
+  InjectedDeadlocks(const InjectedDeadlocks&) = delete;
+  InjectedDeadlocks& operator=(const InjectedDeadlocks&) = delete;
+
+  // How many row updates the trigger has seen (failed or not).
+  std::int64_t updates_seen() const {
+    pqxx::connection connection(url_);
+    pqxx::nontransaction tx(connection);
+    return tx.exec("SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+                   "FROM batching_test_failures")[0][0]
+        .as<std::int64_t>();
+  }
+
+ private:
+  static constexpr const char* kDrop = R"sql(
+SET lock_timeout = '10s';
+DROP TRIGGER IF EXISTS batching_test_fail ON attempts;
+DROP FUNCTION IF EXISTS batching_test_fail();
+DROP SEQUENCE IF EXISTS batching_test_failures;)sql";
+
+  void exec(const std::string& sql) const {
+    pqxx::connection connection(url_);
+    pqxx::nontransaction tx(connection);
+    tx.exec(sql);
+  }
+
+  std::string url_;
+};
+
+class TransientFailureTest : public BatchingTest {};
+
+TEST_F(TransientFailureTest, AWriteRolledBackByADeadlockIsSentAgainAndAnsweredOnce) {
+  constexpr std::int64_t kId = 5900;
+  db_.reset_attempts(kId, kId);
+  const InjectedDeadlocks deadlocks(db_, 2);
+  ServerProcess server;
+  HttpClient client(server.port());
+  const auto response = client.request(tagged_patch(kId, 1, 1));
+  EXPECT_EQ(response.status, 204) << response;
+  EXPECT_TRUE(StoredAnswersAre(db_, kId, tagged_answers(1, 1)));
+  EXPECT_EQ(deadlocks.updates_seen(), 3);  // failed twice, applied the third time
+  EXPECT_EQ(metric(server.port(), "attempts_db_writes_retried_total"), 2);
+  // Nothing more arrives on the connection: one request, one answer.
+  EXPECT_EQ(client.request(get_request("/healthz")).status, 200);
+}
+
+TEST_F(TransientFailureTest, AWriteThatKeepsFailingIsRefusedAfterThreeRetriesAndChangesNothing) {
+  constexpr std::int64_t kId = 5901;
+  db_.reset_attempts(kId, kId);
+  const auto before = db_.read_attempt(kId);
+  const InjectedDeadlocks deadlocks(db_, 1000);
+  ServerProcess server;
+  const auto response = HttpClient(server.port()).request(tagged_patch(kId, 1, 1));
+  EXPECT_TRUE(IsUnavailable(response)) << response;
+  EXPECT_EQ(db_.read_attempt(kId), before);
+  EXPECT_EQ(deadlocks.updates_seen(), 4);  // the first try and three more
+  EXPECT_EQ(metric(server.port(), "attempts_db_writes_retried_total"), 3);
+}
+
+TEST_F(TransientFailureTest, AFailedWriteIsNotSentAgainAfterALaterWriteToItsAttempt) {
+  // Two writes to one attempt in one batch go out as two statements (a write with a revision
+  // after one without). The first fails; the second, already sent, succeeds. Sending the first
+  // again would overwrite the second: it is answered 503 instead (not saved, which is true).
+  constexpr std::int64_t kId = 5902;
+  constexpr std::int64_t kDecoy = 5950;
+  db_.reset_attempts(kId, kId);
+  db_.reset_attempts(kDecoy, kDecoy);
+  const InjectedDeadlocks deadlocks(db_, 1);
+  ServerProcess server(ServerSettings::with_flags(
+      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  AttemptLock lock(db_, kDecoy);
+  HttpClient decoy(server.port());
+  decoy.send(tagged_patch(kDecoy, 0, 0));
+  ASSERT_TRUE(db_.wait_for_lock_waiters(1, kLockWait));
+
+  auto plain = send_alone(server.port(), kId, tagged_answers(1, 1));
+  std::this_thread::sleep_for(kSettle);  // queued first
+  HttpClient revised(server.port());
+  revised.send(patch_request(attempt_target(kId),
+                             R"({"revision":1,"answers":)" + tagged_answers(2, 1) + "}"));
+  std::this_thread::sleep_for(kSettle);
+  ASSERT_EQ(db_.lock_waiters(), 1) << "the decoy write is no longer blocking the connection";
+  lock.release();
+
+  EXPECT_EQ(decoy.read_response().status, 204);
+  const auto first = collect(plain);
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(IsUnavailable(*first)) << *first;
+  const auto second = revised.read_response();
+  EXPECT_EQ(second.status, 204) << second;
+  EXPECT_TRUE(StoredAnswersAre(db_, kId, tagged_answers(2, 1)));
+  EXPECT_EQ(metric(server.port(), "attempts_db_writes_retried_total"), 0);
+}
+
+TEST_F(TransientFailureTest, ConcurrentWritesAllLandOnceThroughInjectedFailures) {
+  constexpr std::int64_t kFirst = 5900;
+  constexpr int kIds = 10;
+  constexpr int kClients = 10;
+  constexpr int kRounds = 20;
+  db_.reset_attempts(kFirst, kFirst + kIds - 1);
+  // Three failures in all: even if one batch met all three, its writes would still be within
+  // their retries.
+  const InjectedDeadlocks deadlocks(db_, 3);
+  ServerProcess server(ServerSettings::with_flags({"--pool-size", "2"}));
+  // Client c writes attempt kFirst + c, round after round; each write must be answered 204
+  // exactly once, and the last one must be what is stored.
+  std::vector<std::thread> threads;
+  std::vector<int> ok(kClients, 0);
+  std::vector<std::string> errors(kClients);
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      try {
+        HttpClient client(server.port());
+        for (int round = 0; round < kRounds; ++round) {
+          const auto response = client.request(tagged_patch(kFirst + c, c, round));
+          if (response.status == 204) ++ok[c];
+          else if (errors[c].empty()) errors[c] = std::to_string(response.status) + " " + response.body;
+        }
+      } catch (const std::exception& error) {
+        errors[c] = error.what();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int c = 0; c < kClients; ++c) {
+    EXPECT_EQ(ok[c], kRounds) << "client " << c << ": " << errors[c];
+    EXPECT_TRUE(StoredAnswersAre(db_, kFirst + c, tagged_answers(c, kRounds - 1)));
+  }
+  // Every write of a failed statement is sent again: at least one per failure.
+  EXPECT_GE(metric(server.port(), "attempts_db_writes_retried_total"), 3);
+  // Each write applied once (a client has one write in flight, so none is coalesced), plus
+  // the three failed row updates.
+  EXPECT_EQ(deadlocks.updates_seen(), 3 + kClients * kRounds);
+}
+
 }  // namespace
 }  // namespace attempts::integration

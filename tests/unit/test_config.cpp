@@ -84,6 +84,7 @@ TEST(ConfigDefaultsTest, AuthenticationIsOnUnlessTurnedOff) {
   ASSERT_EQ(result.action, Action::run) << result.message;
   EXPECT_EQ(result.config.auth, "jwt");
   EXPECT_EQ(result.config.durability, "unlogged");
+  EXPECT_EQ(result.config.citus, "auto");
   EXPECT_EQ(result.config.jwt_leeway_seconds, 30u);
   EXPECT_EQ(result.config.token_cache_size, 10000u);
   EXPECT_TRUE(result.config.jwt_issuer.empty());
@@ -117,7 +118,7 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                    "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
                                    "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
                                    "JWT_AUDIENCE", "JWT_LEEWAY", "TOKEN_CACHE_SIZE",
-                                   "DURABILITY"}));
+                                   "DURABILITY", "CITUS"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -219,6 +220,8 @@ INSTANTIATE_TEST_SUITE_P(
                     number_field(&Config::token_cache_size)},
         SettingCase{"durability", "DURABILITY", "async", "sync",
                     [](const Config& config) { return config.durability; }},
+        SettingCase{"citus", "CITUS", "on", "off",
+                    [](const Config& config) { return config.citus; }},
         SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
                     number_field(&Config::max_connections)},
         SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
@@ -334,6 +337,7 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"AuthUnknown", {"--auth=basic"}, {}, "--auth: 'basic' is not jwt or none"},
         InvalidCase{"DurabilityUnknown", {"--durability=fsync"}, {},
                     "--durability: 'fsync' is not unlogged, async or sync"},
+        InvalidCase{"CitusUnknown", {"--citus=yes"}, {}, "--citus: 'yes' is not auto, on or off"},
         InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
         InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
         InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},

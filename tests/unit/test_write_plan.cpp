@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <vector>
 
 namespace attempts::db {
@@ -105,6 +107,69 @@ TEST(WritePlanTest, EveryWriteIsPlacedOnTheRowOfItsAttempt) {
     EXPECT_LE(statement.ids.size(), 7u);
     EXPECT_TRUE(std::is_sorted(statement.ids.begin(), statement.ids.end()));
     EXPECT_EQ(std::adjacent_find(statement.ids.begin(), statement.ids.end()), statement.ids.end());
+  }
+}
+
+WriteKey in_group(WriteKey key, std::uint32_t group) {
+  key.group = group;
+  return key;
+}
+
+TEST(WritePlanTest, GroupsNeverShareAStatement) {
+  // Citus: the group is the shard. Ids 1 and 4 in shard 0, 2 and 3 in shard 1.
+  const auto result = plan({in_group(write(3), 1), in_group(write(1), 0), in_group(write(2), 1),
+                            in_group(write(4), 0)});
+  ASSERT_EQ(result.statements.size(), 2u);
+  EXPECT_EQ(result.statements[0].group, 0u);
+  EXPECT_EQ(result.statements[0].ids, (std::vector<AttemptId>{1, 4}));
+  EXPECT_EQ(result.statements[0].sent, (std::vector<std::size_t>{1, 3}));
+  EXPECT_EQ(result.statements[1].group, 1u);
+  EXPECT_EQ(result.statements[1].ids, (std::vector<AttemptId>{2, 3}));
+  EXPECT_EQ(result.placement[0].statement, 1u);
+  EXPECT_EQ(result.placement[0].row, 1u);
+}
+
+TEST(WritePlanTest, GroupingKeepsTheOrderOfEachAttempt) {
+  // Attempt 7 (group 2): plain, revisioned, plain; attempt 8 (group 1): revisioned twice.
+  // Each attempt's runs go out in the order received, and coalescing works within a group as
+  // without groups.
+  const auto result = plan({in_group(write(7), 2), in_group(write(8, 5), 1),
+                            in_group(write(7, 3), 2), in_group(write(8, 9), 1),
+                            in_group(write(7), 2), in_group(write(6), 1)});
+  std::vector<std::size_t> statement_of(6);
+  for (std::size_t w = 0; w < 6; ++w) statement_of[w] = result.placement[w].statement;
+  EXPECT_LT(statement_of[0], statement_of[2]);
+  EXPECT_LT(statement_of[2], statement_of[4]);
+  EXPECT_EQ(statement_of[1], statement_of[3]);  // coalesced: the higher revision is sent
+  EXPECT_TRUE(result.placement[3].sent);
+  EXPECT_EQ(statement_of[1], statement_of[5]);  // same group and round: one statement
+  for (const auto& statement : result.statements) {
+    EXPECT_TRUE(std::is_sorted(statement.ids.begin(), statement.ids.end()));
+  }
+}
+
+TEST(WritePlanTest, EveryStatementHoldsOneGroupUnderAnyMix) {
+  std::vector<WriteKey> writes;
+  for (int i = 0; i < 300; ++i) {
+    const AttemptId id = (i * 7919) % 101;
+    WriteKey key = i % 4 == 0 ? write(id, i) : write(id);
+    key.group = static_cast<std::uint32_t>(id % 5);  // a function of the id, like a shard
+    writes.push_back(key);
+  }
+  const auto result = plan(writes, 8);
+  for (std::size_t w = 0; w < writes.size(); ++w) {
+    const auto& statement = result.statements[result.placement[w].statement];
+    EXPECT_EQ(statement.group, writes[w].group);
+    EXPECT_EQ(statement.ids[result.placement[w].row], writes[w].id);
+  }
+  // Per attempt, statements in the order its writes were received.
+  std::map<AttemptId, std::size_t> last_statement;
+  for (std::size_t w = 0; w < writes.size(); ++w) {
+    const auto at = last_statement.find(writes[w].id);
+    if (at != last_statement.end()) {
+      EXPECT_GE(result.placement[w].statement, at->second);
+    }
+    last_statement[writes[w].id] = result.placement[w].statement;
   }
 }
 

@@ -44,6 +44,9 @@ struct Config {
   std::size_t token_cache_size = 10000;  // verified tokens kept per event loop
   // unlogged, async or sync: what a crash of PostgreSQL may lose (README, Durability).
   std::string durability = "unlogged";
+  // auto, on or off: whether attempts is a Citus distributed table, whose batches go by shard
+  // (docs/scaling.md).
+  std::string citus = "auto";
 };
 
 struct ParseResult {

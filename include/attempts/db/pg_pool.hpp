@@ -21,9 +21,19 @@ enum class Durability {
   sync,      // LOGGED, synchronous_commit on: a crash loses nothing acknowledged
 };
 
+// Whether `attempts` is a Citus distributed table (sql/citus.sql). Then every batched UPDATE
+// holds the attempts of one shard and names its ids, so Citus routes it to one worker; the
+// shard map is read at connect and re-read when it changes.
+enum class CitusMode {
+  detect,    // look at connect: the citus extension, and attempts in pg_dist_partition
+  required,  // refuse calls (with the reason) unless attempts is distributed
+  off,       // plain PostgreSQL statements, never looking at Citus's catalogs
+};
+
 struct PgPoolOptions {
   std::string database_url = "postgresql:///attempts";
   Durability durability = Durability::unlogged;
+  CitusMode citus = CitusMode::detect;
   // Connections in all, spread over the event loops (at least one per loop).
   std::size_t pool_size = 2;
   // Most writes one UPDATE statement carries.
@@ -55,7 +65,7 @@ class PgConnection;
 // The AttemptStore on PostgreSQL: a fixed pool of libpqxx connections, each owned by one event
 // loop and driven from it with libpq's non-blocking API in pipeline mode. A request is parsed,
 // sent, committed and answered on the thread that read it. Within a loop, an attempt id always
-// goes to the same connection (id modulo the loop's connections), so the writes to one attempt
+// goes to the same connection (chosen by the hash of the id), so the writes to one attempt
 // made through one loop take effect in the order they were made.
 class PgPool {
  public:

@@ -26,6 +26,12 @@ struct PoolMetrics {
   metrics::Counter outcomes_unknown;
   // Connections dropped because a statement had no reply for the stall timeout.
   metrics::Counter stalled_connections;
+  // Writes sent again after their statement rolled back with a transient error.
+  metrics::Counter writes_retried;
+  // Citus: shard maps read again that differed from the one in use (shards moved or split),
+  // and the number of shards of attempts in the newest map (0: not distributed).
+  metrics::Counter shard_map_changes;
+  std::atomic<std::size_t> citus_shards{0};
 };
 
 // One pool connection at scrape time.

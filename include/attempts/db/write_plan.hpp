@@ -14,6 +14,9 @@ namespace attempts::db {
 struct WriteKey {
   AttemptId id = 0;
   std::optional<Revision> revision;
+  // Statements never mix groups: on Citus the group is the attempt's shard, so that every
+  // statement is routed to one worker (on one PostgreSQL everything is group 0).
+  std::uint32_t group = 0;
 };
 
 // How a run of queued writes becomes as few UPDATE statements as possible. A statement can
@@ -25,9 +28,11 @@ struct WriteKey {
 // All these writes were waiting at the same time, so answering them in this order is one of
 // the orders in which they could have been applied. A write with a revision after one without
 // (or the other way round) goes into a later statement, so runs of one attempt are applied in
-// the order they were received; so do rows beyond `max_rows`.
+// the order they were received; so do rows beyond `max_rows`. Rows of different groups never
+// share a statement.
 struct WritePlan {
   struct Statement {
+    std::uint32_t group = 0;
     std::vector<AttemptId> ids;      // ascending, unique
     std::vector<std::size_t> sent;   // per id: index of the write whose answers are sent
   };
@@ -45,6 +50,7 @@ struct WritePlan {
   // Working space of plan_writes, kept so that planning a batch allocates nothing once warm.
   struct Run {
     std::size_t round;  // 0 for an attempt's first run, 1 for its second, ...
+    std::uint32_t group;
     AttemptId id;
     std::size_t sent;   // the write whose answers are sent
     std::size_t first;  // [first, last) in `order`

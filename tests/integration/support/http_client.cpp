@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <sstream>
 
 namespace attempts::integration {
 namespace {
@@ -319,6 +320,16 @@ std::string attempt_target(std::int64_t id) {
 
 std::string answers_body(std::string_view answers_json) {
   return R"({"answers":)" + std::string(answers_json) + "}";
+}
+
+double metric(std::uint16_t port, const std::string& sample) {
+  const auto page =
+      HttpClient(port, std::chrono::milliseconds(2000)).request(get_request("/metrics")).body;
+  std::istringstream lines(page);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
+  }
+  return -1;
 }
 
 }  // namespace attempts::integration

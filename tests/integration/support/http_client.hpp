@@ -112,4 +112,8 @@ std::string attempt_target(std::int64_t id);
 // `{"answers":<answers_json>}`
 std::string answers_body(std::string_view answers_json);
 
+// The value of one sample of the server's /metrics (its name with any labels, e.g.
+// `attempts_db_writes_retried_total`); -1 if the page has no such sample.
+double metric(std::uint16_t port, const std::string& sample);
+
 }  // namespace attempts::integration
