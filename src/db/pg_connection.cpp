@@ -102,9 +102,10 @@ const std::string& session_setup_text() {
 }
 
 // Errors after which a statement, rolled back, may simply be sent again: a serialization
-// failure, a deadlock (Citus's distributed deadlock detection cancels one transaction this
-// way), and Citus finding a shard placement gone or changed under a statement planned with an
-// older shard map (a shard moved or split meanwhile).
+// failure and a deadlock (Citus's distributed deadlock detection cancels one transaction this
+// way). A stale shard map makes no statement fail: the service writes through the coordinator,
+// which routes by its own metadata, so a batch grouped with an old map at worst spans two shards
+// (a two-phase commit) until the map is read again.
 bool is_transient(const PGresult* result) {
   const char* code = PQresultErrorField(result, PG_DIAG_SQLSTATE);
   if (code == nullptr) return false;

@@ -43,7 +43,7 @@ namespace attempts::db {
 // On Citus (attempts distributed, detected at connect or required by --citus on), each batch is
 // grouped by shard with the shard map read at connect, so every UPDATE is routed to one worker;
 // the map is read again every few seconds and after a write fails with a transient error (a
-// moved shard, a distributed deadlock), whose writes are then sent again: they were rolled back.
+// deadlock, a serialization failure), whose writes are then sent again: they were rolled back.
 class PgConnection {
  public:
   using Clock = std::chrono::steady_clock;

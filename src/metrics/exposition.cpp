@@ -110,7 +110,7 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
          pool.stalled_connections.value());
   single(out, "attempts_db_writes_retried_total", "counter",
          "Writes sent again after their statement rolled back with a transient error "
-         "(deadlock, serialization failure, a shard moved).",
+         "(a deadlock, a serialization failure).",
          pool.writes_retried.value());
   single(out, "attempts_db_shard_map_changes_total", "counter",
          "Citus: shard maps of attempts read again that differed from the one in use.",
