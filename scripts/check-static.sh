@@ -7,7 +7,7 @@
 #   2. bench/patch.lua: run by the real wrk (its LuaJIT) against a stub HTTP server on 127.0.0.1:
 #      the script loads, counts non-2xx responses, prints its `bench:` line, and paced mode
 #      delivers about the requested rate.
-#   3. docker-compose.yml: `docker-compose config -q`.
+#   3. docker-compose.yml and docker-compose.citus.yml: `docker-compose config -q`.
 #   4. sql/pgbench/update.sql: the same statement as kSaveOne in src/db/sql.hpp (pgbench must
 #      measure what the service runs).
 #   5. Shell scripts: `bash -n` on each; shellcheck too when it is installed.
@@ -241,6 +241,10 @@ stub_pid=
 say "docker-compose.yml: docker-compose config -q ($(docker-compose version --short 2>/dev/null || echo '?'))"
 docker-compose -f docker-compose.yml config -q || fail "docker-compose config -q"
 docker-compose -f docker-compose.yml --profile load config --services | grep -qx k6 || fail "no k6 service in the load profile"
+say "docker-compose.citus.yml: docker-compose config -q"
+docker-compose -f docker-compose.citus.yml config -q || fail "docker-compose -f docker-compose.citus.yml config -q"
+docker-compose -f docker-compose.citus.yml --profile load config --services | grep -qx k6 ||
+  fail "no k6 service in the load profile of docker-compose.citus.yml"
 
 # ---- 4. sql/pgbench/update.sql is still the service's statement -----------------------------------------
 say "sql/pgbench/update.sql: the same UPDATE as kSaveOne in src/db/sql.hpp"
