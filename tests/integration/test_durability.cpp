@@ -32,18 +32,6 @@ class UnloggedAtExit {
   }
 };
 
-// The response to `request` once it has `status`, within `within`; the last one otherwise.
-HttpResponse when_status(std::uint16_t port, const HttpRequest& request, int status,
-                         milliseconds within) {
-  const auto deadline = Clock::now() + within;
-  HttpResponse response = HttpClient(port).request(request);
-  while (response.status != status && Clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(100));
-    response = HttpClient(port).request(request);
-  }
-  return response;
-}
-
 class DurabilityModeTest : public testing::Test {
  protected:
   UnloggedAtExit restore_;

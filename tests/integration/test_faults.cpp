@@ -324,24 +324,6 @@ DurabilityCheck check_acknowledged_writes_survived(const Database& db, const Wri
   return check;
 }
 
-// Sends PATCHes of increasing values to `id` every 20 ms until one gets 204 or `timeout` passed;
-// when the 204 came, or nullopt.
-std::optional<Clock::time_point> first_success(std::uint16_t port, std::int64_t id,
-                                               milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  for (std::int64_t value = 1; Clock::now() < deadline; ++value) {
-    try {
-      const auto response =
-          HttpClient(port, kRequestTimeout)
-              .request(patch_request(attempt_target(id), answers_body(value_answers(value))));
-      if (response.status == 204) return Clock::now();
-    } catch (const HttpError&) {
-    }
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return std::nullopt;
-}
-
 // --- PostgreSQL restarted, and down for a while -------------------------------------------------
 
 class DatabaseFaultTest : public testing::Test {

@@ -150,7 +150,9 @@ class HostileClientTest : public testing::Test {
   void flood(const std::string& name, const std::string& prefix, const std::string& filler,
              std::size_t limit, int expected_status) {
     constexpr std::size_t kMaxGrowthKib = 16 * 1024;
-    ServerProcess server(ServerSettings{.env = {kNoQuarantine}});
+    ServerSettings settings;
+    settings.env = {kNoQuarantine};
+    ServerProcess server(settings);
     const std::size_t rss_before = server.rss_kib();
     RawSocket socket(server.port());
     std::size_t peak = rss_before;
@@ -245,11 +247,12 @@ TEST_F(HostileClientTest, IdleConnectionsAfterLargeReadsHoldNoResponseBuffers) {
     answers += "\"" + std::to_string(q) + "\":[" + std::to_string(1000000 + q) + "]";
   }
   answers += "}";
-  ServerProcess server(ServerSettings{
-      // A long idle timeout: on a busy machine opening 5,000 connections may take longer than
-      // the default, and the first must still be open at the end.
-      .flags = {"--max-connections", "10000", "--body-limit", "131072", "--idle-timeout", "300"},
-      .env = {kNoQuarantine}});
+  // A long idle timeout: on a busy machine opening 5,000 connections may take longer than the
+  // default, and the first must still be open at the end.
+  auto settings = ServerSettings::with_flags(
+      {"--max-connections", "10000", "--body-limit", "131072", "--idle-timeout", "300"});
+  settings.env = {kNoQuarantine};
+  ServerProcess server(settings);
   ASSERT_EQ(HttpClient(server.port())
                 .request(patch_request(attempt_target(kId), answers_body(answers)))
                 .status,
@@ -305,7 +308,9 @@ TEST_F(HostileClientTest, ExpectContinueFromAnHttp11ClientStillGetsOne) {
 TEST_F(HostileClientTest, OutOfDescriptorsExtraClientsAreRefusedAndTheWarningIsRateLimited) {
   constexpr unsigned kFileLimit = 128;
   constexpr int kClients = 200;
-  ServerProcess server(ServerSettings{.open_file_limit = kFileLimit});
+  ServerSettings settings;
+  settings.open_file_limit = kFileLimit;
+  ServerProcess server(settings);
   const std::string log_at_start = server.log();
   static const std::regex kFitted(R"(serving at most (\d+) connections)");
   std::smatch fitted;

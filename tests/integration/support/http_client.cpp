@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <sstream>
+#include <thread>
 
 namespace attempts::integration {
 namespace {
@@ -330,6 +331,17 @@ double metric(std::uint16_t port, const std::string& sample) {
     if (line.rfind(sample + " ", 0) == 0) return std::stod(line.substr(sample.size() + 1));
   }
   return -1;
+}
+
+HttpResponse when_status(std::uint16_t port, const HttpRequest& request, int status,
+                         std::chrono::milliseconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  HttpResponse response = HttpClient(port).request(request);
+  while (response.status != status && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    response = HttpClient(port).request(request);
+  }
+  return response;
 }
 
 }  // namespace attempts::integration

@@ -116,4 +116,9 @@ std::string answers_body(std::string_view answers_json);
 // `attempts_db_writes_retried_total`); -1 if the page has no such sample.
 double metric(std::uint16_t port, const std::string& sample);
 
+// The response to `request` (each on a new connection, every 100 ms) once it has `status`,
+// within `within`; the last one otherwise.
+HttpResponse when_status(std::uint16_t port, const HttpRequest& request, int status,
+                         std::chrono::milliseconds within);
+
 }  // namespace attempts::integration
