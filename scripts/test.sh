@@ -24,6 +24,8 @@ build_dir=$repo/build/$PRESET
 
 echo "==> test.sh: installing dependencies"
 bash scripts/install-deps.sh
+# The npm tools of the contract test (Redocly, Prism), with npm ci as package-lock.json pins them.
+bash scripts/install-node-tools.sh
 
 # shellcheck source=scripts/lib/pg.sh
 source scripts/lib/pg.sh

@@ -1,0 +1,519 @@
+// Replays a fixed list of requests through Stoplight Prism's validating proxy (`prism proxy`) in
+// front of the real attempts-server, and checks what Prism says about every exchange. Run by
+// scripts/contract.sh, which starts the servers and the proxies and passes their addresses (and
+// tokens, a timed exam, ...) in CONTRACT_* environment variables. Node 18 or later, no packages.
+//
+// Prism adds an `sl-violations` header to a response when the request or the response breaks
+// docs/openapi.yaml. It runs without --errors: with it, Prism would answer a request that breaks
+// the document itself (422, 401) instead of forwarding it, so the server's answers to the
+// negative cases below would never be checked; and it would still let an undocumented 4xx or 5xx
+// status through, which Prism reports only as a warning. Instead, this script counts every
+// violation located in the response, whatever its severity, and fails on any. Violations located
+// in the request are what each case expects:
+//   valid     the request follows the document: no request violation either;
+//   invalid   it breaks the document on purpose (a malformed id, a missing token, a wrong body):
+//             Prism must report a request violation, which shows that the document states the
+//             rule the server enforced;
+//   unrouted  a method or path the document has no operation for (405, 404): Prism reports
+//             "route not found" and validates nothing, so this script checks the response
+//             itself: status, the {"error": "..."} body and, for 405, the Allow header.
+// Requests that the document cannot express as broken (an expired token, nesting deeper than
+// 32, a body over the limit) are `valid`: the schema accepts them and the server refuses them
+// for a rule the document states in words, with a status it documents.
+//
+// HEAD: Prism 5.14.2 cannot proxy a HEAD answer whose Content-Type is JSON (it parses the empty
+// body and answers 500 "invalid json response body"). Those HEAD requests go to the server
+// directly and are compared with a GET of the same resource, also sent directly: the same
+// status and headers, and no body. The GET itself goes through Prism too. HEAD /metrics
+// (text/plain) goes through Prism.
+//
+// Bodies sent through Prism must survive JSON.parse and JSON.stringify unchanged: Prism
+// re-serialises a JSON request body before forwarding it (so no duplicate keys, no integers
+// beyond 2^53 and no malformed JSON here; the integration tests cover those).
+import http from 'node:http';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`contract-replay: ${name} is not set (scripts/contract.sh sets it)`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const live = { proxy: required('CONTRACT_PROXY'), server: required('CONTRACT_SERVER') };
+const down = { proxy: required('CONTRACT_PROXY_DOWN'), server: required('CONTRACT_SERVER_DOWN') };
+const student = Number(required('CONTRACT_STUDENT'));
+const timedExam = required('CONTRACT_TIMED_EXAM');
+const tokens = {
+  owner: required('CONTRACT_TOKEN_OWNER'), // student 1, who owns the seeded attempt 1
+  student: required('CONTRACT_TOKEN'), // `student`, new to the database
+  expired: required('CONTRACT_TOKEN_EXPIRED'), // `student`, expired an hour ago
+  forged: required('CONTRACT_TOKEN_FORGED'), // `student`, signed with a key the server lacks
+};
+const kMaxId = '9223372036854775807'; // no such attempt or exam: ids are never that high
+const kRequestTimeoutMs = 10000;
+const kBodyLimit = 65536; // the server's default --body-limit
+
+const bearer = (token) => ({ Authorization: `Bearer ${token}` });
+const json = (token) => ({ ...bearer(token), 'Content-Type': 'application/json' });
+
+// --- HTTP -----------------------------------------------------------------------------------
+
+// One request on a fresh connection; resolves with the status, headers (lower-case names) and
+// body as text.
+function send(base, { method, path, headers = {}, body }) {
+  return new Promise((resolve, reject) => {
+    const url = new URL(path, base);
+    const allHeaders = { ...headers };
+    if (body !== undefined) allHeaders['Content-Length'] = Buffer.byteLength(body);
+    const request = http.request(url, { method, headers: allHeaders, agent: false });
+    request.setTimeout(kRequestTimeoutMs, () =>
+      request.destroy(new Error(`no answer within ${kRequestTimeoutMs} ms`)),
+    );
+    request.on('error', reject);
+    request.on('response', (response) => {
+      const chunks = [];
+      response.on('data', (chunk) => chunks.push(chunk));
+      response.on('error', reject);
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode,
+          headers: response.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+    });
+    request.end(body);
+  });
+}
+
+// --- Bookkeeping ----------------------------------------------------------------------------
+
+const tally = { prism: 0, direct: 0, responseViolations: 0, failures: 0 };
+const statuses = new Set();
+const unroutedStatuses = new Set();
+
+function report(ok, label, status, problems) {
+  console.log(`${ok ? '  ok  ' : 'FAIL  '}${String(status).padEnd(4)}${label}`);
+  for (const problem of problems) console.log(`        ${problem}`);
+  if (!ok) tally.failures += 1;
+}
+
+function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function isErrorBody(response) {
+  const body = parseJson(response.body);
+  return (
+    (response.headers['content-type'] ?? '') === 'application/json' &&
+    body !== null &&
+    typeof body === 'object' &&
+    !Array.isArray(body) &&
+    typeof body.error === 'string' &&
+    Object.keys(body).length === 1
+  );
+}
+
+// Sends `request` through the proxy of `target` and checks the exchange:
+//   status   the status the server must answer
+//   request  'valid', 'invalid' or 'unrouted' (see the top of this file)
+//   allow    for 405: the Allow header expected
+//   then     (response, body) => a problem as a string, or nothing: checks of this case
+// Returns the response, with `json` set to its parsed body.
+async function exchange(label, target, request, expect) {
+  const name = `${request.method} ${request.path}  ${label}`;
+  let response;
+  try {
+    response = await send(target.proxy, request);
+  } catch (error) {
+    tally.prism += 1;
+    report(false, name, '---', [`no response: ${error.message}`]);
+    return { status: 0, headers: {}, body: '', json: undefined };
+  }
+  tally.prism += 1;
+  response.json = parseJson(response.body);
+  statuses.add(response.status);
+  const problems = [];
+  if (response.status !== expect.status) problems.push(`expected status ${expect.status}`);
+  if ((response.headers['content-type'] ?? '').startsWith('application/problem+json')) {
+    problems.push(`Prism answered itself instead of the server: ${response.body}`);
+  }
+
+  let violations = [];
+  const header = response.headers['sl-violations'];
+  if (header !== undefined) {
+    violations = parseJson(header);
+    if (!Array.isArray(violations)) {
+      problems.push(`unreadable sl-violations header: ${header}`);
+      violations = [];
+    }
+  }
+  const where = (v) => (Array.isArray(v.location) ? v.location : []);
+  const describe = (v) => `${where(v).join('.')}: ${v.message} (${v.severity})`;
+  const inResponse = violations.filter((v) => where(v)[0] === 'response');
+  const inRequest = violations.filter((v) => where(v)[0] === 'request');
+  const routeNotFound = (v) => /route not found/i.test(v.message ?? '');
+  tally.responseViolations += inResponse.length;
+  for (const v of inResponse) problems.push(`response violation ${describe(v)}`);
+  if (violations.length !== inResponse.length + inRequest.length) {
+    problems.push(`violation without a location: ${header}`);
+  }
+
+  switch (expect.request) {
+    case 'valid':
+      for (const v of inRequest) problems.push(`request violation, unexpected: ${describe(v)}`);
+      break;
+    case 'invalid':
+      if (inRequest.length === 0 || inRequest.some(routeNotFound)) {
+        problems.push('the document does not reject this request, yet the server does');
+      }
+      break;
+    case 'unrouted':
+      unroutedStatuses.add(response.status);
+      if (inRequest.length !== 1 || !routeNotFound(inRequest[0])) {
+        problems.push(`expected Prism to find no operation; it reported ${header ?? 'nothing'}`);
+      }
+      if (!isErrorBody(response)) problems.push(`not an {"error": "..."} body: ${response.body}`);
+      if (expect.allow !== undefined && response.headers.allow !== expect.allow) {
+        problems.push(`Allow is "${response.headers.allow}", expected "${expect.allow}"`);
+      }
+      break;
+    default:
+      throw new Error(`unknown request class ${expect.request}`);
+  }
+  if (expect.then && problems.length === 0) {
+    const problem = expect.then(response, response.json);
+    if (problem) problems.push(problem);
+  }
+  report(problems.length === 0, name, response.status, problems);
+  return response;
+}
+
+// HEAD of a JSON resource: the GET goes through Prism (validated), then GET and HEAD go to the
+// server directly and must agree on the status and headers; the HEAD has no body.
+async function headLikeGet(label, target, request, status) {
+  const get = { ...request, method: 'GET' };
+  await exchange(`${label} (the GET of a HEAD)`, target, get, { status, request: request.class });
+  const name = `HEAD ${request.path}  ${label} (direct, compared with a direct GET)`;
+  const problems = [];
+  let direct;
+  let head;
+  try {
+    direct = await send(target.server, { ...get });
+    head = await send(target.server, { ...request, method: 'HEAD' });
+  } catch (error) {
+    tally.direct += 2;
+    report(false, name, '---', [`no response: ${error.message}`]);
+    return;
+  }
+  tally.direct += 2;
+  statuses.add(head.status);
+  if (head.status !== status) problems.push(`expected status ${status}`);
+  if (direct.status !== head.status) problems.push(`GET answered ${direct.status}`);
+  if (head.body !== '') problems.push(`HEAD has a body: ${head.body}`);
+  const compared = ['content-type', 'content-length', 'www-authenticate', 'retry-after', 'allow'];
+  for (const field of compared) {
+    if (direct.headers[field] !== head.headers[field]) {
+      problems.push(`${field}: GET "${direct.headers[field]}", HEAD "${head.headers[field]}"`);
+    }
+  }
+  if (String(Buffer.byteLength(direct.body)) !== head.headers['content-length']) {
+    problems.push(`Content-Length ${head.headers['content-length']} is not the GET's body length`);
+  }
+  report(problems.length === 0, name, head.status, problems);
+}
+
+// --- Requests and expectations --------------------------------------------------------------
+
+const GET = (path, headers) => ({ method: 'GET', path, headers });
+const HEAD = (path, headers) => ({ method: 'HEAD', path, headers });
+const POST = (path, headers, body) => ({ method: 'POST', path, headers, body });
+const PATCH = (path, headers, body) => ({ method: 'PATCH', path, headers, body });
+// What the server must answer, for a request that follows the document or breaks it on purpose.
+const valid = (status, then) => ({ status, request: 'valid', then });
+const invalid = (status, then) => ({ status, request: 'invalid', then });
+
+// Checks of a response: each returns a problem, or nothing.
+const challenge = (expected) => (response) => {
+  const value = response.headers['www-authenticate'] ?? '';
+  const wanted =
+    expected === 'missing'
+      ? /^Bearer$/
+      : new RegExp(`^Bearer error="invalid_token", error_description="[^"]*${expected}`);
+  return wanted.test(value) ? undefined : `WWW-Authenticate "${value}"`;
+};
+const retryAfter = (response) =>
+  /^[1-9][0-9]*$/.test(response.headers['retry-after'] ?? '')
+    ? undefined
+    : `Retry-After "${response.headers['retry-after']}"`;
+// The body has these fields; a function value is a predicate.
+const fields = (wanted) => (response, body) => {
+  for (const [key, value] of Object.entries(wanted)) {
+    const actual = body?.[key];
+    const same =
+      typeof value === 'function'
+        ? value(actual)
+        : JSON.stringify(actual) === JSON.stringify(value);
+    if (!same) return `${key} is ${JSON.stringify(actual)}`;
+  }
+  return undefined;
+};
+const noBody = (response) => (response.body === '' ? undefined : `a body: ${response.body}`);
+const isTime = (value) => typeof value === 'string';
+const all =
+  (...checks) =>
+  (response, body) => {
+    for (const check of checks) {
+      const problem = check(response, body);
+      if (problem) return problem;
+    }
+    return undefined;
+  };
+
+const nested = (levels) => '['.repeat(levels) + ']'.repeat(levels);
+const padded = (bytes) => JSON.stringify({ answers: {}, pad: 'x'.repeat(bytes) });
+
+// --- The replay -----------------------------------------------------------------------------
+
+const started = Date.now();
+console.log(
+  `contract-replay: through ${live.proxy} (server ${live.server}) and ` +
+    `${down.proxy} (server ${down.server}, no database)`,
+);
+const asStudent = bearer(tokens.student);
+const asStudentJson = json(tokens.student);
+
+// Probes.
+await exchange('liveness', live, GET('/healthz'), valid(200, fields({ status: 'ok' })));
+await exchange('liveness, a query string is ignored', live, GET('/healthz?from=probe'), valid(200));
+await exchange('readiness', live, GET('/readyz'), valid(200, fields({ status: 'ready' })));
+await exchange('metrics', live, GET('/metrics'), valid(200, (r) =>
+  r.body.includes('# TYPE attempts_http_requests_total counter') ? undefined : 'no metrics'));
+await exchange('metrics without a body', live, HEAD('/metrics'), valid(200, noBody));
+await exchange('a header block over 8 KiB', live,
+  GET('/healthz', { 'X-Padding': 'x'.repeat(9000) }), valid(431));
+
+// Starting attempts, as a student new to the database.
+const key = { 'Idempotency-Key': `contract-${student}` };
+const first = await exchange('start with an Idempotency-Key', live,
+  POST('/exams/1/attempts', { ...asStudent, ...key }),
+  valid(201, all(
+    (r, b) => (r.headers.location === `/attempts/${b?.id}` ? undefined : 'Location'),
+    (r) => (r.headers['idempotent-replayed'] === undefined ? undefined : 'Idempotent-Replayed'),
+    fields({ exam_id: 1, student_id: student, answers: {}, revision: 0, deadline: null,
+             updated_at: null, submitted_at: null }),
+  )));
+const attemptA = first.json?.id;
+await exchange('the same start again: a replay', live,
+  POST('/exams/1/attempts', { ...asStudent, ...key }),
+  valid(201, all(
+    (r) => (r.headers['idempotent-replayed'] === 'true' ? undefined : 'no Idempotent-Replayed'),
+    fields({ id: attemptA }),
+  )));
+await exchange('the same key for another exam', live,
+  POST('/exams/2/attempts', { ...asStudent, ...key }), valid(422));
+const second = await exchange('start without a key', live,
+  POST('/exams/1/attempts', asStudent), valid(201, fields({ id: (id) => id !== attemptA })));
+const attemptB = second.json?.id;
+const timed = await exchange('start an attempt of a timed exam (1 s)', live,
+  POST(`/exams/${timedExam}/attempts`, asStudent), valid(201, fields({ deadline: isTime })));
+const attemptC = timed.json?.id;
+const deadlineC = timed.json?.deadline;
+await exchange('an exam that does not exist', live,
+  POST(`/exams/${kMaxId}/attempts`, asStudent), valid(404));
+for (const id of ['0', '01', '-3', 'x']) {
+  await exchange('a malformed exam id', live, POST(`/exams/${id}/attempts`, asStudent),
+    invalid(400));
+}
+await exchange('an Idempotency-Key of 256 characters', live,
+  POST('/exams/1/attempts', { ...asStudent, 'Idempotency-Key': 'k'.repeat(256) }), invalid(400));
+await exchange('an Idempotency-Key with a space', live,
+  POST('/exams/1/attempts', { ...asStudent, 'Idempotency-Key': 'two words' }), invalid(400));
+await exchange('no token', live, POST('/exams/1/attempts'), invalid(401, challenge('missing')));
+await exchange('an expired token', live,
+  POST('/exams/1/attempts', bearer(tokens.expired)), valid(401, challenge('expired')));
+await exchange('a body over the limit', live,
+  POST('/exams/1/attempts', asStudentJson, padded(kBodyLimit)), valid(413));
+
+// Saving answers to attempt A.
+const a = `/attempts/${attemptA}`;
+await exchange('read a new attempt', live, GET(a, asStudent),
+  valid(200, fields({ id: attemptA, student_id: student, revision: 0 })));
+const saves = [
+  ['two questions', { answers: { 1: [2], 2: [1, 3] } }],
+  ['no answers', { answers: {} }],
+  ['large option ids, ignored fields',
+    { answers: { 7: [-9007199254740991, 0, 9007199254740991] }, client: { app: 'web' } }],
+  ['nesting of exactly 32 levels (in an ignored field)', `{"answers":{},"deep":${nested(31)}}`],
+  ['with revision 5', { answers: { 1: [4] }, revision: 5 }],
+];
+for (const [label, body] of saves) {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  await exchange(`save: ${label}`, live, PATCH(a, asStudentJson, text), valid(204, noBody));
+}
+await exchange('save with a charset parameter', live,
+  PATCH(a, { ...asStudent, 'Content-Type': 'application/json; charset=utf-8' },
+    JSON.stringify({ answers: { 1: [4] }, revision: 6 })),
+  valid(204));
+for (const revision of [6, 2]) {
+  await exchange(`a stale revision (${revision})`, live,
+    PATCH(a, asStudentJson, JSON.stringify({ answers: { 1: [9] }, revision })),
+    valid(409, fields({ revision: 6 })));
+}
+await exchange('read the saved answers', live, GET(a, asStudent),
+  valid(200, fields({ answers: { 1: [4] }, revision: 6, updated_at: isTime })));
+const badBodies = [
+  ['not an object', '[]'],
+  ['answers not an object', '{"answers":[]}'],
+  ['a question id with a leading zero', '{"answers":{"01":[1]}}'],
+  ['a question id that is not a number', '{"answers":{"q1":[1]}}'],
+  ['an option id as a string', '{"answers":{"1":["2"]}}'],
+  ['an option id with a fraction', '{"answers":{"1":[1.5]}}'],
+  ['answers of a question not in an array', '{"answers":{"1":2}}'],
+  ['no answers', '{"revision":7}'],
+  ['revision 0', '{"answers":{},"revision":0}'],
+  ['revision not a number', '{"answers":{},"revision":"7"}'],
+];
+for (const [label, body] of badBodies) {
+  await exchange(`save: ${label}`, live, PATCH(a, asStudentJson, body), invalid(400));
+}
+await exchange('save: nesting of 33 levels (in an ignored field)', live,
+  PATCH(a, asStudentJson, `{"answers":{},"deep":${nested(32)}}`), valid(400));
+await exchange('save: a body over the limit', live,
+  PATCH(a, asStudentJson, padded(kBodyLimit)), valid(413));
+await exchange('save as text/plain', live,
+  PATCH(a, { ...asStudent, 'Content-Type': 'text/plain' }, '{"answers":{}}'), invalid(415));
+await exchange('save without a Content-Type', live,
+  PATCH(a, asStudent, '{"answers":{}}'), invalid(415));
+await exchange('save without a token', live,
+  PATCH(a, { 'Content-Type': 'application/json' }, '{"answers":{}}'),
+  invalid(401, challenge('missing')));
+await exchange('save with a forged token', live,
+  PATCH(a, json(tokens.forged), '{"answers":{}}'), valid(401, challenge('signature')));
+await exchange("save someone else's attempt", live,
+  PATCH('/attempts/1', asStudentJson, '{"answers":{}}'), valid(404));
+await exchange('save an attempt that does not exist', live,
+  PATCH(`/attempts/${kMaxId}`, asStudentJson, '{"answers":{}}'), valid(404));
+await exchange('save with a malformed id', live,
+  PATCH('/attempts/0', asStudentJson, '{"answers":{}}'), invalid(400));
+
+// Reading.
+await exchange('the owner reads a seeded attempt', live, GET('/attempts/1', bearer(tokens.owner)),
+  valid(200, fields({ id: 1, exam_id: 1, student_id: 1 })));
+await exchange("someone else's attempt", live, GET('/attempts/1', asStudent), valid(404));
+await exchange('an attempt that does not exist', live, GET(`/attempts/${kMaxId}`, asStudent),
+  valid(404));
+for (const id of ['9223372036854775808', '-1', '+1', 'abc', '1.0', '00042']) {
+  await exchange('a malformed attempt id', live, GET(`/attempts/${id}`, asStudent), invalid(400));
+}
+await exchange('no token', live, GET('/attempts/1'), invalid(401, challenge('missing')));
+await exchange('another scheme than Bearer', live,
+  GET('/attempts/1', { Authorization: 'Basic YWxpY2U6c2VjcmV0' }),
+  invalid(401, challenge('missing')));
+await exchange('an expired token', live, GET('/attempts/1', bearer(tokens.expired)),
+  valid(401, challenge('expired')));
+await exchange('a token that is not a JWT', live, GET('/attempts/1', bearer('not-a-jwt')),
+  valid(401, challenge('malformed')));
+
+// Submitting attempt B.
+const b = `/attempts/${attemptB}`;
+const submitted = await exchange('submit', live, POST(`${b}/submit`, asStudent),
+  valid(200, fields({ id: attemptB, submitted_at: isTime })));
+const submittedAt = submitted.json?.submitted_at;
+await exchange('submit again: the first submission stands', live,
+  POST(`${b}/submit`, asStudent), valid(200, fields({ submitted_at: submittedAt })));
+await exchange('save a submitted attempt', live,
+  PATCH(b, asStudentJson, '{"answers":{"1":[1]}}'),
+  valid(409, fields({ submitted_at: submittedAt })));
+await exchange("submit someone else's attempt", live, POST('/attempts/1/submit', asStudent),
+  valid(404));
+await exchange('submit an attempt that does not exist', live,
+  POST(`/attempts/${kMaxId}/submit`, asStudent), valid(404));
+await exchange('submit with a malformed id', live, POST('/attempts/00/submit', asStudent),
+  invalid(400));
+await exchange('submit without a token', live, POST(`${b}/submit`),
+  invalid(401, challenge('missing')));
+
+// Attempt C, after its deadline.
+const waitMs = Date.parse(deadlineC) + 250 - Date.now();
+if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+await exchange('save after the deadline', live,
+  PATCH(`/attempts/${attemptC}`, asStudentJson, '{"answers":{"1":[1]}}'),
+  valid(409, fields({ deadline: deadlineC })));
+await exchange('submit after the deadline', live, POST(`/attempts/${attemptC}/submit`, asStudent),
+  valid(200, fields({ submitted_at: isTime })));
+
+// Methods and paths the document has no operation for.
+for (const [method, path, allow] of [
+  ['DELETE', '/attempts/1', 'GET, HEAD, PATCH'],
+  ['PUT', '/attempts/1', 'GET, HEAD, PATCH'],
+  ['GET', '/attempts/1/submit', 'POST'],
+  ['GET', '/exams/1/attempts', 'POST'],
+  ['POST', '/healthz', 'GET, HEAD'],
+  ['DELETE', '/metrics', 'GET, HEAD'],
+]) {
+  await exchange('another method', live, { method, path, headers: asStudent },
+    { status: 405, request: 'unrouted', allow });
+}
+for (const path of ['/', '/nope', '/attempts', '/exams/1']) {
+  await exchange('no such path', live, GET(path), { status: 404, request: 'unrouted' });
+}
+
+// HEAD of JSON resources, compared with GET.
+await headLikeGet('liveness', live, { path: '/healthz', class: 'valid' }, 200);
+await headLikeGet('readiness', live, { path: '/readyz', class: 'valid' }, 200);
+await headLikeGet('an attempt', live, { path: a, headers: asStudent, class: 'valid' }, 200);
+await headLikeGet("someone else's attempt", live,
+  { path: '/attempts/1', headers: asStudent, class: 'valid' }, 404);
+await headLikeGet('no token', live, { path: a, class: 'invalid' }, 401);
+await headLikeGet('a forged token', live,
+  { path: a, headers: bearer(tokens.forged), class: 'valid' }, 401);
+await headLikeGet('a malformed id', live,
+  { path: '/attempts/abc', headers: asStudent, class: 'invalid' }, 400);
+
+// The server whose database is unreachable: nothing can be done, and it says so.
+const asOwner = bearer(tokens.owner);
+await exchange('liveness without a database', down, GET('/healthz'), valid(200));
+await exchange('readiness without a database', down, GET('/readyz'), valid(503, retryAfter));
+await exchange('metrics without a database', down, GET('/metrics'), valid(200));
+await exchange('read without a database', down, GET('/attempts/1', asOwner),
+  valid(503, retryAfter));
+await exchange('save without a database', down,
+  PATCH('/attempts/1', json(tokens.owner), '{"answers":{"1":[1]}}'), valid(503, retryAfter));
+await exchange('submit without a database', down, POST('/attempts/1/submit', asOwner),
+  valid(503, retryAfter));
+await exchange('start without a database', down, POST('/exams/1/attempts', asOwner),
+  valid(503, retryAfter));
+await exchange('no token, without a database', down, GET('/attempts/1'),
+  invalid(401, challenge('missing')));
+await headLikeGet('readiness without a database', down, { path: '/readyz', class: 'valid' }, 503);
+await headLikeGet('read without a database', down,
+  { path: '/attempts/1', headers: asOwner, class: 'valid' }, 503);
+
+// --- Summary --------------------------------------------------------------------------------
+
+const requests = tally.prism + tally.direct;
+const seconds = ((Date.now() - started) / 1000).toFixed(1);
+console.log(
+  `contract-replay: ${tally.prism} requests through Prism, ${tally.direct} sent to the server ` +
+    `directly (HEAD and the GET it is compared with), in ${seconds} s`,
+);
+const outside = [...unroutedStatuses].sort((x, y) => x - y).join(' ');
+console.log(
+  `contract-replay: statuses ${[...statuses].sort((x, y) => x - y).join(' ')}` +
+    (outside ? `; ${outside} also for methods or paths outside the document (checked here)` : ''),
+);
+if (tally.failures > 0) {
+  console.log(`contract-replay: ${tally.failures} of ${requests} checks FAILED (see FAIL above)`);
+}
+console.log(
+  `contract: ${requests} requests, ${statuses.size} distinct statuses, ` +
+    `${tally.responseViolations} violations`,
+);
+process.exit(tally.failures === 0 && tally.responseViolations === 0 ? 0 : 1);
