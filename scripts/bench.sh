@@ -82,10 +82,11 @@ paced_connections=${BENCH_PACED_CONNECTIONS:-1000 5000}
 curve_rates=${BENCH_CURVE_RATES-5000 10000 20000 30000 40000 50000 60000}
 curve_duration=${BENCH_CURVE_DURATION:-5s}
 wrk_threads=${BENCH_WRK_THREADS:-2}
-pool_size=${BENCH_POOL_SIZE:-}
-threads=${BENCH_THREADS:-}
-max_batch=${BENCH_MAX_BATCH:-}
-pipeline_depth=${BENCH_PIPELINE_DEPTH:-}
+# The server's own settings; empty means the server's default.
+declare -A server_setting=(
+  [pool-size]=${BENCH_POOL_SIZE:-} [threads]=${BENCH_THREADS:-}
+  [max-batch]=${BENCH_MAX_BATCH:-} [pipeline-depth]=${BENCH_PIPELINE_DEPTH:-}
+)
 durability=${BENCH_DURABILITY:-unlogged}
 server_bin=${BENCH_SERVER_BINARY:-$repo/build/release/attempts-server}
 custom_server=0
@@ -107,10 +108,8 @@ while (($#)); do
     --curve-rates) need_arg "$@"; curve_rates=$2; shift 2 ;;
     --curve-duration) need_arg "$@"; curve_duration=$2; shift 2 ;;
     --wrk-threads) need_arg "$@"; wrk_threads=$2; shift 2 ;;
-    --pool-size) need_arg "$@"; pool_size=$2; shift 2 ;;
-    --threads) need_arg "$@"; threads=$2; shift 2 ;;
-    --max-batch) need_arg "$@"; max_batch=$2; shift 2 ;;
-    --pipeline-depth) need_arg "$@"; pipeline_depth=$2; shift 2 ;;
+    --pool-size | --threads | --max-batch | --pipeline-depth)
+      need_arg "$@"; server_setting[${1#--}]=$2; shift 2 ;;
     --durability) need_arg "$@"; durability=$2; shift 2 ;;
     --server-binary) need_arg "$@"; server_bin=$2; custom_server=1; shift 2 ;;
     --no-build) do_build=0; shift ;;
@@ -152,8 +151,7 @@ for r in "${rate_list[@]}" "${curve_list[@]}"; do is_count "$r" || die "rates: '
 for m in "${compare_list[@]}"; do is_auth "$m" || die "--auth-compare: '$m' is not off, hs256 or es256" 2; done
 server_flags=()
 for setting in pool-size threads max-batch pipeline-depth; do
-  var=${setting//-/_}
-  value=${!var}
+  value=${server_setting[$setting]}
   [[ -z $value ]] && continue
   is_count "$value" || die "--$setting: '$value' is not a positive integer" 2
   server_flags+=("--$setting" "$value")
