@@ -155,7 +155,7 @@ run_service() {
   statements=$(awk '/^attempts_db_batch_rows_count / { print $2 }' <<<"$metrics")
   rows_sum=$(awk '/^attempts_db_batch_rows_sum / { print $2 }' <<<"$metrics")
   read -r single multi <<<"$(counters)"
-  rows+=("| $name | $(printf '%.0f' "$rps") | $(awk -v s="$statements" -v d="${duration%s}" 'BEGIN { printf "%.0f", s / d }') | $(awk -v r="$rows_sum" -v s="$statements" 'BEGIN { printf "%.1f", s > 0 ? r / s : 0 }') | $(awk -v a="$p50" -v b="$p99" 'BEGIN { printf "%.2f / %.2f", a / 1000, b / 1000 }') | $non2xx / $errors | $single | $multi |")
+  rows+=("| $name | $(printf '%.0f' "$rps") | $(awk -v s="$statements" -v d="${duration%s}" 'BEGIN { printf "%.0f", s / d }') | $(awk -v r="$rows_sum" -v s="$statements" 'BEGIN { printf "%.1f", (s > 0 ? r / s : 0) }') | $(awk -v a="$p50" -v b="$p99" 'BEGIN { printf "%.2f / %.2f", a / 1000, b / 1000 }') | $non2xx / $errors | $single | $multi |")
 }
 
 run_pgbench "pgbench one-row UPDATE, 16 clients, through the coordinator"
