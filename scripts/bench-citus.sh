@@ -5,7 +5,7 @@
 # stderr); docs/scaling.md quotes its figures.
 #
 #   scripts/bench-citus.sh                       # 10 s per workload, about 2 minutes
-#   scripts/bench-citus.sh --duration 20s --connections "64 256" --pool-size 16
+#   scripts/bench-citus.sh --duration 20s --connections "64 256" --pool-size 4
 #
 # Needs Citus built into the local PostgreSQL 15 (not packaged in Debian 12; docs/scaling.md
 # says how to build it): exits 2 saying so when citus.so is missing. Everything runs on
@@ -29,7 +29,7 @@ die() {
 
 duration=10s
 connections="64 256"
-pool_size=16
+pool_size=
 build=1
 while (($# > 0)); do
   case $1 in
@@ -42,7 +42,10 @@ while (($# > 0)); do
   esac
 done
 [[ $duration =~ ^[0-9]+s$ ]] || die "--duration: '$duration' is not like 10s" 2
-[[ $pool_size =~ ^[1-9][0-9]*$ ]] || die "--pool-size: '$pool_size' is not a positive integer" 2
+[[ -z $pool_size || $pool_size =~ ^[1-9][0-9]*$ ]] ||
+  die "--pool-size: '$pool_size' is not a positive integer" 2
+pool_flags=()
+[[ -n $pool_size ]] && pool_flags=(--pool-size "$pool_size")
 read -ra conn_list <<<"$connections"
 for c in "${conn_list[@]}"; do
   [[ $c =~ ^[1-9][0-9]*$ ]] || die "--connections: '$c' is not a positive integer" 2
@@ -131,7 +134,7 @@ run_service() {
   say "$name"
   sql "SELECT citus_stat_counters_reset()" >/dev/null
   "$server_bin" --listen "127.0.0.1:$port" --database-url "$coordinator" --auth none \
-    --citus "$mode" --pool-size "$pool_size" >"$tmp/server.log" 2>&1 &
+    --citus "$mode" "${pool_flags[@]}" >"$tmp/server.log" 2>&1 &
   server_pid=$!
   local i
   for ((i = 0; i < 100; i++)); do
@@ -170,8 +173,8 @@ printf '## attempts-server on Citus %s: a coordinator and two workers on one hos
   "$citus_version" "$(date -u '+%Y-%m-%d %H:%M UTC')"
 printf -- '- machine: %s cores, load average at the end %s; %s shards of attempts (sql/citus.sql), UNLOGGED\n' \
   "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)" "$shards"
-printf -- '- server: --pool-size %s --auth none, defaults otherwise; wrk -t2 with bench/patch.lua, %s per workload; ids uniform in 1..100000\n' \
-  "$pool_size" "$duration"
+printf -- '- server: %s --auth none, defaults otherwise; wrk -t2 with bench/patch.lua, %s per workload; ids uniform in 1..100000\n' \
+  "${pool_flags[*]:-the default pool size (one connection per event loop)}" "$duration"
 printf -- '- statements single-shard / multi-shard: citus_stat_counters on the coordinator, reset before each workload\n\n'
 printf '| workload | requests/s (rows/s) | statements/s | rows per statement | p50 / p99 ms | non-2xx / errors | single-shard statements | multi-shard statements |\n'
 printf '|---|---:|---:|---:|---:|---:|---:|---:|\n'
