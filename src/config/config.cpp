@@ -39,7 +39,7 @@ constexpr std::array kOptions = {
     Option{"access-log", "log one line per request at info level (default false)"},
     Option{"max-batch", "most queued writes sent as one statement (default 256)"},
     Option{"pipeline-depth",
-           "statements a connection sends before the first one's reply arrives (default 2)"},
+           "statements a connection sends before the first one's reply arrives (default 1)"},
     Option{"queue-capacity", "calls queued per connection before 503 (default 4096)"},
     Option{"queue-bytes",
            "bytes of answers queued per connection before 503 (default 16777216)"},

@@ -192,8 +192,8 @@ std::optional<HttpResponse> collect(PendingResponse& pending) {
 
 // Tests that hold one connection's statement on a lock and look at what queues behind it run
 // the server with one event loop, one connection and --pipeline-depth 1: with a deeper pipeline
-// the first writes behind the stuck statement are already sent, not queued
-// (PipelineDepthTest covers that).
+// the first writes behind the stuck statement are already sent, not queued (the default is 1;
+// PipelinedBatchingTest also runs a deeper pipeline).
 class BatchingTest : public testing::Test {
  protected:
   Database db_;
@@ -338,6 +338,14 @@ TEST_F(PipelinedBatchingTest,
 TEST_F(PipelinedBatchingTest,
        TwentyPipelinedConnectionsOverFiftyIdsEndWithTheLastReceivedValuePerIdInSmallBatches) {
   run_and_check({"--pool-size", "2", "--max-batch", "8"}, 8);
+}
+
+// Several statements in flight on one connection (libpq's pipeline mode): batches still apply in
+// the order they were sent.
+TEST_F(PipelinedBatchingTest,
+       TwentyPipelinedConnectionsOverFiftyIdsEndWithTheLastReceivedValuePerIdWithADeepPipeline) {
+  run_and_check({"--threads", "1", "--pool-size", "1", "--max-batch", "8", "--pipeline-depth", "4"},
+                8);
 }
 
 // ---- one batch mixing outcomes ----

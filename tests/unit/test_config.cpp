@@ -50,7 +50,7 @@ TEST(ConfigDefaultsTest, NoFlagsAndNoEnvironmentGiveTheDefaults) {
   EXPECT_EQ(config.body_limit, 65536u);
   EXPECT_EQ(config.log_level, "info");
   EXPECT_EQ(config.max_batch, 256u);
-  EXPECT_EQ(config.pipeline_depth, 2u);
+  EXPECT_EQ(config.pipeline_depth, 1u);
   EXPECT_EQ(config.queue_capacity, 4096u);
   EXPECT_EQ(config.queue_bytes, 16u << 20);
   EXPECT_EQ(config.max_connections, 10000u);
@@ -203,7 +203,7 @@ INSTANTIATE_TEST_SUITE_P(
                     number_field(&Config::queue_capacity)},
         SettingCase{"queue-bytes", "QUEUE_BYTES", "65536", "131072",
                     number_field(&Config::queue_bytes)},
-        SettingCase{"pipeline-depth", "PIPELINE_DEPTH", "1", "4",
+        SettingCase{"pipeline-depth", "PIPELINE_DEPTH", "3", "4",
                     number_field(&Config::pipeline_depth)},
         SettingCase{"request-timeout", "REQUEST_TIMEOUT", "3", "4",
                     number_field(&Config::request_timeout_seconds)},
@@ -544,7 +544,7 @@ TEST(DescribeTest, MentionsEverySetting) {
   const std::string line = describe(Config{});
   for (const char* part :
        {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=1",
-        "body-limit=65536", "log-level=info", "max-batch=256", "pipeline-depth=2",
+        "body-limit=65536", "log-level=info", "max-batch=256", "pipeline-depth=1",
         "queue-capacity=4096", "queue-bytes=16777216", "max-connections=10000",
         "idle-timeout=15s", "request-timeout=10s", "shutdown-timeout=10s"}) {
     EXPECT_THAT(line, HasSubstr(part));

@@ -28,7 +28,7 @@ struct Config {
   bool access_log = false;
   bool reuse_port = false;
   std::size_t max_batch = 256;
-  std::size_t pipeline_depth = 2;
+  std::size_t pipeline_depth = 1;
   std::size_t queue_capacity = 4096;
   std::size_t queue_bytes = 16u << 20;
   std::size_t max_connections = 10000;

@@ -38,9 +38,11 @@ struct PgPoolOptions {
   std::size_t pool_size = 2;
   // Most writes one UPDATE statement carries.
   std::size_t max_batch = 256;
-  // Statements a connection may have sent and not yet had answered (libpq's pipeline mode):
-  // while one batch executes, the next is already on its way.
-  std::size_t pipeline_depth = 2;
+  // Statements a connection may have sent and not yet had answered (libpq's pipeline mode).
+  // 1 by default: what queues while a statement runs then goes out as one bigger batch, which
+  // costs PostgreSQL less per row and measured faster on loopback, in every durability mode
+  // (README, Configuration). More saves a round trip per statement on a high-latency network.
+  std::size_t pipeline_depth = 1;
   // Calls waiting per connection, by count and by bytes of answers, before new ones are refused
   // as overloaded.
   std::size_t queue_capacity = 4096;
