@@ -714,7 +714,7 @@ report=$tmp/report.md
   printf -- '- commit %s; server %s; PostgreSQL %s (config/postgresql.conf, private cluster on 127.0.0.1); wrk %s\n' \
     "$commit" "${server_bin#"$repo"/}" "$pg_version" "$wrk_version"
   printf -- '- server: %s\n' "${server_config:-flags ${server_flags[*]:-server defaults}}"
-  printf -- '- each service workload: %ss, server restarted before it (auth rows: after a 5 s warm-up that fills the token cache); pgbench: %ss, -n -M prepared, sql/pgbench/update.sql; ids uniform in 1..%s, each request with its owner'"'"'s token\n' \
+  printf -- '- each service workload: %ss, server restarted before it (auth rows: after a 5 s warm-up that fills the token cache); pgbench: %ss, -n -M prepared, sql/pgbench/update.sql; ids uniform in 1..%s; with auth on, each request carries its owner'"'"'s token\n' \
     "$duration_s" "$pgbench_s" "$max_id"
   printf -- '- closed-loop rows: wrk (a connection sends its next request after the previous response); paced rows: %s\n' "$open_loop_note"
   printf -- '- context switches: voluntary + involuntary of every server thread (/proc/<pid>/task/*/status); instructions: %s\n\n' \

@@ -6,8 +6,13 @@
 #include <array>
 #include <atomic>
 #include <boost/asio/post.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <thread>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "attempts/db/pg_binary.hpp"
 #include "sql.hpp"
@@ -200,9 +205,7 @@ void PgConnection::continue_connecting(PostgresPollingStatusType status) {
   // libpq may close the socket and open another (the next address of a host) between steps,
   // possibly with the same number, so the loop watches it afresh each time.
   close_socket();
-  boost::system::error_code ec;
-  socket_.assign(PQsocket(pg_), ec);
-  if (ec) return connect_failed("cannot watch the socket: " + ec.message());
+  if (const auto error = watch_socket(); !error.empty()) return connect_failed(error);
   const auto generation = socket_generation_;
   socket_.async_wait(status == PGRES_POLLING_READING ? net::posix::descriptor_base::wait_read
                                                      : net::posix::descriptor_base::wait_write,
@@ -219,9 +222,7 @@ void PgConnection::on_connected() {
     return connect_failed("cannot enter pipeline mode: " + error_message(pg_));
   }
   close_socket();
-  boost::system::error_code ec;
-  socket_.assign(PQsocket(pg_), ec);
-  if (ec) return connect_failed("cannot watch the socket: " + ec.message());
+  if (const auto error = watch_socket(); !error.empty()) return connect_failed(error);
   phase_ = Phase::setting_up;
   send_setup();
   if (phase_ != Phase::setting_up) return;
@@ -1209,12 +1210,27 @@ void PgConnection::fail_connection(std::string_view why, bool cancel_statements)
   });
 }
 
+std::string PgConnection::watch_socket() {
+  // The loop watches a duplicate of libpq's socket, never libpq's own number: libpq closes its
+  // socket by itself when it sees the connection drop, and another thread may get the same
+  // number for a new socket before this loop stops watching; the duplicate keeps the number ours.
+  const int watched = ::fcntl(PQsocket(pg_), F_DUPFD_CLOEXEC, 0);
+  if (watched < 0) return std::string("cannot watch the socket: ") + std::strerror(errno);
+  boost::system::error_code ec;
+  socket_.assign(watched, ec);
+  if (ec) {
+    ::close(watched);
+    return "cannot watch the socket: " + ec.message();
+  }
+  return {};
+}
+
 void PgConnection::close_socket() {
   ++socket_generation_;
   reading_ = false;
   writing_ = false;
-  // Only stop watching: the socket belongs to libpq, which closes it.
-  if (socket_.is_open()) socket_.release();
+  boost::system::error_code ignored;
+  if (socket_.is_open()) socket_.close(ignored);
 }
 
 void PgConnection::answer(Waiter& waiter, StoreOutcome outcome) {

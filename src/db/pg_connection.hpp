@@ -161,6 +161,8 @@ class PgConnection {
   void watch_deadline(Clock::time_point at);
   void on_deadline_timer(boost::system::error_code ec);
   void fail_connection(std::string_view why, bool cancel_statements);
+  // Empty on success, else why the socket cannot be watched.
+  std::string watch_socket();
   void close_socket();
   void answer(Waiter& waiter, StoreOutcome outcome);
   void answer_statement(Statement& statement, StoreOutcome outcome);
