@@ -28,6 +28,18 @@ constexpr std::size_t kEd25519KeyBytes = 32;
   throw std::runtime_error(what + ": " + openssl::take_error());
 }
 
+// The members of an RSA private JWK (RFC 7518, 6.3) and the OpenSSL parameters they carry.
+constexpr std::array<std::pair<const char*, const char*>, 8> kRsaMembers = {{
+    {"n", OSSL_PKEY_PARAM_RSA_N},
+    {"e", OSSL_PKEY_PARAM_RSA_E},
+    {"d", OSSL_PKEY_PARAM_RSA_D},
+    {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
+    {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
+    {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
+    {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
+    {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
+}};
+
 std::string_view as_chars(const unsigned char* data, std::size_t size) {
   return {reinterpret_cast<const char*>(data), size};
 }
@@ -83,17 +95,7 @@ EvpPkeyPtr rsa_private_key(const json& jwk) {
   if (!builder) fail("OSSL_PARAM_BLD_new");
   // Kept alive until the parameters are built: the builder only points at them.
   std::vector<openssl::BignumPtr> values;
-  const std::array<std::pair<const char*, const char*>, 8> members = {{
-      {"n", OSSL_PKEY_PARAM_RSA_N},
-      {"e", OSSL_PKEY_PARAM_RSA_E},
-      {"d", OSSL_PKEY_PARAM_RSA_D},
-      {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
-      {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
-      {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
-      {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
-      {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
-  }};
-  for (const auto& [member, param] : members) {
+  for (const auto& [member, param] : kRsaMembers) {
     values.push_back(to_bignum(member_bytes(jwk, member)));
     if (OSSL_PARAM_BLD_push_BN(builder.get(), param, values.back().get()) != 1) fail(param);
   }
@@ -175,17 +177,7 @@ json generate_private_jwk(Algorithm algorithm, std::string_view kid, int rsa_bit
       const EvpPkeyPtr key(EVP_RSA_gen(static_cast<unsigned int>(rsa_bits)));
       if (!key) fail("EVP_RSA_gen");
       jwk["kty"] = "RSA";
-      const std::array<std::pair<const char*, const char*>, 8> members = {{
-          {"n", OSSL_PKEY_PARAM_RSA_N},
-          {"e", OSSL_PKEY_PARAM_RSA_E},
-          {"d", OSSL_PKEY_PARAM_RSA_D},
-          {"p", OSSL_PKEY_PARAM_RSA_FACTOR1},
-          {"q", OSSL_PKEY_PARAM_RSA_FACTOR2},
-          {"dp", OSSL_PKEY_PARAM_RSA_EXPONENT1},
-          {"dq", OSSL_PKEY_PARAM_RSA_EXPONENT2},
-          {"qi", OSSL_PKEY_PARAM_RSA_COEFFICIENT1},
-      }};
-      for (const auto& [member, param] : members) {
+      for (const auto& [member, param] : kRsaMembers) {
         jwk[member] = base64url_encode(bignum_param(key.get(), param));
       }
       break;
