@@ -28,6 +28,14 @@ Response unauthorized_response(auth::TokenError reason) {
   return response;
 }
 
+// 400 for a path id that is not one (both ids follow the rules of attempt_id.hpp).
+Response bad_id_response(std::string_view which) {
+  return error_response(Status::bad_request,
+                        std::string(which) +
+                            " must be a positive decimal integer of at most 64 bits, without "
+                            "sign or leading zeros");
+}
+
 }  // namespace
 
 std::int64_t unix_now() {
@@ -50,19 +58,14 @@ HeaderVerdict RequestHandler::judge_header(const Request& header, auth::TokenCac
       verdict.rejection = method_not_allowed_response(match.allow);
       return verdict;
     case Route::bad_attempt_id:
-      verdict.rejection =
-          error_response(Status::bad_request,
-                         "attempt id must be a positive decimal integer of at most 64 bits, "
-                         "without sign or leading zeros");
+      verdict.rejection = bad_id_response("attempt id");
       return verdict;
     case Route::bad_exam_id:
-      verdict.rejection =
-          error_response(Status::bad_request,
-                         "exam id must be a positive decimal integer of at most 64 bits, "
-                         "without sign or leading zeros");
+      verdict.rejection = bad_id_response("exam id");
       return verdict;
     case Route::metrics:
-      if (!options_.metrics_text) verdict.rejection = error_response(Status::not_found, "no such resource");
+      if (!options_.metrics_text)
+        verdict.rejection = error_response(Status::not_found, "no such resource");
       return verdict;
     case Route::health:
     case Route::readiness:
@@ -94,9 +97,9 @@ HeaderVerdict RequestHandler::judge_header(const Request& header, auth::TokenCac
   }
   if (match.route == Route::start_attempt && header.idempotency_key_count > 0 &&
       (header.idempotency_key_count > 1 || !is_valid_idempotency_key(header.idempotency_key))) {
-    verdict.rejection = error_response(
-        Status::bad_request,
-        "Idempotency-Key must be one header of 1 to 255 visible ASCII characters");
+    verdict.rejection =
+        error_response(Status::bad_request,
+                       "Idempotency-Key must be one header of 1 to 255 visible ASCII characters");
     return verdict;
   }
   return verdict;

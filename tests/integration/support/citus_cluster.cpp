@@ -23,7 +23,6 @@ using std::chrono::seconds;
 
 // Every wait is bounded: pg_ctl waits up to its -t, and run_command kills what overruns.
 constexpr auto kInitdbTimeout = seconds(120);
-constexpr auto kPgCtlTimeout = seconds(90);
 constexpr const char* kPgCtlWait = "60";
 constexpr auto kQueryTimeout = seconds(60);
 constexpr int kStartAttempts = 3;
@@ -144,17 +143,8 @@ struct CitusCluster::RunningNode {
     }
   }
 
-  // `pg_ctl -D <data dir> <args>`, as the cluster's OS user when we are root.
   CommandResult pg_ctl(const std::vector<std::string>& args) const {
-    const auto& env = TestEnvironment::get();
-    SpawnOptions options;
-    if (!env.pg_run_as.empty()) options.argv = {"runuser", "-u", env.pg_run_as, "--"};
-    options.argv.push_back(env.pg_bin + "/pg_ctl");
-    options.argv.push_back("-D");
-    options.argv.push_back(node.data_dir);
-    options.argv.insert(options.argv.end(), args.begin(), args.end());
-    options.working_directory = "/";
-    return run_command(std::move(options), kPgCtlTimeout);
+    return postgres_control::pg_ctl(node.data_dir, args);
   }
 
   void pg_ctl_or_throw(const std::vector<std::string>& args, const std::string& what) const {

@@ -47,21 +47,13 @@ std::optional<std::string> optional_text(const pqxx::field& field) {
   return field.as<std::string>();
 }
 
-// `pg_ctl -D <data> <args...>`, as the cluster's OS user when we are root.
-CommandResult pg_ctl(const std::vector<std::string>& args) {
-  const auto& env = TestEnvironment::get();
-  SpawnOptions options;
-  if (!env.pg_run_as.empty()) options.argv = {"runuser", "-u", env.pg_run_as, "--"};
-  options.argv.push_back(env.pg_bin + "/pg_ctl");
-  options.argv.push_back("-D");
-  options.argv.push_back(env.pg_data);
-  options.argv.insert(options.argv.end(), args.begin(), args.end());
-  options.working_directory = "/";  // a directory the postgres user can enter
-  return run_command(std::move(options), kPgCtlTimeout);
+// pg_ctl on the test cluster.
+CommandResult test_cluster_pg_ctl(const std::vector<std::string>& args) {
+  return postgres_control::pg_ctl(TestEnvironment::get().pg_data, args);
 }
 
 void pg_ctl_or_throw(const std::vector<std::string>& args, const std::string& what) {
-  const auto result = pg_ctl(args);
+  const auto result = test_cluster_pg_ctl(args);
   if (result.status != ExitStatus::exit_code(0)) {
     throw std::runtime_error("pg_ctl " + what + " failed (" + result.status.describe() + "):\n" +
                              result.output);
@@ -230,9 +222,21 @@ void AttemptLock::release() {
 
 namespace postgres_control {
 
+CommandResult pg_ctl(const std::string& data_dir, const std::vector<std::string>& args) {
+  const auto& env = TestEnvironment::get();
+  SpawnOptions options;
+  if (!env.pg_run_as.empty()) options.argv = {"runuser", "-u", env.pg_run_as, "--"};
+  options.argv.push_back(env.pg_bin + "/pg_ctl");
+  options.argv.push_back("-D");
+  options.argv.push_back(data_dir);
+  options.argv.insert(options.argv.end(), args.begin(), args.end());
+  options.working_directory = "/";  // a directory the postgres user can enter
+  return run_command(std::move(options), kPgCtlTimeout);
+}
+
 bool is_running() {
   // pg_ctl status: 0 running, 3 not running, 4 no accessible data directory.
-  const auto result = pg_ctl({"status"});
+  const auto result = test_cluster_pg_ctl({"status"});
   if (result.status == ExitStatus::exit_code(0)) return true;
   if (result.status == ExitStatus::exit_code(3)) return false;
   throw std::runtime_error("pg_ctl status failed (" + result.status.describe() + "):\n" +

@@ -10,6 +10,9 @@
 #include <ostream>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include "support/subprocess.hpp"
 
 namespace attempts::integration {
 
@@ -105,6 +108,9 @@ class AttemptLock {
 // pg_ctl on the test cluster, as the OS user the cluster belongs to. Throw std::runtime_error
 // with pg_ctl's output if it fails.
 namespace postgres_control {
+// `pg_ctl -D <data_dir> <args...>` on any cluster (the test cluster's is pg_data), as the OS
+// user the clusters belong to when we are root; bounded in time. Returns what pg_ctl did.
+CommandResult pg_ctl(const std::string& data_dir, const std::vector<std::string>& args);
 bool is_running();
 void stop();     // fast shutdown; waits until it has stopped
 void start();    // waits until it accepts connections
