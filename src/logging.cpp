@@ -5,29 +5,18 @@
 #include <spdlog/spdlog.h>
 
 #include <memory>
+#include <string_view>
 
 namespace attempts {
 namespace {
 
-// `%*` in a pattern: the message as the contents of a JSON string (quotes, backslashes and
-// control characters escaped), so that any error text keeps each line valid JSON.
+// `%*` in a pattern: the message as the contents of a JSON string, so that any text keeps
+// each line valid JSON (see append_json_escaped).
 class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (const char c : msg.payload) {
-      const auto byte = static_cast<unsigned char>(c);
-      if (c == '"' || c == '\\') {
-        dest.push_back('\\');
-        dest.push_back(c);
-      } else if (byte < 0x20) {
-        const char escaped[] = {'\\', 'u', '0', '0', kHex[byte >> 4], kHex[byte & 0xF]};
-        dest.append(escaped, escaped + sizeof escaped);
-      } else {
-        dest.push_back(c);
-      }
-    }
+    append_json_escaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
   }
 
   std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -35,7 +24,63 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
   }
 };
 
+// The length of the well-formed UTF-8 sequence at the start of `text` (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or 0 if it does not start with one.
+std::size_t utf8_sequence_length(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length = 0;
+  unsigned char low = 0x80;  // the range of the second byte, narrowed for some leads
+  unsigned char high = 0xBF;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;   // overlong below U+0800
+    if (lead == 0xED) high = 0x9F;  // U+D800..U+DFFF, the surrogates
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;   // overlong below U+10000
+    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
 }  // namespace
+
+void append_json_escaped(std::string_view text, spdlog::memory_buf_t& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kReplacement = "\\ufffd";
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const char c = text[i];
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20) {
+      const char escaped[] = {'\\', 'u', '0', '0', kHex[byte >> 4], kHex[byte & 0xF]};
+      out.append(escaped, escaped + sizeof escaped);
+    } else if (byte < 0x80) {
+      out.push_back(c);
+    } else if (const std::size_t length = utf8_sequence_length(text.substr(i)); length > 0) {
+      out.append(text.data() + i, text.data() + i + length);
+      i += length;
+      continue;
+    } else {
+      // Not UTF-8 (a request target's raw bytes, say): each such byte becomes U+FFFD, as a
+      // decoder would show it, rather than breaking the line.
+      out.append(kReplacement.data(), kReplacement.data() + kReplacement.size());
+    }
+    ++i;
+  }
+}
 
 void configure_logging(const std::string& level, const std::string& format) {
   auto logger = spdlog::stderr_color_mt("attempts");

@@ -688,10 +688,14 @@ TEST(LoggingTest, JsonFormatMakesEveryLineAJsonObjectWithTimeLevelAndMessage) {
   ASSERT_EQ(patch(port, kId, R"({"1":[1]})").status, 204);
   ASSERT_EQ(send(port, patch_request(attempt_target(kId), R"({"answers":)")).status, 400);
   // Characters a JSON string must escape, in a target that ends up in the access log.
-  try {
-    send(port, get_request("/nowhere/\"quoted\"\\back\\slash"));
-  } catch (const HttpError&) {
-    // Refused or not, what the server logs about it is checked below.
+  // And bytes that are not ASCII: well-formed UTF-8 (é) and bytes that are not UTF-8 at all.
+  for (const std::string target :
+       {"/nowhere/\"quoted\"\\back\\slash", "/nowhere/caf\xC3\xA9/\xFF\xC3(\x80"}) {
+    try {
+      send(port, get_request(target));
+    } catch (const HttpError&) {
+      // Refused or not, what the server logs about it is checked below.
+    }
   }
   ASSERT_EQ(server.terminate(SIGTERM, seconds(10)), ExitStatus::exit_code(0));
 
@@ -703,6 +707,7 @@ TEST(LoggingTest, JsonFormatMakesEveryLineAJsonObjectWithTimeLevelAndMessage) {
   bool saw_start = false;
   bool saw_access = false;
   bool saw_escaped_target = false;
+  bool saw_non_ascii_target = false;
   for (const auto& line : lines) {
     const auto event = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!event.is_object()) {
@@ -724,9 +729,15 @@ TEST(LoggingTest, JsonFormatMakesEveryLineAJsonObjectWithTimeLevelAndMessage) {
                          message.find(R"(GET /nowhere/"quoted"\back\slash )") != std::string::npos;
     saw_access =
         saw_access || message.find("PATCH " + attempt_target(kId) + " 204") != std::string::npos;
+    saw_non_ascii_target = saw_non_ascii_target ||
+                           message.find("GET /nowhere/caf\u00e9/\ufffd\ufffd(\ufffd ") !=
+                               std::string::npos;
   }
   EXPECT_TRUE(saw_start) << "no start-up line:\n" << server.log();
   EXPECT_TRUE(saw_access) << "no access line for the PATCH:\n" << server.log();
+  EXPECT_TRUE(saw_non_ascii_target) << "the target with bytes >= 0x80 did not read back as "
+                                       "UTF-8 with U+FFFD for the bytes that are not:\n"
+                                    << server.log();
   EXPECT_TRUE(saw_escaped_target) << "the target with quotes and backslashes did not read back:\n"
                                   << server.log();
 }
