@@ -492,6 +492,27 @@ TEST(RedactTest, UriQueryPasswordAsLastParameterIsReplaced) {
             "postgresql://host/db?sslmode=disable&password=***");
 }
 
+TEST(RedactTest, KeywordPasswordWithAnEscapedSpaceIsReplacedWhole) {
+  // libpq reads `s3cr\ et` as the password "s3cr et": the backslash escapes the space.
+  EXPECT_EQ(redact_database_url(R"(host=x password=s3cr\ et dbname=y)"),
+            "host=x password=*** dbname=y");
+  EXPECT_EQ(redact_database_url(R"(password=a\\ b)"), "password=*** b");
+  EXPECT_EQ(redact_database_url(R"(password='it\'s' user=u)"), "password=*** user=u");
+}
+
+TEST(RedactTest, AnUnparsableKeywordStringHidesTheRest) {
+  const std::string redacted = redact_database_url("host=x password");
+  EXPECT_EQ(redacted, "host=x password");
+  EXPECT_EQ(redact_database_url("host=x secret password=y"), "host=x secret ***");
+}
+
+TEST(RedactTest, UriQueryPasswordWithAnEncodedKeyIsReplaced) {
+  EXPECT_EQ(redact_database_url("postgresql://host/db?pass%77ord=secret&sslmode=disable"),
+            "postgresql://host/db?pass%77ord=***&sslmode=disable");
+  EXPECT_EQ(redact_database_url("postgresql://u:p%40w@host/db?password=x"),
+            "postgresql://u:***@host/db?password=***");
+}
+
 TEST(RedactTest, KeywordPasswordIsReplaced) {
   EXPECT_EQ(redact_database_url("host=x password=secret dbname=y"), "host=x password=*** dbname=y");
 }
