@@ -271,9 +271,9 @@ VerifyResult TokenVerifier::verify(std::string_view token, std::int64_t now_unix
   const std::string_view header_part = token.substr(0, first_dot);
   const std::string_view payload_part = token.substr(first_dot + 1, second_dot - first_dot - 1);
   const std::string_view signature_part = token.substr(second_dot + 1);
-  if (header_part.empty() || payload_part.empty() || signature_part.empty()) {
-    return TokenError::malformed;
-  }
+  // An empty signature is what an unsigned (`alg: none`) token has: refused below, once the
+  // header says which it is, so that it is counted as what it is.
+  if (header_part.empty() || payload_part.empty()) return TokenError::malformed;
   const auto header_bytes = base64url_decode(header_part);
   const auto payload_bytes = base64url_decode(payload_part);
   const auto signature = base64url_decode(signature_part);
@@ -291,6 +291,7 @@ VerifyResult TokenVerifier::verify(std::string_view token, std::int64_t now_unix
   if (alg == header.end() || !alg->is_string()) return TokenError::malformed;
   const auto& alg_name = alg->get_ref<const std::string&>();
   if (equals_ignoring_case(alg_name, "none")) return TokenError::algorithm_none;
+  if (signature_part.empty()) return TokenError::malformed;
   const auto algorithm = algorithm_from_name(alg_name);
   if (!algorithm) return TokenError::unsupported_algorithm;
   // RFC 7515 section 4.1.11: extensions listed in crit must be understood; none are.
