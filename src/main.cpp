@@ -92,12 +92,14 @@ std::variant<std::shared_ptr<const attempts::auth::TokenVerifier>, std::string> 
       std::make_shared<const attempts::auth::KeySet>(std::move(keys.key_set)), options);
 }
 
-// Re-reads --jwks on SIGHUP (key rotation without a restart). A file that cannot be used
-// leaves the keys in force as they were, and says why.
-class KeyReloader {
+// SIGHUP re-reads what can be re-read: the --jwks key file (key rotation without a restart).
+// A file that cannot be used leaves the keys in force as they were, and says why. Without
+// authentication there is nothing to re-read, and the signal is logged, never fatal: the
+// default action of SIGHUP would end the process without draining it.
+class Reloader {
  public:
-  KeyReloader(boost::asio::io_context& loop, const attempts::config::Config& config,
-              attempts::auth::Authenticator& authenticator)
+  Reloader(boost::asio::io_context& loop, const attempts::config::Config& config,
+           attempts::auth::Authenticator* authenticator)
       : signals_(loop, SIGHUP), config_(config), authenticator_(authenticator) {
     wait();
   }
@@ -107,20 +109,28 @@ class KeyReloader {
   void wait() {
     signals_.async_wait([this](const boost::system::error_code& ec, int) {
       if (ec) return;
-      auto verifier = load_verifier(config_);
-      if (auto* error = std::get_if<std::string>(&verifier)) {
-        spdlog::error("SIGHUP: {}: {}; keeping the keys in force", config_.jwks_path, *error);
-      } else {
-        authenticator_.replace(std::move(std::get<0>(verifier)));
-        spdlog::info("SIGHUP: {} reloaded", config_.jwks_path);
-      }
+      reload();
       wait();
     });
   }
 
+  void reload() {
+    if (authenticator_ == nullptr) {
+      spdlog::info("SIGHUP: nothing to reload (--auth none)");
+      return;
+    }
+    auto verifier = load_verifier(config_);
+    if (auto* error = std::get_if<std::string>(&verifier)) {
+      spdlog::error("SIGHUP: {}: {}; keeping the keys in force", config_.jwks_path, *error);
+      return;
+    }
+    authenticator_->replace(std::move(std::get<0>(verifier)));
+    spdlog::info("SIGHUP: {} reloaded", config_.jwks_path);
+  }
+
   boost::asio::signal_set signals_;
   const attempts::config::Config& config_;
-  attempts::auth::Authenticator& authenticator_;
+  attempts::auth::Authenticator* authenticator_;
 };
 
 attempts::http::ServerOptions server_options(const attempts::config::Config& config) {
@@ -206,7 +216,7 @@ int main(int argc, char* argv[]) {
     // One cache of verified tokens per event loop: a lookup takes no lock.
     std::vector<std::unique_ptr<attempts::auth::TokenCache>> token_caches;
     attempts::metrics::AuthCounters auth_counters;
-    std::optional<KeyReloader> key_reloader;
+    Reloader reloader(loops.context(0), config, authenticator.get());
     if (authenticator) {
       auth_counters.authenticator = authenticator.get();
       for (std::size_t i = 0; i < loops.size(); ++i) {
@@ -216,7 +226,6 @@ int main(int argc, char* argv[]) {
                 .leeway = std::chrono::seconds(config.jwt_leeway_seconds)}));
         auth_counters.caches.push_back(token_caches.back().get());
       }
-      key_reloader.emplace(loops.context(0), config, *authenticator);
     }
     attempts::http::HandlerOptions handler_options;
     handler_options.authenticator = authenticator.get();
@@ -236,7 +245,7 @@ int main(int argc, char* argv[]) {
         // Every session has ended: the pool answers what it still holds, closes, and the
         // loops run out of work.
         [&] {
-          if (key_reloader) key_reloader->stop();
+          reloader.stop();
           pool->close_when_idle([&] { loops.release(); });
         },
         [&] { return pool->pending_calls(); });

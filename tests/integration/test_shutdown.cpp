@@ -49,6 +49,27 @@ TEST(ShutdownTest, SigtermWithoutTrafficExits0Promptly) {
   EXPECT_EQ(*status, ExitStatus::exit_code(0));
 }
 
+// SIGHUP re-reads the key file; without authentication there is nothing to re-read, and the
+// signal must not end the server (its default action would, without draining anything).
+TEST(ShutdownTest, SighupWithoutAuthenticationIsLoggedAndTheServerGoesOn) {
+  constexpr std::int64_t kId = 4003;
+  Database db;
+  db.reset_attempts(kId, kId);
+  ServerProcess server(ServerSettings::with_flags({"--auth", "none"}));
+  HttpClient client(server.port());
+  client.send(patch_request(attempt_target(kId), answers_body(value_answers(1))));
+  server.signal(SIGHUP);
+  EXPECT_EQ(client.read_response().status, 204);
+  server.signal(SIGHUP);
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_TRUE(server.running()) << "SIGHUP ended the server";
+  EXPECT_EQ(client.request(patch_request(attempt_target(kId), answers_body(value_answers(2))))
+                .status,
+            204);
+  EXPECT_NE(server.log().find("SIGHUP: nothing to reload"), std::string::npos) << server.log();
+  EXPECT_EQ(server.terminate(SIGTERM, kIdleExit), ExitStatus::exit_code(0));
+}
+
 TEST(ShutdownTest, SigintWithoutTrafficExits0Promptly) {
   ServerProcess server;
 
