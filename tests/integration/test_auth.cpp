@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <regex>
@@ -46,6 +47,11 @@ std::int64_t fresh_student() {
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
   return next++;
+}
+
+// `token` as an unsigned JWS: its signature part removed, the dot kept.
+std::string unsigned_token(const std::string& token) {
+  return token.substr(0, token.rfind('.') + 1);
 }
 
 class AuthTest : public testing::Test {
@@ -94,6 +100,8 @@ TEST_F(AuthTest, EachKindOfBadTokenIs401InvalidTokenAndChangesNothing) {
   };
   const std::vector<Case> cases = {
       {"alg none", token_for(owner, "test-hs256", issuer, {{"alg", "none"}}), "algorithm_none"},
+      {"unsigned, alg NoNe", unsigned_token(token_for(owner, "test-hs256", issuer, {{"alg", "NoNe"}})),
+       "algorithm_none"},
       {"tampered payload", tampered, "bad_signature"},
       {"expired", token_for(owner, "test-rs256", {{"iss", "https://id.example"}, {"exp", unix_now() - 600}}),
        "expired"},
@@ -108,6 +116,7 @@ TEST_F(AuthTest, EachKindOfBadTokenIs401InvalidTokenAndChangesNothing) {
       {"too large", std::string(8000, 'a') + "." + std::string(10, 'b') + ".c", "too_large"},
   };
   HttpClient client(server.port());
+  std::map<std::string, int> counted;  // per reason, so far
   for (const auto& c : cases) {
     const auto response = client.request(with_token(
         patch_request(attempt_target(kId), answers_body(R"({"1":[1]})")), c.token));
@@ -116,7 +125,7 @@ TEST_F(AuthTest, EachKindOfBadTokenIs401InvalidTokenAndChangesNothing) {
     EXPECT_EQ(challenge.rfind("Bearer error=\"invalid_token\", error_description=\"", 0), 0u)
         << c.name << ": " << challenge;
     EXPECT_EQ(metric(server.port(), "attempts_auth_rejections_total{reason=\"" + c.reason + "\"}"),
-              1)
+              ++counted[c.reason])
         << c.name;
   }
   EXPECT_EQ(db_.read_attempt(kId)->updated_at, std::nullopt);
