@@ -129,6 +129,21 @@ BEGIN
 END;
 $$;
 
+-- Called by the service's save statements (src/db/sql.hpp) for a row they wrote after its
+-- deadline: the deadline is judged when the row is written, but a write that waited for a row
+-- lock held without a change (SELECT ... FOR UPDATE) was judged before the wait. Raising a
+-- serialization failure rolls the whole statement back; the service sends it again, and then
+-- refuses the late write. Never called otherwise.
+CREATE OR REPLACE FUNCTION attempts_written_too_late(p_id bigint, p_deadline timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'attempt % was written after its deadline % (the write waited for a lock)',
+                    p_id, p_deadline
+        USING ERRCODE = 'serialization_failure';
+END;
+$$;
+
 -- Makes attempt p_id's answers final (p_student_id NULL: any owner) and returns it; submitting
 -- again changes nothing and returns the original submitted_at. No row: no such attempt for this
 -- student. A separate statement reads the row after the UPDATE, so a concurrent submit that

@@ -12,10 +12,11 @@
 \set id random(1, 100000)
 \set student 1 + (:id - 1) % 20000
 UPDATE attempts
-   SET answers = :body, revision = COALESCE(NULL::bigint, revision), updated_at = now()
+   SET answers = :body, revision = COALESCE(NULL::bigint, revision), updated_at = clock_timestamp()
  WHERE id = :id
    AND submitted_at IS NULL
-   AND (deadline IS NULL OR deadline > now())
+   AND (deadline IS NULL OR deadline > clock_timestamp())
    AND (:student::bigint IS NULL OR student_id = :student)
    AND (NULL::bigint IS NULL OR NULL::bigint > revision)
-RETURNING id;
+RETURNING id, student_id,
+          CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline) END;

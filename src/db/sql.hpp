@@ -15,11 +15,38 @@ inline constexpr unsigned kJsonbArrayOid = 3807;
 // is the student's (no student: authentication is off), not submitted, before its deadline,
 // and, when the client sent a revision, newer than the stored one. All of it is checked in the
 // statement itself, so no extra round trip is needed and a slow client cannot outrun a deadline.
+// RETURNING names the owner of each row it changed (SaveBatch tells whose write applied).
+//
+// The deadline is judged at the moment the row is written: clock_timestamp(), not now() (the
+// transaction's start), and updated_at is that moment. A write that waits for a row lock is
+// judged again after the wait when the lock holder changed the row (PostgreSQL re-checks the
+// WHERE clause), but not when it only locked it (SELECT ... FOR UPDATE): RETURNING, which runs
+// once the row is written, then checks the deadline again, and a row written after it makes
+// attempts_written_too_late() (sql/schema.sql) roll the statement back with a serialization
+// failure; the connection sends the batch again, and the late write is refused then.
+//
+// On Citus, which refuses volatile functions in a distributed UPDATE, the shard statements use
+// now() instead: the statement's start on the coordinator (docs/scaling.md says what that
+// leaves open).
 
 inline constexpr const char* kSaveOneName = "save_answers_one";
 // One write: the statement `sql/pgbench/update.sql` measures. $1 id, $2 student, $3 revision,
-// $4 answers (types given when prepared). RETURNING tells a saved row from one that was not.
+// $4 answers (types given when prepared).
 inline constexpr const char* kSaveOne = R"sql(
+UPDATE attempts
+   SET answers = $4, revision = COALESCE($3, revision), updated_at = clock_timestamp()
+ WHERE id = $1
+   AND submitted_at IS NULL
+   AND (deadline IS NULL OR deadline > clock_timestamp())
+   AND ($2 IS NULL OR student_id = $2)
+   AND ($3 IS NULL OR $3 > revision)
+RETURNING id, student_id,
+          CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline) END)sql";
+inline constexpr unsigned kSaveOneTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid};
+
+inline constexpr const char* kSaveOneShardName = "save_answers_one_shard";
+// kSaveOne on Citus.
+inline constexpr const char* kSaveOneShard = R"sql(
 UPDATE attempts
    SET answers = $4, revision = COALESCE($3, revision), updated_at = now()
  WHERE id = $1
@@ -27,23 +54,27 @@ UPDATE attempts
    AND (deadline IS NULL OR deadline > now())
    AND ($2 IS NULL OR student_id = $2)
    AND ($3 IS NULL OR $3 > revision)
-RETURNING id)sql";
-inline constexpr unsigned kSaveOneTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid};
+RETURNING id, student_id)sql";
 
 inline constexpr const char* kSaveBatchName = "save_answers_batch";
-// Many writes in one statement, one row per attempt. The ids arrive sorted and unique, so two
-// batches lock rows in the same order and a row is never updated twice by one statement.
-#define ATTEMPTS_SAVE_BATCH                                                                   \
-  "\nUPDATE attempts AS a\n"                                                                   \
-  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision), updated_at = now()\n" \
+// Many writes in one statement, one row per attempt and writer. The rows arrive sorted by id,
+// so two batches lock rows in the same order; an attempt has several rows only for different
+// writers, of whom at most one owns it, so a row is never updated twice by one statement.
+#define ATTEMPTS_SAVE_BATCH(CLOCK)                                                           \
+  "\nUPDATE attempts AS a\n"                                                                 \
+  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n"                \
+  "       updated_at = " CLOCK "\n"                                                           \
   "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[])\n"                    \
-  "       AS w(id, student_id, revision, answers)\n"                                           \
+  "       AS w(id, student_id, revision, answers)\n"                                          \
   " WHERE a.id = w.id\n"                                                                      \
   "   AND a.submitted_at IS NULL\n"                                                           \
-  "   AND (a.deadline IS NULL OR a.deadline > now())\n"                                       \
+  "   AND (a.deadline IS NULL OR a.deadline > " CLOCK ")\n"                                   \
   "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"                            \
   "   AND (w.revision IS NULL OR w.revision > a.revision)\n"
-inline constexpr const char* kSaveBatch = ATTEMPTS_SAVE_BATCH "RETURNING a.id";
+inline constexpr const char* kSaveBatch =
+    ATTEMPTS_SAVE_BATCH("clock_timestamp()") "RETURNING a.id, a.student_id,\n"
+    "          CASE WHEN a.deadline <= clock_timestamp()\n"
+    "               THEN attempts_written_too_late(a.id, a.deadline) END";
 inline constexpr unsigned kSaveBatchTypes[] = {kInt8ArrayOid, kInt8ArrayOid, kInt8ArrayOid,
                                                kJsonbArrayOid};
 
@@ -54,7 +85,7 @@ inline constexpr const char* kSaveShardName = "save_answers_shard";
 // shard, as a one-shard transaction; kSaveBatch would go to every shard with a two-phase commit
 // (docs/scaling.md has the figures).
 inline constexpr const char* kSaveShard =
-    ATTEMPTS_SAVE_BATCH "   AND a.id = ANY($1::bigint[])\nRETURNING a.id";
+    ATTEMPTS_SAVE_BATCH("now()") "   AND a.id = ANY($1::bigint[])\nRETURNING a.id, a.student_id";
 #undef ATTEMPTS_SAVE_BATCH
 
 inline constexpr const char* kWhyNotSavedName = "why_not_saved";

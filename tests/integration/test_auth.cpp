@@ -360,6 +360,46 @@ TEST_F(AuthTest, AfterItsDeadlineAnAttemptRefusesWritesInTheStatementItself) {
             200);
 }
 
+// A write that waits on a row lock past the attempt's deadline is judged when it gets the row,
+// not when its statement started: 409, nothing stored, and updated_at never earlier than the
+// decision.
+TEST_F(AuthTest, AWriteThatWaitedOnALockPastTheDeadlineIsRefused) {
+  const std::int64_t kStudent = fresh_student();
+  std::int64_t exam = 0;
+  {
+    pqxx::connection connection(db_.url());
+    pqxx::work tx(connection);
+    exam = tx.exec1("INSERT INTO exams (title, duration_seconds) VALUES ('Timed', 2) RETURNING id")[0]
+               .as<std::int64_t>();
+    tx.commit();
+  }
+  ServerProcess server(with_auth(jwks_));
+  HttpClient client(server.port());
+  const std::string token = token_for(kStudent);
+  const auto started = client.request(with_token(start_request(exam), token));
+  ASSERT_EQ(started.status, 201) << started;
+  const std::int64_t id = body_of(started)["id"];
+  const std::string deadline = body_of(started)["deadline"];
+  ASSERT_EQ(client.request(with_token(patch_request(attempt_target(id), answers_body(R"({"1":[1]})")), token))
+                .status,
+            204);
+  const auto saved = db_.read_attempt(id);
+
+  {
+    // Held (SELECT ... FOR UPDATE) until after the deadline, while the write waits for it.
+    AttemptLock lock(db_, id);
+    client.send(with_token(patch_request(attempt_target(id), answers_body(R"({"1":[2]})")), token));
+    ASSERT_TRUE(db_.wait_for_lock_waiters(1, seconds(5)));
+    std::this_thread::sleep_for(milliseconds(2500));
+  }
+  const auto late = client.read_response();
+  EXPECT_TRUE(IsJsonError(late, 409)) << late;
+  if (late.status == 409) {
+    EXPECT_EQ(body_of(late)["deadline"], deadline);
+  }
+  EXPECT_EQ(db_.read_attempt(id), saved) << "the late write changed the attempt";
+}
+
 // ---- keys --------------------------------------------------------------------------------------
 
 TEST_F(AuthTest, SighupRotatesKeysAndABadFileKeepsTheOldOnes) {

@@ -27,7 +27,8 @@ enum class Durability {
 enum class CitusMode {
   detect,    // look at connect: the citus extension, and attempts in pg_dist_partition
   required,  // refuse calls (with the reason) unless attempts is distributed
-  off,       // plain PostgreSQL statements, never looking at Citus's catalogs
+  off,       // never group batches by shard (a distributed table still gets the statements
+             // Citus accepts: it refuses the single-node ones)
 };
 
 struct PgPoolOptions {

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "attempts/db/attempt_map.hpp"
+#include "attempts/db/call_queue.hpp"
+#include "attempts/db/save_batch.hpp"
+#include "attempts/db/shard_map.hpp"
+
+namespace attempts::db {
+
+// Which queued calls go out next. A round is either one call on its own (a read, a submit, a
+// start, a ping) or the writes that can go now, as one SaveBatch per statement group (the
+// Citus shard; everything is group 0 on one PostgreSQL).
+//
+// The rule that keeps every caller's outcome its own: while a statement that touches an
+// attempt is in flight (its UPDATE, and the why-not-saved query after it), nothing else of that
+// attempt is sent, so each statement sees the attempt exactly as the calls before it left it.
+// Calls of attempts in flight, and calls behind one that must wait (SaveBatch::add), stay
+// queued in the order they arrived; calls of other attempts go past them. No libpq, no sockets,
+// no timers.
+class SavePlanner {
+ public:
+  struct Round {
+    std::vector<std::unique_ptr<SaveBatch>> batches;  // sealed, ascending by group
+    PendingCall call;                                 // or one call on its own
+
+    bool empty() const { return batches.empty() && call.answered(); }
+  };
+
+  // `max_batch`: the most writes one round takes (and rows one statement holds).
+  explicit SavePlanner(std::size_t max_batch) : max_batch_(max_batch) {}
+
+  // Takes the next round out of `queue` into `round` (which must be empty); leaves it empty if
+  // every queued call waits for an attempt in flight. `shards` groups the writes by shard.
+  void next_round(CallQueue& queue, const ShardMap* shards, Round& round);
+
+  // What a round sent has finished: its attempts may be sent again. A batch is finished when
+  // it is done (or fails); a call on its own when its statement has finished.
+  void finished(const SaveBatch& batch);
+  void finished(StoreCall::Kind kind, AttemptId attempt);
+  // The connection was lost: nothing is in flight any more.
+  void forget_in_flight();
+  bool in_flight(AttemptId attempt) const { return in_flight_.find(attempt) != 0; }
+
+  // Batches are reused, so planning allocates nothing once warm.
+  void recycle(std::unique_ptr<SaveBatch> batch);
+
+  // Whether a call of this kind is of one attempt, sent in order with that attempt's writes.
+  static bool of_attempt(StoreCall::Kind kind) {
+    return kind == StoreCall::Kind::save_answers || kind == StoreCall::Kind::load_attempt ||
+           kind == StoreCall::Kind::submit_attempt;
+  }
+
+ private:
+  SaveBatch& batch_for(std::uint32_t group, Round& round);
+  void hold(AttemptId attempt);
+
+  std::size_t max_batch_;
+  AttemptMap in_flight_;  // attempt -> statements in flight that touch it
+  AttemptMap held_;       // attempts that wait in this round, so later calls of them wait too
+  std::vector<std::unique_ptr<SaveBatch>> spare_;
+  std::vector<std::uint32_t> batch_of_group_;  // index + 1 into round.batches; 0: none yet
+  std::vector<std::uint32_t> groups_used_;
+};
+
+}  // namespace attempts::db

@@ -1,0 +1,215 @@
+#include "attempts/db/save_batch.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace attempts::db {
+
+void SaveBatch::reset(std::uint32_t group, std::size_t max_rows) {
+  phase_ = Phase::building;
+  group_ = group;
+  max_rows_ = std::max<std::size_t>(max_rows, 1);
+  rows_.clear();
+  members_.clear();
+  sorted_.clear();
+  first_row_.clear();
+  unsaved_ids_.clear();
+}
+
+bool SaveBatch::add(const PendingCall& pending) {
+  const StoreCall& call = *pending.call;
+  const auto member = static_cast<std::uint32_t>(members_.size());
+  std::uint32_t last = 0;
+  for (std::uint32_t r = first_row_.find(call.attempt_id); r != 0;
+       r = rows_[r - 1].next_of_attempt) {
+    RowState& state = rows_[r - 1];
+    last = r;
+    if (state.row.student == call.student) {
+      // The same writer: only writes without a revision share a row, the last one sent.
+      if (state.row.revision || call.revision) return false;
+      state.sent_member = member;
+      state.row.answers = &call.answers_json;
+      members_.push_back({pending, r - 1});
+      return true;
+    }
+    // A writer who matches any owner shares the attempt with nobody.
+    if (!state.row.student || !call.student) return false;
+  }
+  if (rows_.size() >= max_rows_) return false;
+  RowState& added = rows_.emplace_back();
+  added.row = {call.attempt_id, call.student, call.revision, &call.answers_json};
+  added.sent_member = member;
+  const auto index = static_cast<std::uint32_t>(rows_.size());
+  if (last != 0) {
+    rows_[last - 1].next_of_attempt = index;
+  } else {
+    first_row_.set(call.attempt_id, index);
+  }
+  members_.push_back({pending, index - 1});
+  return true;
+}
+
+void SaveBatch::seal() {
+  sorted_.clear();
+  for (const auto& state : rows_) sorted_.push_back(state.row);
+  std::sort(sorted_.begin(), sorted_.end(), [](const Row& a, const Row& b) {
+    if (a.id != b.id) return a.id < b.id;
+    return a.student < b.student;  // nullopt first; an attempt has at most one such row
+  });
+  phase_ = Phase::saving;
+}
+
+std::size_t SaveBatch::unanswered() const {
+  return static_cast<std::size_t>(std::count_if(
+      members_.begin(), members_.end(), [](const Member& m) { return !m.pending.answered(); }));
+}
+
+std::size_t SaveBatch::applied_rows() const {
+  return static_cast<std::size_t>(
+      std::count_if(rows_.begin(), rows_.end(),
+                    [](const RowState& state) { return state.fate == Fate::applied; }));
+}
+
+void SaveBatch::saw_updated(AttemptId id, StudentId owner) {
+  for (std::uint32_t r = first_row_.find(id); r != 0; r = rows_[r - 1].next_of_attempt) {
+    RowState& state = rows_[r - 1];
+    if (!state.row.student || *state.row.student == owner) {
+      state.fate = Fate::applied;
+      return;
+    }
+  }
+}
+
+bool SaveBatch::committed(CallAnswerer& answerer) {
+  for (auto& state : rows_) {
+    if (state.fate != Fate::pending) continue;
+    // Another writer's row of this attempt was applied: the attempt is theirs, not this one's.
+    for (std::uint32_t r = first_row_.find(state.row.id); r != 0;
+         r = rows_[r - 1].next_of_attempt) {
+      if (rows_[r - 1].fate == Fate::applied) {
+        state.fate = Fate::not_found;
+        break;
+      }
+    }
+    if (state.fate == Fate::pending) unsaved_ids_.push_back(state.row.id);
+  }
+  for (auto& member : members_) {
+    if (rows_[member.row].fate != Fate::pending) answer(member, answerer);
+  }
+  if (unsaved_ids_.empty()) {
+    phase_ = Phase::done;
+    return false;
+  }
+  std::sort(unsaved_ids_.begin(), unsaved_ids_.end());
+  unsaved_ids_.erase(std::unique(unsaved_ids_.begin(), unsaved_ids_.end()), unsaved_ids_.end());
+  phase_ = Phase::explaining;
+  return true;
+}
+
+SaveBatch::Fate SaveBatch::fate_of(const Row& row, const StoredAttempt& stored) {
+  // In the order the UPDATE checks them: whose it is, then submitted, deadline and revision.
+  if (row.student && *row.student != stored.owner) return Fate::not_found;
+  if (stored.submitted_at) return Fate::submitted;
+  if (stored.deadline_passed) return Fate::deadline_passed;
+  if (row.revision && *row.revision <= stored.revision) return Fate::stale_revision;
+  return Fate::unexplained;
+}
+
+void SaveBatch::saw_stored(const StoredAttempt& stored) {
+  for (std::uint32_t r = first_row_.find(stored.id); r != 0; r = rows_[r - 1].next_of_attempt) {
+    RowState& state = rows_[r - 1];
+    if (state.fate != Fate::pending) continue;
+    state.fate = fate_of(state.row, stored);
+    if (state.fate == Fate::submitted) state.detail = *stored.submitted_at;
+    if (state.fate == Fate::deadline_passed) state.detail = stored.deadline.value_or("");
+    if (state.fate == Fate::stale_revision) state.stored_revision = stored.revision;
+  }
+}
+
+std::size_t SaveBatch::explained(CallAnswerer& answerer) {
+  std::size_t unexplained = 0;
+  for (auto& state : rows_) {
+    // Not read at all: there is no such attempt.
+    if (state.fate == Fate::pending) state.fate = Fate::not_found;
+    unexplained += state.fate == Fate::unexplained;
+  }
+  for (auto& member : members_) answer(member, answerer);
+  phase_ = Phase::done;
+  return unexplained;
+}
+
+void SaveBatch::answer(Member& member, CallAnswerer& answerer) {
+  if (member.pending.answered()) return;
+  const RowState& state = rows_[member.row];
+  AttemptRecord& record = member.pending.call->record;
+  StoreOutcome outcome = StoreOutcome::unavailable;
+  switch (state.fate) {
+    case Fate::applied:
+      outcome = StoreOutcome::done;
+      break;
+    case Fate::not_found:
+      outcome = StoreOutcome::not_found;
+      break;
+    case Fate::submitted:
+      record.submitted_at = state.detail;
+      outcome = StoreOutcome::submitted;
+      break;
+    case Fate::deadline_passed:
+      record.deadline = state.detail;
+      outcome = StoreOutcome::deadline_passed;
+      break;
+    case Fate::stale_revision:
+      record.revision = state.stored_revision;
+      outcome = StoreOutcome::stale_revision;
+      break;
+    case Fate::pending:
+    case Fate::unexplained:
+      break;  // nothing changed, for no reason known: unavailable
+  }
+  answerer.answer(member.pending, outcome);
+}
+
+void SaveBatch::failed(StoreOutcome outcome, CallAnswerer& answerer) {
+  for (auto& member : members_) answerer.answer(member.pending, outcome);
+  phase_ = Phase::done;
+}
+
+void SaveBatch::rolled_back(std::uint8_t max_retries, std::vector<PendingCall>& retry,
+                            CallAnswerer& answerer) {
+  for (auto& member : members_) {
+    if (member.pending.answered()) continue;
+    if (member.pending.retries >= max_retries) {
+      answerer.answer(member.pending, StoreOutcome::unavailable);
+      continue;
+    }
+    ++member.pending.retries;
+    retry.push_back(std::exchange(member.pending, PendingCall{}));
+  }
+  phase_ = Phase::done;
+}
+
+void SaveBatch::lost(bool ran, CallAnswerer& answerer) {
+  failed(phase_ == Phase::saving && ran ? StoreOutcome::unknown : StoreOutcome::unavailable,
+         answerer);
+}
+
+std::size_t SaveBatch::expire(Clock::time_point now, CallAnswerer& answerer) {
+  std::size_t expired = 0;
+  for (auto& member : members_) {
+    if (member.pending.answered() || member.pending.call->deadline > now) continue;
+    answerer.answer(member.pending,
+                    phase_ == Phase::saving ? StoreOutcome::unknown : StoreOutcome::unavailable);
+    ++expired;
+  }
+  return expired;
+}
+
+SaveBatch::Clock::time_point SaveBatch::earliest_deadline() const {
+  auto earliest = Clock::time_point::max();
+  for (const auto& member : members_) {
+    if (!member.pending.answered()) earliest = std::min(earliest, member.pending.call->deadline);
+  }
+  return earliest;
+}
+
+}  // namespace attempts::db
