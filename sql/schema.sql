@@ -133,9 +133,10 @@ $$;
 -- deadline: the deadline is judged when the row is written, but a write that waited for a row
 -- lock held without a change (SELECT ... FOR UPDATE) was judged before the wait. Raising a
 -- serialization failure rolls the whole statement back; the service sends it again, and then
--- refuses the late write. Never called otherwise.
+-- refuses the late write. Never called otherwise, and never returns (its type is that of the
+-- column it stands in for).
 CREATE OR REPLACE FUNCTION attempts_written_too_late(p_id bigint, p_deadline timestamptz)
-RETURNS boolean
+RETURNS bigint
 LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'attempt % was written after its deadline % (the write waited for a lock)',

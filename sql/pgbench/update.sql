@@ -18,5 +18,5 @@ UPDATE attempts
    AND (deadline IS NULL OR deadline > clock_timestamp())
    AND (:student::bigint IS NULL OR student_id = :student)
    AND (NULL::bigint IS NULL OR NULL::bigint > revision)
-RETURNING id, student_id,
-          CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline) END;
+RETURNING CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline)
+               ELSE id END;

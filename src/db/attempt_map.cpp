@@ -29,24 +29,43 @@ void AttemptMap::set(AttemptId id, std::uint32_t value) {
   slot = {id, value};
 }
 
+std::uint32_t AttemptMap::insert(AttemptId id, std::uint32_t value) {
+  if (2 * (size_ + 1) > slots_.size()) grow();
+  Slot& slot = slots_[probe(id)];
+  if (slot.value != 0) return slot.value;
+  ++size_;
+  slot = {id, value};
+  return 0;
+}
+
 void AttemptMap::increment(AttemptId id) {
-  set(id, find(id) + 1);
+  if (2 * (size_ + 1) > slots_.size()) grow();
+  Slot& slot = slots_[probe(id)];
+  if (slot.value == 0) {
+    ++size_;
+    slot.id = id;
+  }
+  ++slot.value;
 }
 
 void AttemptMap::decrement(AttemptId id) {
-  const std::uint32_t value = find(id);
-  if (value > 1) {
-    slots_[probe(id)].value = value - 1;
-  } else if (value == 1) {
-    erase(id);
+  if (size_ == 0) return;
+  const std::size_t at = probe(id);
+  if (slots_[at].value > 1) {
+    --slots_[at].value;
+  } else if (slots_[at].value == 1) {
+    remove_at(at);
   }
 }
 
 void AttemptMap::erase(AttemptId id) {
   if (size_ == 0) return;
+  const std::size_t at = probe(id);
+  if (slots_[at].value != 0) remove_at(at);
+}
+
+void AttemptMap::remove_at(std::size_t hole) {
   const std::size_t mask = slots_.size() - 1;
-  std::size_t hole = probe(id);
-  if (slots_[hole].value == 0) return;
   --size_;
   // Backward shift: each later entry of the run that may sit in the hole moves into it.
   for (std::size_t next = (hole + 1) & mask; slots_[next].value != 0; next = (next + 1) & mask) {

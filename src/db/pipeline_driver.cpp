@@ -183,7 +183,8 @@ bool PipelineDriver::sent(bool ok) {
 bool PipelineDriver::send(const EncodedStatement& statement) {
   if (phase_ != Phase::open) return false;
   return sent(PQsendQueryPrepared(pg_, statement.name, statement.count, statement.values.data(),
-                                  statement.lengths.data(), statement.formats.data(), 0) == 1);
+                                  statement.lengths.data(), statement.formats.data(),
+                                  statement.result_format) == 1);
 }
 
 bool PipelineDriver::send_query(const char* text) {

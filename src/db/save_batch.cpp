@@ -19,9 +19,13 @@ void SaveBatch::reset(std::uint32_t group, std::size_t max_rows) {
 bool SaveBatch::add(const PendingCall& pending) {
   const StoreCall& call = *pending.call;
   const auto member = static_cast<std::uint32_t>(members_.size());
+  const auto index = static_cast<std::uint32_t>(rows_.size() + 1);
+  // The attempt's first row, or this new one if it has none yet (the usual case).
+  const std::uint32_t first =
+      rows_.size() < max_rows_ ? first_row_.insert(call.attempt_id, index)
+                               : first_row_.find(call.attempt_id);
   std::uint32_t last = 0;
-  for (std::uint32_t r = first_row_.find(call.attempt_id); r != 0;
-       r = rows_[r - 1].next_of_attempt) {
+  for (std::uint32_t r = first; r != 0; r = rows_[r - 1].next_of_attempt) {
     RowState& state = rows_[r - 1];
     last = r;
     if (state.row.student == call.student) {
@@ -39,12 +43,7 @@ bool SaveBatch::add(const PendingCall& pending) {
   RowState& added = rows_.emplace_back();
   added.row = {call.attempt_id, call.student, call.revision, &call.answers_json};
   added.sent_member = member;
-  const auto index = static_cast<std::uint32_t>(rows_.size());
-  if (last != 0) {
-    rows_[last - 1].next_of_attempt = index;
-  } else {
-    first_row_.set(call.attempt_id, index);
-  }
+  if (last != 0) rows_[last - 1].next_of_attempt = index;
   members_.push_back({pending, index - 1});
   return true;
 }
@@ -70,10 +69,10 @@ std::size_t SaveBatch::applied_rows() const {
                     [](const RowState& state) { return state.fate == Fate::applied; }));
 }
 
-void SaveBatch::saw_updated(AttemptId id, StudentId owner) {
+void SaveBatch::saw_updated(AttemptId id, std::optional<StudentId> owner) {
   for (std::uint32_t r = first_row_.find(id); r != 0; r = rows_[r - 1].next_of_attempt) {
     RowState& state = rows_[r - 1];
-    if (!state.row.student || *state.row.student == owner) {
+    if (!owner || !state.row.student || *state.row.student == *owner) {
       state.fate = Fate::applied;
       return;
     }

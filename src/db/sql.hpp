@@ -15,15 +15,18 @@ inline constexpr unsigned kJsonbArrayOid = 3807;
 // is the student's (no student: authentication is off), not submitted, before its deadline,
 // and, when the client sent a revision, newer than the stored one. All of it is checked in the
 // statement itself, so no extra round trip is needed and a slow client cannot outrun a deadline.
-// RETURNING names the owner of each row it changed (SaveBatch tells whose write applied).
+// RETURNING names each row it changed, in binary (int8): the batched statements with its owner,
+// so that SaveBatch can tell whose write applied when writers differ; the one-row statement has
+// one writer, and no owner column to parse.
 //
 // The deadline is judged at the moment the row is written: clock_timestamp(), not now() (the
 // transaction's start), and updated_at is that moment. A write that waits for a row lock is
 // judged again after the wait when the lock holder changed the row (PostgreSQL re-checks the
 // WHERE clause), but not when it only locked it (SELECT ... FOR UPDATE): RETURNING, which runs
-// once the row is written, then checks the deadline again, and a row written after it makes
-// attempts_written_too_late() (sql/schema.sql) roll the statement back with a serialization
-// failure; the connection sends the batch again, and the late write is refused then.
+// once the row is written, then checks the deadline again in place of its last column: a row
+// written after it makes attempts_written_too_late() (sql/schema.sql) roll the statement back with a
+// serialization failure; the connection sends the batch again, and the late write is refused
+// then.
 //
 // On Citus, which refuses volatile functions in a distributed UPDATE, the shard statements use
 // now() instead: the statement's start on the coordinator (docs/scaling.md says what that
@@ -40,8 +43,8 @@ UPDATE attempts
    AND (deadline IS NULL OR deadline > clock_timestamp())
    AND ($2 IS NULL OR student_id = $2)
    AND ($3 IS NULL OR $3 > revision)
-RETURNING id, student_id,
-          CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline) END)sql";
+RETURNING CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline)
+               ELSE id END)sql";
 inline constexpr unsigned kSaveOneTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid};
 
 inline constexpr const char* kSaveOneShardName = "save_answers_one_shard";
@@ -54,7 +57,7 @@ UPDATE attempts
    AND (deadline IS NULL OR deadline > now())
    AND ($2 IS NULL OR student_id = $2)
    AND ($3 IS NULL OR $3 > revision)
-RETURNING id, student_id)sql";
+RETURNING id)sql";
 
 inline constexpr const char* kSaveBatchName = "save_answers_batch";
 // Many writes in one statement, one row per attempt and writer. The rows arrive sorted by id,
@@ -72,9 +75,9 @@ inline constexpr const char* kSaveBatchName = "save_answers_batch";
   "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"                            \
   "   AND (w.revision IS NULL OR w.revision > a.revision)\n"
 inline constexpr const char* kSaveBatch =
-    ATTEMPTS_SAVE_BATCH("clock_timestamp()") "RETURNING a.id, a.student_id,\n"
+    ATTEMPTS_SAVE_BATCH("clock_timestamp()") "RETURNING a.id,\n"
     "          CASE WHEN a.deadline <= clock_timestamp()\n"
-    "               THEN attempts_written_too_late(a.id, a.deadline) END";
+    "               THEN attempts_written_too_late(a.id, a.deadline) ELSE a.student_id END";
 inline constexpr unsigned kSaveBatchTypes[] = {kInt8ArrayOid, kInt8ArrayOid, kInt8ArrayOid,
                                                kJsonbArrayOid};
 

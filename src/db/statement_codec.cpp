@@ -119,6 +119,7 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus)
   for (std::size_t i = 0; i < static_cast<std::size_t>(statement_.count); ++i) {
     statement_.values[i] = nulls_[i] ? nullptr : buffer_.data() + offsets_[i];
   }
+  statement_.result_format = 1;  // int8 columns: eight bytes each, nothing to parse
   return statement_;
 }
 
@@ -181,8 +182,20 @@ StatementError StatementCodec::read_error(const PGresult& result) {
 }
 
 void StatementCodec::read_updated(const PGresult& result, SaveBatch& batch) {
+  const auto int8_at = [&](int row, int column) {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(PQgetvalue(&result, row, column));
+    std::uint64_t value = 0;
+    for (int i = 0; i < 8; ++i) value = value << 8 | bytes[i];  // network byte order
+    return static_cast<std::int64_t>(value);
+  };
+  // (id) from the one-row statement, (id, owner) from the batched ones.
+  const bool with_owner = PQnfields(&result) == 2;
   for (int row = 0; row < PQntuples(&result); ++row) {
-    batch.saw_updated(integer_at(result, row, 0), integer_at(result, row, 1));
+    if (PQgetlength(&result, row, 0) != 8 || (with_owner && PQgetlength(&result, row, 1) != 8)) {
+      continue;  // not int8: never from these statements
+    }
+    batch.saw_updated(int8_at(row, 0),
+                      with_owner ? std::optional<StudentId>(int8_at(row, 1)) : std::nullopt);
   }
 }
 

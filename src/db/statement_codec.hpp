@@ -26,6 +26,7 @@ struct EncodedStatement {
   std::array<const char*, kMaxParameters> values{};
   std::array<int, kMaxParameters> lengths{};
   std::array<int, kMaxParameters> formats{};
+  int result_format = 0;  // 0 text, 1 binary
 };
 
 // libpq's message for the connection's last error, trimmed; "connection failed" if empty.
@@ -58,7 +59,8 @@ class StatementCodec {
   const EncodedStatement& call(const StoreCall& call);
 
   static StatementError read_error(const PGresult& result);
-  // The UPDATE's rows: (id, owner) of each attempt it changed.
+  // The UPDATE's rows, in binary: (id) from the one-row statement, (id, owner) from the batched
+  // ones.
   static void read_updated(const PGresult& result, SaveBatch& batch);
   // The why-not-saved query's rows.
   static void read_stored(const PGresult& result, SaveBatch& batch);

@@ -147,6 +147,19 @@ TEST(SaveBatchTest, AnAppliedRowMakesItsAttemptsOtherRowsSomeoneElses) {
   EXPECT_EQ(batch.phase(), SaveBatch::Phase::done);
 }
 
+TEST(SaveBatchTest, TheOneRowStatementNamesNoOwner) {
+  Calls calls;
+  SaveBatch batch;
+  batch.reset(0, 256);
+  batch.add(calls.save(5, 1));
+  batch.add(calls.save(5, 1));
+  batch.seal();
+  batch.saw_updated(5, std::nullopt);
+  EXPECT_FALSE(batch.committed(calls));
+  EXPECT_EQ(calls.outcome(0), StoreOutcome::done);
+  EXPECT_EQ(calls.outcome(1), StoreOutcome::done);
+}
+
 TEST(SaveBatchTest, RowsNotAppliedAreExplainedByWhatIsStored) {
   Calls calls;
   SaveBatch batch;

@@ -18,6 +18,9 @@ class AttemptMap {
   std::uint32_t find(AttemptId id) const;
   // Stores `value` (non-zero) for `id`, replacing what was there.
   void set(AttemptId id, std::uint32_t value);
+  // Stores `value` (non-zero) for `id` unless it has one; returns the number stored before
+  // (0: none, `value` was stored). One probe.
+  std::uint32_t insert(AttemptId id, std::uint32_t value);
   // Adds one to the number for `id` (from 0 if absent).
   void increment(AttemptId id);
   // Subtracts one; at 0 the id is removed. Does nothing for an absent id.
@@ -38,6 +41,8 @@ class AttemptMap {
   // The slot holding `id`, or the empty slot where it would go.
   std::size_t probe(AttemptId id) const;
   void grow();
+  // Empties an occupied slot, shifting the entries after it back.
+  void remove_at(std::size_t slot);
 
   std::vector<Slot> slots_;
   std::size_t size_ = 0;

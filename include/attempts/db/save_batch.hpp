@@ -84,8 +84,9 @@ class SaveBatch {
   // Rows the UPDATE applied (known once it committed).
   std::size_t applied_rows() const;
 
-  // The UPDATE returned a row: attempt `id` was updated, and `owner` owns it.
-  void saw_updated(AttemptId id, StudentId owner);
+  // The UPDATE returned a row: attempt `id` was updated, and `owner` owns it (nullopt from the
+  // one-row statement, whose attempt has one writer).
+  void saw_updated(AttemptId id, std::optional<StudentId> owner);
   // The UPDATE committed. Answers the calls whose fate is known: applied (done) or someone
   // else's (not_found); true if rows remain whose reason must be read (unsaved_ids), and the
   // batch is then explaining.
