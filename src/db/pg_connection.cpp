@@ -1253,6 +1253,8 @@ void PgConnection::publish_gauges() {
     for (const auto& waiter : statement->waiters) in_flight += waiter.call != nullptr;
   }
   gauges_.connected.store(phase_ == Phase::ready, std::memory_order_relaxed);
+  gauges_.refusing.store(phase_ == Phase::ready && refusal().has_value(),
+                         std::memory_order_relaxed);
   gauges_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
   gauges_.in_flight.store(in_flight, std::memory_order_relaxed);
 }
