@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks what deploy/ gives an operator; ctest runs each part as a test labelled `operations`
-# (scripts/test.sh -L operations). The metric names used by the rules and the dashboard are
-# checked against a live server by tests/operations/test_deploy_metrics.cpp.
+# (scripts/test.sh -L operations). The metric names used by the rules and the dashboard, and
+# the rules' evaluation by a real Prometheus, are checked against a live server by
+# tests/operations/test_deploy_metrics.cpp.
 #
 #   scripts/check-deploy.sh prometheus          promtool check config (and so every rule file),
 #                                               then the rules' unit tests (promtool test rules)

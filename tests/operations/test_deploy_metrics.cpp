@@ -8,11 +8,16 @@
 // and Grafana variables ($instance). A name may also be one a recording rule in deploy/ defines,
 // or `up`, which Prometheus adds to every scrape target.
 //
+// And Debian's Prometheus (the prometheus package, which also gives promtool) scrapes a live
+// server on loopback with deploy/'s rule files, and evaluates every rule without an error: a
+// rule that parses can still fail on real series (many-to-many matching, duplicate series).
+//
 // The rule files are read by a line reader for the layout they keep: each rule is a list item
 // `- alert: NAME` or `- record: NAME`, and its `expr:` is on one line or a block (`expr: |`)
 // of lines indented deeper than the key. Any other way of writing an expr throws.
 
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <cctype>
@@ -26,10 +31,12 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/http_client.hpp"
 #include "support/server_process.hpp"
+#include "support/subprocess.hpp"
 #include "support/tokens.hpp"
 
 namespace attempts::integration {
@@ -141,7 +148,7 @@ struct DeployUse {
   Names recorded;  // names recording rules define
 };
 
-std::string read_file(const std::filesystem::path& path) {
+std::string file_text(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path.string());
   std::ostringstream text;
@@ -250,7 +257,7 @@ std::map<std::string, std::string> rule_files() {
   std::map<std::string, std::string> files;
   for (const auto& entry : std::filesystem::directory_iterator(deploy_dir() / "prometheus/rules")) {
     if (entry.path().extension() == ".yml") {
-      files[entry.path().lexically_relative(deploy_dir()).string()] = read_file(entry.path());
+      files[entry.path().lexically_relative(deploy_dir()).string()] = file_text(entry.path());
     }
   }
   return files;
@@ -263,7 +270,7 @@ DeployUse read_deploy(const std::map<std::string, std::string>& rules) {
   for (const auto& entry : std::filesystem::directory_iterator(dashboards)) {
     if (entry.path().extension() == ".json") {
       read_dashboard(entry.path().lexically_relative(deploy_dir()).string(),
-                     read_file(entry.path()), use);
+                     file_text(entry.path()), use);
     }
   }
   return use;
@@ -314,6 +321,87 @@ Names live_sample_names() {
   const auto page = HttpClient(server.port()).request(get_request("/metrics"));
   EXPECT_EQ(page.status, 200);
   return sample_names(page.body);
+}
+
+// ---- Prometheus itself --------------------------------------------------------------------------
+
+constexpr const char* kPrometheus = "/usr/bin/prometheus";
+
+// Debian's Prometheus on a free loopback port, scraping `target` every second with deploy/'s rule
+// files, its data in a temporary directory. Stopped (SIGTERM, then SIGKILL) on destruction; only
+// its own pid is ever signalled.
+class PrometheusProcess {
+ public:
+  explicit PrometheusProcess(std::uint16_t target) : port_(pick_free_port()) {
+    std::ofstream config(dir_.file("prometheus.yml"));
+    config << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+           << "rule_files:\n  - " << (deploy_dir() / "prometheus/rules/*.yml").string() << "\n"
+           << "scrape_configs:\n  - job_name: attempts\n    static_configs:\n"
+           << "      - targets: [\"127.0.0.1:" << target << "\"]\n";
+    config.close();
+    SpawnOptions options;
+    options.argv = {kPrometheus, "--config.file=" + dir_.file("prometheus.yml"),
+                    "--storage.tsdb.path=" + dir_.file("data"),
+                    "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=warn"};
+    options.output_path = dir_.file("prometheus.log");
+    options.kill_with_parent = true;
+    pid_ = spawn_process(options);
+  }
+  ~PrometheusProcess() {
+    if (poll_exit(pid_)) return;
+    ::kill(pid_, SIGTERM);
+    if (!wait_for_exit(pid_, std::chrono::seconds(10))) {
+      ::kill(pid_, SIGKILL);
+      wait_for_exit(pid_, std::chrono::seconds(10));
+    }
+  }
+  PrometheusProcess(const PrometheusProcess&) = delete;
+  PrometheusProcess& operator=(const PrometheusProcess&) = delete;
+
+  // The `data` of an API answer, or null while Prometheus does not answer yet.
+  json api(const std::string& target) {
+    try {
+      const auto response = HttpClient(port_).request(get_request(target));
+      if (response.status != 200) return nullptr;
+      return json::parse(response.body).at("data");
+    } catch (const HttpError&) {
+      return nullptr;
+    }
+  }
+  bool running() { return !poll_exit(pid_).has_value(); }
+  std::string log() const { return read_file(dir_.file("prometheus.log")); }
+
+ private:
+  TempDir dir_{"attempts-prometheus"};
+  std::uint16_t port_;
+  pid_t pid_ = -1;
+};
+
+// Every rule of every group of /api/v1/rules, once each has been evaluated at least twice (its
+// lastEvaluation moved on); empty if that does not happen within `within`.
+std::vector<json> evaluated_rules(PrometheusProcess& prometheus, std::chrono::seconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  std::map<std::string, std::string> first_evaluation;
+  while (std::chrono::steady_clock::now() < deadline && prometheus.running()) {
+    const json data = prometheus.api("/api/v1/rules");
+    std::vector<json> rules;
+    std::size_t twice = 0;
+    if (data.is_object()) {
+      for (const auto& group : data.at("groups")) {
+        for (const auto& rule : group.at("rules")) {
+          rules.push_back(rule);
+          const std::string at = rule.value("lastEvaluation", "");
+          const std::string key = group.value("name", "") + "/" + rule.value("name", "");
+          if (at.rfind("0001-", 0) == 0 || at.empty()) continue;
+          const auto [first, inserted] = first_evaluation.emplace(key, at);
+          if (!inserted && first->second != at) ++twice;
+        }
+      }
+    }
+    if (!rules.empty() && twice == rules.size()) return rules;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return {};
 }
 
 // ---- Tests -------------------------------------------------------------------------------------
@@ -370,6 +458,58 @@ TEST(MetricNamesTest, AMadeUpNameInARuleIsCaught) {
   ASSERT_EQ(unknown.size(), 1u) << testing::PrintToString(unknown);
   EXPECT_EQ(unknown[0].rfind("attempts_db_queue_length in prometheus/rules/attempts.yml:", 0), 0u)
       << unknown[0];
+}
+
+}  // namespace
+}  // namespace attempts::integration
+
+namespace attempts::integration {
+namespace {
+
+TEST(PrometheusTest, ScrapesALiveServerAndEvaluatesEveryRuleWithoutAnError) {
+  ASSERT_TRUE(std::filesystem::exists(kPrometheus))
+      << kPrometheus << " is missing: Debian's prometheus package (scripts/install-deps.sh)";
+  TestJwks jwks;
+  ServerProcess server(
+      ServerSettings::with_flags({"--auth", "jwt", "--jwks", jwks.path(), "--pool-size", "2"}));
+  constexpr std::int64_t kId = 7991;
+  EXPECT_EQ(HttpClient(server.port())
+                .request(with_token(get_request(attempt_target(kId)), token_for(owner_of(kId))))
+                .status,
+            200);
+  EXPECT_EQ(HttpClient(server.port()).request(get_request(attempt_target(kId))).status, 401);
+  PrometheusProcess prometheus(server.port());
+
+  // The scrape: the target is up and the server's series are stored under job attempts.
+  json up;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline && prometheus.running()) {
+    up = prometheus.api("/api/v1/query?query=up");
+    if (up.is_object() && !up.at("result").empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_TRUE(up.is_object() && up.at("result").size() == 1) << up.dump() << prometheus.log();
+  EXPECT_EQ(up.at("result")[0].at("metric").value("job", ""), "attempts");
+  EXPECT_EQ(up.at("result")[0].at("value")[1], "1");
+  const json connections = prometheus.api("/api/v1/query?query=attempts_db_connection_up");
+  ASSERT_TRUE(connections.is_object()) << prometheus.log();
+  EXPECT_EQ(connections.at("result").size(), 2u) << connections.dump();
+
+  // Then every rule, evaluated again since: on the scraped series.
+  const auto rules = evaluated_rules(prometheus, std::chrono::seconds(60));
+  ASSERT_FALSE(rules.empty()) << "the rules were not evaluated twice within 60 s:\n"
+                              << prometheus.log();
+  const DeployUse use = read_deploy(rule_files());
+  std::size_t alerts = 0;
+  for (const auto& rule : rules) {
+    alerts += rule.value("type", "") == "alerting";
+    EXPECT_EQ(rule.value("health", ""), "ok")
+        << rule.value("name", "") << ": " << rule.value("lastError", "");
+  }
+  EXPECT_EQ(rules.size(), alerts + use.recorded.size());
+  EXPECT_EQ(alerts, 14u);
+  std::cout << "[  FIGURE  ] prometheus_rules_evaluated_ok = " << rules.size() << " (" << alerts
+            << " alerts)\n";
 }
 
 }  // namespace
