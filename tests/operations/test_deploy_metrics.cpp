@@ -304,10 +304,10 @@ Names sample_names(const std::string& page) {
   return names;
 }
 
-// The sample names of a server that has served what the dashboard shows: a read with a valid
+// The /metrics page of a server that has served what the dashboard shows: a read with a valid
 // token, a request with none (a rejection), a probe. Authentication is on, so the auth families
 // are on the page too. Only reads: the shared database is left as it was.
-Names live_sample_names() {
+std::string live_page() {
   TestJwks jwks;
   ServerProcess server(
       ServerSettings::with_flags({"--auth", "jwt", "--jwks", jwks.path(), "--pool-size", "2"}));
@@ -320,7 +320,11 @@ Names live_sample_names() {
   EXPECT_EQ(HttpClient(server.port()).request(get_request("/readyz")).status, 200);
   const auto page = HttpClient(server.port()).request(get_request("/metrics"));
   EXPECT_EQ(page.status, 200);
-  return sample_names(page.body);
+  return page.body;
+}
+
+Names live_sample_names() {
+  return sample_names(live_page());
 }
 
 // ---- Prometheus itself --------------------------------------------------------------------------
@@ -444,6 +448,17 @@ TEST(MetricNamesTest, EveryNameInDeployIsOnALiveServersMetricsPage) {
   }
   std::cout << "[  FIGURE  ] deploy_metric_names_checked = " << used << " of " << on_page.size()
             << " sample names on the page, in " << use.expressions.size() << " expressions\n";
+}
+
+// promtool's own lint of an exposition (names, HELP, TYPE, counters ending in _total, ...).
+TEST(MetricNamesTest, PromtoolFindsNothingToLintOnTheLivePage) {
+  TempDir dir("attempts-metrics-page");
+  std::ofstream(dir.file("metrics.txt")) << live_page();
+  SpawnOptions options;
+  options.argv = {"sh", "-c", "promtool check metrics < \"$0\"", dir.file("metrics.txt")};
+  const auto result = run_command(options, std::chrono::seconds(30));
+  EXPECT_EQ(result.status, ExitStatus::exit_code(0)) << result.output;
+  EXPECT_EQ(result.output, "");
 }
 
 TEST(MetricNamesTest, AMadeUpNameInARuleIsCaught) {
