@@ -7,7 +7,11 @@
 #   2. bench/patch.lua: run by the real wrk (its LuaJIT) against a stub HTTP server on 127.0.0.1:
 #      the script loads, counts non-2xx responses, prints its `bench:` line, and paced mode
 #      delivers about the requested rate.
-#   3. docker-compose.yml and docker-compose.citus.yml: `docker-compose config -q`.
+#   3. docker-compose.yml and docker-compose.citus.yml: `docker-compose config -q`; every file or
+#      folder they bind-mount exists; the monitoring services (prometheus, grafana) are there with
+#      pinned images, and what deploy/ configures for them (scrape target, data source, dashboard
+#      folder) names the services and paths the compose file gives them. promtool and the
+#      dashboard's metric names are checked by scripts/test.sh -L operations.
 #   4. sql/pgbench/update.sql: the same statement as kSaveOne in src/db/sql.hpp (pgbench must
 #      measure what the service runs).
 #   5. Shell scripts: `bash -n` on each; shellcheck too when it is installed.
@@ -245,6 +249,41 @@ say "docker-compose.citus.yml: docker-compose config -q"
 docker-compose -f docker-compose.citus.yml config -q || fail "docker-compose -f docker-compose.citus.yml config -q"
 docker-compose -f docker-compose.citus.yml --profile load config --services | grep -qx k6 ||
   fail "no k6 service in the load profile of docker-compose.citus.yml"
+
+# bind_sources FILE: the host paths FILE bind-mounts (`config` resolves them to absolute paths).
+bind_sources() {
+  docker-compose -f "$1" --profile load config | sed -n 's#^ *- \(/[^:]*\):.*#\1#p'
+}
+for file in docker-compose.yml docker-compose.citus.yml; do
+  while read -r source; do
+    [[ -e $source ]] || fail "$file mounts $source, which does not exist"
+  done < <(bind_sources "$file")
+done
+
+say "docker-compose.yml: prometheus and grafana, pinned, wired to deploy/"
+compose=$(docker-compose -f docker-compose.yml config)
+services=$(docker-compose -f docker-compose.yml config --services)
+for service in prometheus grafana; do
+  grep -qx "$service" <<<"$services" || fail "no $service service in docker-compose.yml"
+done
+# Pinned: a version tag, never latest or none.
+while read -r image; do
+  [[ $image =~ :v?[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "image $image is not pinned to a version"
+done < <(sed -n 's/^ *image: \(\(prom\|grafana\/grafana\).*\)/\1/p' <<<"$compose")
+grep -q "$repo/deploy/prometheus:/etc/prometheus:ro" <<<"$compose" ||
+  fail "prometheus does not mount deploy/prometheus as /etc/prometheus"
+grep -qx '      - targets: \["server:8000"\]' deploy/prometheus/prometheus.yml ||
+  fail "deploy/prometheus/prometheus.yml does not scrape server:8000"
+grep -q 'LISTEN: 0.0.0.0:8000' docker-compose.yml || fail "the server no longer listens on :8000"
+grep -qx '    url: http://prometheus:9090' deploy/grafana/provisioning/datasources/prometheus.yml ||
+  fail "the Grafana data source is not http://prometheus:9090"
+grep -q "$repo/deploy/grafana/dashboards:/etc/grafana/dashboards:ro" <<<"$compose" ||
+  fail "grafana does not mount deploy/grafana/dashboards as /etc/grafana/dashboards"
+grep -qx '      path: /etc/grafana/dashboards' deploy/grafana/provisioning/dashboards/attempts.yml ||
+  fail "the dashboard provider does not read /etc/grafana/dashboards"
+node -e 'const d = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  if (!d.uid || !Array.isArray(d.panels) || d.panels.length === 0) throw new Error("no uid or panels");' \
+  deploy/grafana/dashboards/attempts.json || fail "deploy/grafana/dashboards/attempts.json"
 
 # ---- 4. sql/pgbench/update.sql is still the service's statement -----------------------------------------
 say "sql/pgbench/update.sql: the same UPDATE as kSaveOne in src/db/sql.hpp"

@@ -553,6 +553,7 @@ void PgConnection::publish_gauges() {
     }
   }
   gauges_.connected.store(ready_, std::memory_order_relaxed);
+  gauges_.refusing.store(ready_ && monitor_.refusal().has_value(), std::memory_order_relaxed);
   gauges_.queue_depth.store(queue_.size(), std::memory_order_relaxed);
   gauges_.in_flight.store(in_flight, std::memory_order_relaxed);
 }

@@ -124,6 +124,15 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
     out.sample("attempts_db_connection_up", "connection=\"" + std::to_string(i) + "\"",
                static_cast<double>(connections[i].connected ? 1 : 0));
   }
+  // The durability mismatch has no other sign in the metrics: the connection is up and every
+  // write is answered 503, as under overload.
+  out.family("attempts_db_connection_refusing", "gauge",
+             "1 if the pool connection is open but refuses calls: the attempts table does not fit "
+             "--durability, or the cluster is not what --citus requires (reason in /readyz).");
+  for (std::size_t i = 0; i < connections.size(); ++i) {
+    out.sample("attempts_db_connection_refusing", "connection=\"" + std::to_string(i) + "\"",
+               static_cast<double>(connections[i].refusing ? 1 : 0));
+  }
   out.family("attempts_db_queue_depth", "gauge", "Calls waiting to be sent on the connection.");
   for (std::size_t i = 0; i < connections.size(); ++i) {
     out.sample("attempts_db_queue_depth", "connection=\"" + std::to_string(i) + "\"",

@@ -32,6 +32,18 @@ class UnloggedAtExit {
   }
 };
 
+// Connection 0's attempts_db_connection_refusing once it is `expected`, within 10 s (each
+// connection checks the table at connect and every 5 s); the last value read otherwise.
+double when_refusing(std::uint16_t port, double expected) {
+  const auto deadline = Clock::now() + seconds(10);
+  double value = -1;
+  while (true) {
+    value = metric(port, "attempts_db_connection_refusing{connection=\"0\"}");
+    if (value == expected || Clock::now() >= deadline) return value;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+}
+
 class DurabilityModeTest : public testing::Test {
  protected:
   UnloggedAtExit restore_;
@@ -53,6 +65,8 @@ TEST_F(DurabilityModeTest, AMismatchedTableIsRefusedWithTheReasonUntilItIsSwitch
   EXPECT_NE(write.body.find("--durability sync"), std::string::npos) << write;
   EXPECT_EQ(db_.read_attempt(kId)->updated_at, std::nullopt) << "written in the wrong mode";
   EXPECT_NE(server.log().find("refusing calls until it is fixed"), std::string::npos);
+  // The one metric that tells this apart from an overload (deploy/prometheus alerts on it).
+  EXPECT_EQ(when_refusing(server.port(), 1.0), 1.0);
 
   // Switched while the service runs: it notices (at the next ping, or within its check
   // interval) and writes again, now durably.
@@ -64,6 +78,7 @@ TEST_F(DurabilityModeTest, AMismatchedTableIsRefusedWithTheReasonUntilItIsSwitch
                 .status,
             204);
   EXPECT_TRUE(StoredAnswersAre(db_, kId, R"({"1":[2]})"));
+  EXPECT_EQ(when_refusing(server.port(), 0.0), 0.0);
 
   // And back: the unlogged mode refuses a LOGGED table the same way.
   ServerProcess unlogged(ServerSettings::with_flags({"--durability", "unlogged"}));

@@ -447,6 +447,7 @@ TEST(MetricsEndpointTest, TheWholePageIsValidPrometheusTextWithEveryDocumentedFa
       {"attempts_db_connect_failures_total", "counter"},
       {"attempts_db_errors_total", "counter"},
       {"attempts_db_connection_up", "gauge"},
+      {"attempts_db_connection_refusing", "gauge"},
       {"attempts_db_queue_depth", "gauge"},
       {"attempts_db_connections", "gauge"},
   };

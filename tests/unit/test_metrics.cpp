@@ -73,7 +73,8 @@ TEST(ExpositionTest, CountsRequestsByRouteAndStatusAndPoolState) {
   pool.batch_rows.observe(3);
   pool.batches_committed.add();
   pool.rows_committed.add(3);
-  const std::string text = render_exposition(http, AuthCounters{}, pool, {{true, 0, 0}, {false, 7, 2}});
+  const std::string text =
+      render_exposition(http, AuthCounters{}, pool, {{true, 0, 0, true}, {false, 7, 2}});
 
   EXPECT_THAT(
       text,
@@ -91,6 +92,8 @@ TEST(ExpositionTest, CountsRequestsByRouteAndStatusAndPoolState) {
   EXPECT_THAT(text, HasSubstr("attempts_db_connection_up{connection=\"1\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("attempts_db_queue_depth{connection=\"1\"} 7\n"));
   EXPECT_THAT(text, HasSubstr("attempts_db_in_flight{connection=\"1\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_db_connection_refusing{connection=\"0\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_db_connection_refusing{connection=\"1\"} 0\n"));
   EXPECT_THAT(text, Not(HasSubstr("attempts_auth_")));  // authentication off
   EXPECT_THAT(text, HasSubstr("attempts_db_connections{state=\"up\"} 1\n"));
   EXPECT_THAT(text, Not(HasSubstr("code=\"200\"")));  // series appear with their first request

@@ -39,6 +39,9 @@ struct ConnectionState {
   bool connected = false;
   std::size_t queue_depth = 0;  // calls waiting to be sent
   std::size_t in_flight = 0;    // calls sent, not yet answered
+  // Open, but refusing calls: the table does not fit --durability, or the cluster is not what
+  // --citus requires (the reason is in /readyz and the log).
+  bool refusing = false;
 };
 
 // A connection's state as its event loop publishes it for scrapes from other threads.
@@ -46,10 +49,11 @@ struct ConnectionGauges {
   std::atomic<bool> connected{false};
   std::atomic<std::size_t> queue_depth{0};
   std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> refusing{false};
 
   ConnectionState read() const {
     return {connected.load(std::memory_order_relaxed), queue_depth.load(std::memory_order_relaxed),
-            in_flight.load(std::memory_order_relaxed)};
+            in_flight.load(std::memory_order_relaxed), refusing.load(std::memory_order_relaxed)};
   }
 };
 
