@@ -278,7 +278,8 @@ class Connection {
     }
     const http::RouteMatch match = http::match_route(header.method, header.target);
     route_ = match.route;
-    http::HeaderVerdict verdict = handler_.judge_header(header, authenticated_ ? &tokens_ : nullptr);
+    http::HeaderVerdict verdict =
+        handler_.judge_header(header, authenticated_ ? &tokens_.reader() : nullptr);
     CHECK(verdict.match.route == match.route, header.target);
     const bool header_refused = match.route == http::Route::not_found ||
                                 match.route == http::Route::method_not_allowed ||
@@ -538,7 +539,7 @@ class Connection {
       .authenticator = authenticated_ ? &authenticator() : nullptr,
       .clock = &fixed_clock};
   SyncStore store_;
-  auth::TokenCache tokens_;
+  auth::TokenCache tokens_{{.capacity = 1024}};
   const http::RequestHandler handler_{options_};
 
   // Session state that outlives a request, as in Session.

@@ -213,19 +213,20 @@ int main(int argc, char* argv[]) {
       std::cerr << "attempts-server: --database-url: " << error.what() << '\n';
       return kExitUsage;
     }
-    // One cache of verified tokens per event loop: a lookup takes no lock.
-    std::vector<std::unique_ptr<attempts::auth::TokenCache>> token_caches;
+    // One cache of verified tokens for the process, a reader per event loop: a lookup takes
+    // no lock, and a student's token is verified once whichever loop their connections use.
+    std::optional<attempts::auth::TokenCache> token_cache;
     attempts::metrics::AuthCounters auth_counters;
     Reloader reloader(loops.context(0), config, authenticator.get());
     if (authenticator) {
+      token_cache.emplace(attempts::auth::TokenCacheOptions{
+          .capacity = config.token_cache_size,
+          .leeway = std::chrono::seconds(config.jwt_leeway_seconds),
+          .readers = loops.size()});
       auth_counters.authenticator = authenticator.get();
-      for (std::size_t i = 0; i < loops.size(); ++i) {
-        token_caches.push_back(std::make_unique<attempts::auth::TokenCache>(
-            attempts::auth::TokenCacheOptions{
-                .max_entries = config.token_cache_size,
-                .leeway = std::chrono::seconds(config.jwt_leeway_seconds)}));
-        auth_counters.caches.push_back(token_caches.back().get());
-      }
+      auth_counters.cache = &*token_cache;
+      spdlog::info("token cache: {} tokens in {} KiB", token_cache->capacity(),
+                   token_cache->bytes() >> 10);
     }
     attempts::http::HandlerOptions handler_options;
     handler_options.authenticator = authenticator.get();
@@ -238,7 +239,7 @@ int main(int argc, char* argv[]) {
         server_options(config), loops, handler,
         [&](std::size_t loop) {
           return attempts::http::LoopResources{
-              pool->store(loop), token_caches.empty() ? nullptr : token_caches[loop].get()};
+              pool->store(loop), token_cache ? &token_cache->reader(loop) : nullptr};
         },
         http_metrics);
     server.start(

@@ -1,6 +1,7 @@
 #include "attempts/auth/authenticator.hpp"
 
 #include <array>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -42,59 +43,100 @@ bool is_bearer_scheme(std::string_view scheme) noexcept {
   return true;
 }
 
-}  // namespace
-
-std::variant<std::string_view, TokenError> bearer_token(std::string_view authorization) {
+// The credential after "Bearer ", without looking at its characters yet.
+std::variant<std::string_view, TokenError> bearer_credential(std::string_view authorization) {
   if (authorization.empty()) return TokenError::missing;
   const std::size_t space = authorization.find(' ');
   const std::string_view scheme = authorization.substr(0, space);
   if (!is_bearer_scheme(scheme)) return TokenError::missing;
   if (space == std::string_view::npos) return TokenError::malformed;
-  const std::string_view token = authorization.substr(space + 1);
-  if (!is_token68(token)) return TokenError::malformed;
-  return token;
+  return authorization.substr(space + 1);
+}
+
+}  // namespace
+
+std::variant<std::string_view, TokenError> bearer_token(std::string_view authorization) {
+  auto credential = bearer_credential(authorization);
+  if (const auto* token = std::get_if<std::string_view>(&credential); token && !is_token68(*token)) {
+    return TokenError::malformed;
+  }
+  return credential;
+}
+
+std::uint64_t cache_tag(std::uint64_t key_fingerprint, const TokenVerifier& verifier) noexcept {
+  // Never 0, the mark of an unused place.
+  const std::uint64_t tag =
+      key_fingerprint ^ (verifier.options_fingerprint() * 0x9E3779B97F4A7C15ull);
+  return tag == 0 ? 1 : tag;
+}
+
+void KeysInForce::set(const TokenVerifier& verifier) noexcept {
+  std::size_t i = 0;
+  for (const auto& key : verifier.keys().keys()) {
+    if (i == kMax) break;
+    tags_[i++].store(cache_tag(key.fingerprint, verifier), std::memory_order_release);
+  }
+  for (; i < kMax; ++i) tags_[i].store(0, std::memory_order_release);
+}
+
+bool KeysInForce::contains(std::uint64_t tag) const noexcept {
+  for (const auto& known : tags_) {
+    const std::uint64_t value = known.load(std::memory_order_acquire);
+    if (value == tag) return true;
+    if (value == 0) return false;  // the set is packed at the front
+  }
+  return false;
 }
 
 Authenticator::Authenticator(std::shared_ptr<const TokenVerifier> verifier) {
-  if (!verifier) throw std::invalid_argument("Authenticator needs a verifier");
-  current_ = Current{std::move(verifier), 1};
-  generation_.store(1, std::memory_order_release);
+  replace(std::move(verifier));
 }
 
 void Authenticator::replace(std::shared_ptr<const TokenVerifier> verifier) {
   if (!verifier) throw std::invalid_argument("Authenticator needs a verifier");
-  Current previous;  // destroyed after the unlock: it may hold the last reference to its keys
+  std::shared_ptr<const TokenVerifier> previous;  // released after the unlock: it may hold the
+                                                  // last reference to its keys
   {
-    const std::lock_guard lock(current_mutex_);
-    previous = std::exchange(current_, Current{std::move(verifier), current_.generation + 1});
-    // After the verifier: a reader that sees the new number and misses finds the new verifier.
-    generation_.store(current_.generation, std::memory_order_release);
+    const std::lock_guard lock(verifier_mutex_);
+    max_token_bytes_.store(verifier->options().max_token_bytes, std::memory_order_relaxed);
+    // The keys in force change after the verifier: a token that misses because its key just
+    // left is verified by the new verifier, which refuses it.
+    previous = std::exchange(verifier_, std::move(verifier));
+    keys_in_force_.set(*verifier_);
   }
 }
 
-Authenticator::Current Authenticator::current() const {
-  const std::lock_guard lock(current_mutex_);
-  return current_;
+std::shared_ptr<const TokenVerifier> Authenticator::verifier() const {
+  const std::lock_guard lock(verifier_mutex_);
+  return verifier_;
 }
 
-AuthResult Authenticator::authenticate(std::string_view authorization, TokenCache& cache,
+AuthResult Authenticator::authenticate(std::string_view authorization, TokenCache::Reader& cache,
                                        std::int64_t now_unix_seconds) const {
-  const auto token = bearer_token(authorization);
-  if (const auto* error = std::get_if<TokenError>(&token)) return reject(*error);
-  const std::string_view bearer = std::get<std::string_view>(token);
+  const auto credential = bearer_credential(authorization);
+  if (const auto* error = std::get_if<TokenError>(&credential)) return reject(*error);
+  const std::string_view token = std::get<std::string_view>(credential);
 
-  // Entries verified with keys that have since been replaced must not answer.
-  const std::uint64_t generation = generation_.load(std::memory_order_acquire);
-  if (cache.generation() != generation) cache.reset(generation);
-  if (const auto hit = cache.find(bearer, now_unix_seconds)) return hit->student_id;
+  // Too long to be verified: not worth hashing either.
+  std::optional<TokenDigest> digest;
+  if (token.size() <= max_token_bytes_.load(std::memory_order_relaxed)) {
+    digest = cache.digest(token);
+    if (const auto hit = cache.find(*digest, now_unix_seconds);
+        hit && keys_in_force_.contains(hit->key)) {
+      return hit->student_id;
+    }
+  }
 
-  const Current current = this->current();
-  // The cache takes the generation of the verifier that fills it, even if replace() runs now.
-  if (cache.generation() != current.generation) cache.reset(current.generation);
-  const VerifyResult result = current.verifier->verify(bearer, now_unix_seconds);
+  if (!is_token68(token)) return reject(TokenError::malformed);
+  const auto current = verifier();
+  const VerifyResult result = current->verify(token, now_unix_seconds);
   if (const auto* error = std::get_if<TokenError>(&result)) return reject(*error);
   const auto& verified = std::get<VerifiedToken>(result);
-  cache.insert(bearer, verified, now_unix_seconds);
+  // Cached under the key and the options that verified it: it answers while both are in force.
+  const std::uint64_t tag = cache_tag(verified.key, *current);
+  if (digest && keys_in_force_.contains(tag)) {
+    cache.insert(*digest, {verified.student_id, verified.expires_at, tag}, now_unix_seconds);
+  }
   return verified.student_id;
 }
 

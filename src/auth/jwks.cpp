@@ -2,11 +2,14 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "attempts/auth/base64url.hpp"
@@ -255,6 +258,32 @@ KeyOutcome parse_key(const json& jwk) {
   return outcome;
 }
 
+// See VerificationKey::fingerprint. The material is the HMAC secret, or the public key's DER
+// encoding (SubjectPublicKeyInfo), which does not depend on how the JWK spelled it.
+std::uint64_t fingerprint(const VerificationKey& key) {
+  std::string input(algorithm_name(key.algorithm));
+  input.push_back('\0');
+  input.append(key.kid.value_or(""));
+  input.push_back(key.kid ? '\1' : '\0');
+  if (key.algorithm == Algorithm::hs256) {
+    input.append(reinterpret_cast<const char*>(key.hmac_secret.data()), key.hmac_secret.size());
+  } else {
+    unsigned char* der = nullptr;
+    const int length = i2d_PUBKEY(key.public_key.get(), &der);
+    if (length <= 0) throw std::runtime_error("cannot encode a public key");
+    input.append(reinterpret_cast<const char*>(der), static_cast<std::size_t>(length));
+    OPENSSL_free(der);
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  const bool hashed = EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha256(), nullptr) == 1;
+  OPENSSL_cleanse(input.data(), input.size());  // it may hold a secret
+  if (!hashed) throw std::runtime_error("cannot hash a key");
+  std::uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = value << 8 | digest[i];
+  return value == 0 ? 1 : value;
+}
+
 std::string describe_key(std::size_t index, const json& jwk) {
   std::string text = "keys[" + std::to_string(index) + "]";
   if (jwk.is_object()) {
@@ -284,6 +313,7 @@ std::optional<KeySetError> read_document(const json& document, std::vector<Verif
       return KeySetError{"JWKS " + describe_key(index, jwk) + ": " + reject->reason};
     }
     auto& key = std::get<VerificationKey>(outcome);
+    key.fingerprint = fingerprint(key);
     for (std::size_t other = 0; other < keys.size(); ++other) {
       if (key.kid && keys[other].kid == key.kid) {
         return KeySetError{"JWKS " + describe_key(index, jwk) + ": kid is already used by keys[" +

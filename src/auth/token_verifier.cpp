@@ -8,6 +8,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <string>
 
 #include "attempts/auth/base64url.hpp"
 #include "attempts/domain/attempt_id.hpp"
@@ -253,6 +254,14 @@ TokenVerifier::TokenVerifier(std::shared_ptr<const KeySet> keys, VerifierOptions
     throw std::runtime_error("OpenSSL has no SHA256 or HMAC: " + openssl::take_error());
   }
   digests_ = std::move(digests);
+  // Each option with a marker of whether it is set, so that no two settings spell alike.
+  std::string options_text = std::to_string(options_.leeway.count()) + '\0' +
+                             std::to_string(options_.max_token_bytes) + '\0';
+  for (const auto& option : {options_.issuer, options_.audience}) {
+    options_text += option ? "1" + *option : "0";
+    options_text += '\0';
+  }
+  options_fingerprint_ = std::hash<std::string>{}(options_text);
 }
 
 TokenVerifier::~TokenVerifier() = default;
@@ -318,7 +327,9 @@ VerifyResult TokenVerifier::verify(std::string_view token, std::int64_t now_unix
 
   const json claims = json::parse(*payload_bytes, nullptr, /*allow_exceptions=*/false);
   if (!claims.is_object()) return TokenError::malformed;
-  return check_claims(claims, options_, now_unix_seconds);
+  VerifyResult result = check_claims(claims, options_, now_unix_seconds);
+  if (auto* verified = std::get_if<VerifiedToken>(&result)) verified->key = key->fingerprint;
+  return result;
 }
 
 bool TokenVerifier::signature_holds(const VerificationKey& key, std::string_view signing_input,

@@ -59,7 +59,9 @@ constexpr std::array kOptions = {
     Option{"jwt-issuer", "required iss claim (default: not checked)"},
     Option{"jwt-audience", "required aud claim (default: not checked)"},
     Option{"jwt-leeway", "seconds of clock skew allowed on exp, nbf and iat (default 30)"},
-    Option{"token-cache-size", "verified tokens remembered per event loop (default 10000)"},
+    Option{"token-cache-size",
+           "verified tokens the process remembers, rounded up to a power of two; 48 bytes each "
+           "(default 131072: 6 MiB)"},
     Option{"durability",
            "unlogged (UNLOGGED table), async (LOGGED, synchronous_commit off) or sync (LOGGED, "
            "synchronous_commit on); the table must match (default unlogged)"},

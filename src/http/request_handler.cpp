@@ -46,7 +46,8 @@ std::int64_t unix_now() {
 
 RequestHandler::RequestHandler(HandlerOptions options) : options_(std::move(options)) {}
 
-HeaderVerdict RequestHandler::judge_header(const Request& header, auth::TokenCache* tokens) const {
+HeaderVerdict RequestHandler::judge_header(const Request& header,
+                                           auth::TokenCache::Reader* tokens) const {
   HeaderVerdict verdict;
   verdict.match = match_route(header.method, header.target);
   const auto& match = verdict.match;

@@ -35,18 +35,20 @@ void render_auth(TextWriter& out, const AuthCounters& auth) {
                "reason=\"" + std::string(auth::name(reason)) + "\"",
                auth.authenticator->rejections(reason));
   }
-  std::uint64_t hits = 0, misses = 0, evictions = 0;
-  for (const auto* cache : auth.caches) {
-    hits += cache->hits();
-    misses += cache->misses();
-    evictions += cache->evictions();
-  }
+  if (auth.cache == nullptr) return;
+  const auth::TokenCache& cache = *auth.cache;
   single(out, "attempts_auth_token_cache_hits_total", "counter",
-         "Tokens found already verified in an event loop's cache.", hits);
+         "Tokens found already verified in the process's cache.", cache.hits());
   single(out, "attempts_auth_token_cache_misses_total", "counter",
-         "Tokens whose signature had to be verified.", misses);
+         "Tokens whose signature had to be verified.", cache.misses());
   single(out, "attempts_auth_token_cache_evictions_total", "counter",
-         "Verified tokens dropped from a full cache before they expired.", evictions);
+         "Verified tokens dropped from a full cache before they expired.", cache.evictions());
+  single(out, "attempts_auth_token_cache_entries", "gauge",
+         "Tokens the cache holds (expired ones until their place is taken).",
+         static_cast<double>(cache.size()));
+  single(out, "attempts_auth_token_cache_bytes", "gauge",
+         "Memory of the token cache's table, fixed at start (--token-cache-size x 48 bytes).",
+         static_cast<double>(cache.bytes()));
 }
 
 }  // namespace

@@ -65,37 +65,36 @@ TEST(BearerTokenTest, AnythingButOneSpaceAndOneToken68IsMalformed) {
 
 TEST(AuthenticatorTest, ValidBearerTokenGivesTheStudentAndIsCached) {
   const Authenticator authenticator(verifier_for(test::test_key_set()));
-  TokenCache cache;
+  TokenCache cache({.capacity = 64});
   const std::string header = "Bearer " + make_token("test-rs256", {}, claims_for(77));
-  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), student(77));
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow), student(77));
   EXPECT_EQ(cache.size(), 1u);
   EXPECT_EQ(cache.misses(), 1u);
-  EXPECT_EQ(authenticator.authenticate(header, cache, kNow + 1), student(77));
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow + 1), student(77));
   EXPECT_EQ(cache.hits(), 1u);
-  EXPECT_EQ(cache.generation(), authenticator.generation());
 }
 
 TEST(AuthenticatorTest, CachedTokenStillExpiresAtItsLeewayBoundary) {
   const Authenticator authenticator(verifier_for(test::test_key_set()));
-  TokenCache cache;
+  TokenCache cache({.capacity = 64});
   const std::string header = "Bearer " + make_token("test-hs256");
-  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), student(42));
-  EXPECT_EQ(authenticator.authenticate(header, cache, test::kExpiry + 30), student(42));
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow), student(42));
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), test::kExpiry + 30), student(42));
   EXPECT_EQ(cache.hits(), 1u);
-  EXPECT_EQ(authenticator.authenticate(header, cache, test::kExpiry + 31),
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), test::kExpiry + 31),
             failure(TokenError::expired));
-  EXPECT_EQ(cache.size(), 0u);
 }
 
 TEST(AuthenticatorTest, RejectionsAreNotCachedAndAreCountedByReason) {
   const Authenticator authenticator(verifier_for(test::test_key_set()));
-  TokenCache cache;
-  EXPECT_EQ(authenticator.authenticate("", cache, kNow), failure(TokenError::missing));
-  EXPECT_EQ(authenticator.authenticate("Basic abc", cache, kNow), failure(TokenError::missing));
-  EXPECT_EQ(authenticator.authenticate("Bearer  x", cache, kNow), failure(TokenError::malformed));
+  TokenCache cache({.capacity = 64});
+  auto& tokens = cache.reader();
+  EXPECT_EQ(authenticator.authenticate("", tokens, kNow), failure(TokenError::missing));
+  EXPECT_EQ(authenticator.authenticate("Basic abc", tokens, kNow), failure(TokenError::missing));
+  EXPECT_EQ(authenticator.authenticate("Bearer  x", tokens, kNow), failure(TokenError::malformed));
   const std::string expired = "Bearer " + make_token("test-eddsa");
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(authenticator.authenticate(expired, cache, test::kExpiry + 3600),
+    EXPECT_EQ(authenticator.authenticate(expired, tokens, test::kExpiry + 3600),
               failure(TokenError::expired));
   }
   EXPECT_EQ(cache.size(), 0u);
@@ -105,37 +104,61 @@ TEST(AuthenticatorTest, RejectionsAreNotCachedAndAreCountedByReason) {
   EXPECT_EQ(authenticator.rejections(TokenError::bad_signature), 0u);
 }
 
-TEST(AuthenticatorTest, ReplacingTheVerifierEmptiesCachesFilledWithTheOldKeys) {
-  // Key rotation: test-hs256 is removed. A token it signed, already cached, must stop working.
+TEST(AuthenticatorTest, ATokenTooLongToVerifyIsNotHashed) {
+  VerifierOptions options;
+  options.max_token_bytes = 64;
+  const Authenticator authenticator(verifier_for(test::test_key_set(), options));
+  TokenCache cache({.capacity = 64});
+  EXPECT_EQ(authenticator.authenticate("Bearer " + std::string(65, 'a'), cache.reader(), kNow),
+            failure(TokenError::too_large));
+  EXPECT_EQ(cache.misses(), 0u) << "looked up";
+}
+
+TEST(AuthenticatorTest, AKeyThatLeavesTheSetTakesItsCachedTokensAndTheOthersStay) {
+  // Key rotation: test-hs256 is removed. A token it signed, already cached, must stop working;
+  // the tokens of the keys that stay keep their entries (no signature checked again).
   Authenticator authenticator(verifier_for(test::test_key_set()));
-  TokenCache cache;
+  TokenCache cache({.capacity = 64});
+  auto& tokens = cache.reader();
   const std::string old_key_token = "Bearer " + make_token("test-hs256");
   const std::string kept_key_token = "Bearer " + make_token("test-es256", {}, claims_for(5));
-  EXPECT_EQ(authenticator.authenticate(old_key_token, cache, kNow), student(42));
-  EXPECT_EQ(authenticator.authenticate(kept_key_token, cache, kNow), student(5));
+  EXPECT_EQ(authenticator.authenticate(old_key_token, tokens, kNow), student(42));
+  EXPECT_EQ(authenticator.authenticate(kept_key_token, tokens, kNow), student(5));
   EXPECT_EQ(cache.size(), 2u);
-  EXPECT_EQ(authenticator.generation(), 1u);
 
+  // The new file lists the kept key again (a fresh copy of the same key: same fingerprint).
   authenticator.replace(verifier_for(test::key_set_of(
       test::jwks_of({test::public_jwk("test-rs256"), test::public_jwk("test-es256")}))));
-  EXPECT_EQ(authenticator.generation(), 2u);
-  EXPECT_EQ(authenticator.authenticate(old_key_token, cache, kNow),
+  EXPECT_EQ(authenticator.authenticate(old_key_token, tokens, kNow),
             failure(TokenError::unknown_key));
-  EXPECT_EQ(cache.generation(), 2u);
-  EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(authenticator.authenticate(kept_key_token, cache, kNow), student(5));
-  EXPECT_EQ(cache.size(), 1u);
+  const auto hits = cache.hits();
+  EXPECT_EQ(authenticator.authenticate(kept_key_token, tokens, kNow), student(5));
+  EXPECT_EQ(cache.hits(), hits + 1) << "the kept key's token was verified again";
+}
+
+TEST(AuthenticatorTest, AKeyWithTheSameKidButOtherMaterialIsAnotherKey) {
+  Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache({.capacity = 64});
+  const std::string token = "Bearer " + make_token("test-rs256");
+  EXPECT_EQ(authenticator.authenticate(token, cache.reader(), kNow), student(42));
+  // kid test-rs256 now names the EdDSA key's material: not the key that verified the token.
+  auto renamed = test::public_jwk("test-eddsa");
+  renamed["kid"] = "test-rs256";
+  authenticator.replace(verifier_for(test::key_set_of(test::jwks_of({renamed}))));
+  EXPECT_EQ(authenticator.authenticate(token, cache.reader(), kNow),
+            failure(TokenError::algorithm_mismatch));
 }
 
 TEST(AuthenticatorTest, ReplacingTheOptionsAppliesToCachedTokensToo) {
   Authenticator authenticator(verifier_for(test::test_key_set()));
-  TokenCache cache;
+  TokenCache cache({.capacity = 64});
   const std::string header = "Bearer " + make_token("test-hs256");
-  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), student(42));
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow), student(42));
   VerifierOptions options;
   options.audience = "attempts";
   authenticator.replace(verifier_for(test::test_key_set(), options));
-  EXPECT_EQ(authenticator.authenticate(header, cache, kNow), failure(TokenError::wrong_audience));
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow),
+            failure(TokenError::wrong_audience));
 }
 
 TEST(AuthenticatorTest, NeedsAVerifier) {
@@ -151,11 +174,12 @@ TEST(AuthenticatorTest, ConcurrentAuthenticationsDuringReplacements) {
   std::atomic<int> accepted{0};
   std::atomic<int> rejected{0};
   std::vector<std::thread> threads;
+  TokenCache cache({.capacity = 64, .readers = 3});  // one for the process, as the server has
   for (int t = 0; t < 3; ++t) {
-    threads.emplace_back([&] {
-      TokenCache cache;  // one per thread, as the server keeps them
+    threads.emplace_back([&, t] {
+      auto& tokens = cache.reader(static_cast<std::size_t>(t));
       while (!stop.load()) {
-        if (authenticator.authenticate(header, cache, kNow) == student(42)) {
+        if (authenticator.authenticate(header, tokens, kNow) == student(42)) {
           ++accepted;
         } else {
           ++rejected;
@@ -175,7 +199,6 @@ TEST(AuthenticatorTest, ConcurrentAuthenticationsDuringReplacements) {
   wait_for_more();
   stop = true;
   for (auto& thread : threads) thread.join();
-  EXPECT_EQ(authenticator.generation(), 51u);
   EXPECT_GE(accepted.load(), 150);
   EXPECT_EQ(rejected.load(), 0);
 }

@@ -86,7 +86,7 @@ TEST(ConfigDefaultsTest, AuthenticationIsOnUnlessTurnedOff) {
   EXPECT_EQ(result.config.durability, "unlogged");
   EXPECT_EQ(result.config.citus, "auto");
   EXPECT_EQ(result.config.jwt_leeway_seconds, 30u);
-  EXPECT_EQ(result.config.token_cache_size, 10000u);
+  EXPECT_EQ(result.config.token_cache_size, 131072u);
   EXPECT_TRUE(result.config.jwt_issuer.empty());
   EXPECT_TRUE(result.config.jwt_audience.empty());
 }

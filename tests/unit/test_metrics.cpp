@@ -122,20 +122,23 @@ TEST(ExpositionTest, CountsRejectionsByReasonAndTheTokenCaches) {
   const auth::Authenticator authenticator(
       std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(),
                                                   auth::VerifierOptions{}));
-  auth::TokenCache first;
-  auth::TokenCache second;
+  auth::TokenCache cache({.capacity = 64, .readers = 2});
+  auto& first = cache.reader(0);
+  auto& second = cache.reader(1);
   const std::string token = auth::test::make_token("test-hs256");
   (void)authenticator.authenticate("", first, auth::test::kNow);                  // missing
   (void)authenticator.authenticate("Bearer " + token, first, auth::test::kNow);   // miss
-  (void)authenticator.authenticate("Bearer " + token, first, auth::test::kNow);   // hit
+  (void)authenticator.authenticate("Bearer " + token, second, auth::test::kNow);  // hit
   (void)authenticator.authenticate("Bearer " + token, second, auth::test::kNow + 7200);  // expired
-  const std::string text = render_exposition(http::HttpMetrics{}, AuthCounters{&authenticator, {&first, &second}},
+  const std::string text = render_exposition(http::HttpMetrics{}, AuthCounters{&authenticator, &cache},
                                              db::PoolMetrics{}, {});
   EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"missing\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"expired\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"bad_signature\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_hits_total 1\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_misses_total 2\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_entries 1\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_bytes 3072\n"));
 }
 
 }  // namespace

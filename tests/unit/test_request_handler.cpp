@@ -62,7 +62,7 @@ class RequestHandlerTest : public testing::Test {
 
   // judge_header, then begin: the response, or nullopt with `call_` filled.
   std::optional<Response> run(const RequestHandler& handler, const Request& r,
-                              auth::TokenCache* tokens = nullptr) {
+                              auth::TokenCache::Reader* tokens = nullptr) {
     verdict_ = handler.judge_header(r, tokens);
     call_.reset();
     return handler.begin(r, verdict_, deadline_, call_);
@@ -263,11 +263,11 @@ class AuthenticatedHandlerTest : public RequestHandlerTest {
  protected:
   auth::Authenticator authenticator_{std::make_shared<const auth::TokenVerifier>(
       auth::test::test_key_set(), auth::VerifierOptions{})};
-  auth::TokenCache tokens_;
+  auth::TokenCache tokens_{{.capacity = 64}};
   RequestHandler handler_{HandlerOptions{.authenticator = &authenticator_, .clock = &fixed_clock}};
 
   std::optional<Response> run(const Request& r) {
-    return RequestHandlerTest::run(handler_, r, &tokens_);
+    return RequestHandlerTest::run(handler_, r, &tokens_.reader());
   }
 };
 

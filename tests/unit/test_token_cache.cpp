@@ -1,12 +1,16 @@
-// TokenCache: hits and misses, expiry at the leeway boundary, bounds in entries and bytes,
-// eviction order (expired first, then least recently used), generations.
+// TokenCache: digests, hits and misses, expiry at the leeway boundary, the fixed table and its
+// CLOCK eviction within a set, and readers on several threads while entries are replaced (no
+// torn entry is ever answered).
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "attempts/auth/token_cache.hpp"
-#include "auth_test_support.hpp"
 
 namespace attempts::auth {
 namespace {
@@ -15,163 +19,152 @@ using namespace std::chrono_literals;
 
 constexpr std::int64_t kNow = 1'700'000'000;
 
-TokenCacheOptions options(std::size_t max_entries, std::size_t max_bytes = 1 << 20,
-                          std::chrono::seconds leeway = 30s) {
-  return {max_entries, max_bytes, leeway};
+TokenCache::Entry entry(std::int64_t student, std::int64_t expires_at = kNow + 3600) {
+  return {student, expires_at, 7};
 }
 
-VerifiedToken student(std::int64_t id, std::int64_t expires_at = kNow + 3600) {
-  return {id, expires_at};
+// Digests that fall in one set: same low bits, different high ones.
+TokenDigest in_set(std::uint64_t set, std::uint64_t n) {
+  return {set, n + 1};
 }
 
-TEST(TokenCacheTest, MissThenHit) {
+TEST(TokenCacheTest, ADigestDependsOnEveryByteAndOnTheCache) {
   TokenCache cache;
-  EXPECT_EQ(cache.find("token-a", kNow), std::nullopt);
-  cache.insert("token-a", student(1), kNow);
-  EXPECT_EQ(cache.find("token-a", kNow), student(1));
-  EXPECT_EQ(cache.find("token-b", kNow), std::nullopt);
+  TokenCache other;
+  auto& reader = cache.reader();
+  const TokenDigest digest = reader.digest("header.payload.signature");
+  EXPECT_EQ(reader.digest("header.payload.signature"), digest);
+  EXPECT_NE(reader.digest("header.payload.signaturf"), digest);
+  EXPECT_NE(reader.digest("header.payload.signatur"), digest);
+  EXPECT_NE(reader.digest("header.payload.signature "), digest);
+  // Another cache has another key: digests cannot be computed outside the process.
+  EXPECT_NE(other.reader().digest("header.payload.signature"), digest);
+}
+
+TEST(TokenCacheTest, MissThenHitCountedPerReaderAndSummed) {
+  TokenCache cache({.capacity = 64, .leeway = 30s, .readers = 2});
+  auto& first = cache.reader(0);
+  auto& second = cache.reader(1);
+  const TokenDigest a = first.digest("token-a");
+  EXPECT_EQ(first.find(a, kNow), std::nullopt);
+  first.insert(a, entry(1), kNow);
+  EXPECT_EQ(second.find(second.digest("token-a"), kNow), entry(1)) << "shared by the readers";
+  EXPECT_EQ(first.find(first.digest("token-b"), kNow), std::nullopt);
   EXPECT_EQ(cache.hits(), 1u);
   EXPECT_EQ(cache.misses(), 2u);
   EXPECT_EQ(cache.size(), 1u);
-  EXPECT_EQ(cache.token_bytes(), 7u);
-}
-
-TEST(TokenCacheTest, KeyIsTheWholeTokenByteForByte) {
-  TokenCache cache;
-  const std::string token = "header.payload.signature";
-  cache.insert(token, student(1), kNow);
-  EXPECT_EQ(cache.find("header.payload.signaturf", kNow), std::nullopt);
-  EXPECT_EQ(cache.find("header.payload.signatur", kNow), std::nullopt);
-  EXPECT_EQ(cache.find(token + "x", kNow), std::nullopt);
-  EXPECT_EQ(cache.find(std::string(token), kNow), student(1));
 }
 
 TEST(TokenCacheTest, AnswersUntilExactlyExpiryPlusLeeway) {
-  TokenCache cache(options(10, 1 << 20, 30s));
-  cache.insert("token", student(1, kNow), kNow - 60);
-  EXPECT_EQ(cache.find("token", kNow + 30), student(1, kNow));
-  EXPECT_EQ(cache.find("token", kNow + 31), std::nullopt);
-  // The expired entry was dropped, not only hidden.
-  EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.token_bytes(), 0u);
-  EXPECT_EQ(cache.find("token", kNow), std::nullopt);
+  TokenCache cache({.capacity = 64, .leeway = 30s});
+  auto& reader = cache.reader();
+  const TokenDigest digest = reader.digest("token");
+  reader.insert(digest, entry(1, kNow), kNow - 60);
+  EXPECT_EQ(reader.find(digest, kNow + 30), entry(1, kNow));
+  EXPECT_EQ(reader.find(digest, kNow + 31), std::nullopt);
 }
 
-TEST(TokenCacheTest, ReinsertingReplacesTheEntry) {
-  TokenCache cache;
-  cache.insert("token", student(1, kNow + 10), kNow);
-  cache.insert("token", student(1, kNow + 20), kNow);
+TEST(TokenCacheTest, TheSameTokenAgainRenewsItsEntry) {
+  TokenCache cache({.capacity = 64});
+  auto& reader = cache.reader();
+  const TokenDigest digest = reader.digest("token");
+  reader.insert(digest, entry(1), kNow);
+  reader.insert(digest, entry(2), kNow);
+  EXPECT_EQ(reader.find(digest, kNow), entry(2));
   EXPECT_EQ(cache.size(), 1u);
-  EXPECT_EQ(cache.token_bytes(), 5u);
-  EXPECT_EQ(cache.find("token", kNow), student(1, kNow + 20));
+  EXPECT_EQ(cache.evictions(), 0u);
 }
 
-TEST(TokenCacheTest, BoundedInEntriesEvictingTheLeastRecentlyUsed) {
-  TokenCache cache(options(3));
-  cache.insert("a", student(1), kNow);
-  cache.insert("b", student(2), kNow);
-  cache.insert("c", student(3), kNow);
-  EXPECT_EQ(cache.find("a", kNow), student(1));  // b is now the least recently used
-  cache.insert("d", student(4), kNow);
-  EXPECT_EQ(cache.size(), 3u);
+TEST(TokenCacheTest, TheTableIsFixedAndItsBytesStated) {
+  TokenCache cache({.capacity = 100});
+  EXPECT_EQ(cache.capacity(), 128u);
+  EXPECT_EQ(cache.bytes(), 128u * TokenCache::kSlotBytes);
+  TokenCache tiny({.capacity = 1});
+  EXPECT_EQ(tiny.capacity(), TokenCache::kWays);
+  const TokenCache by_default;
+  EXPECT_GE(by_default.capacity(), 100'000u) << "an exam's students";
+  EXPECT_EQ(by_default.bytes(), 6u << 20);
+}
+
+TEST(TokenCacheTest, AFullSetEvictsAnEntryNotUsedSinceTheHandPassedIt) {
+  TokenCache cache({.capacity = 2 * TokenCache::kWays});  // two sets
+  auto& reader = cache.reader();
+  for (std::uint64_t n = 0; n < TokenCache::kWays; ++n) {
+    reader.insert(in_set(0, n), entry(static_cast<std::int64_t>(n + 1)), kNow);
+  }
+  // Entries 0 and 1 are used; the others not.
+  ASSERT_TRUE(reader.find(in_set(0, 0), kNow));
+  ASSERT_TRUE(reader.find(in_set(0, 1), kNow));
+  reader.insert(in_set(0, 100), entry(100), kNow);
   EXPECT_EQ(cache.evictions(), 1u);
-  EXPECT_EQ(cache.find("b", kNow), std::nullopt);
-  EXPECT_EQ(cache.find("a", kNow), student(1));
-  EXPECT_EQ(cache.find("c", kNow), student(3));
-  EXPECT_EQ(cache.find("d", kNow), student(4));
+  EXPECT_TRUE(reader.find(in_set(0, 0), kNow)) << "used: a second chance";
+  EXPECT_TRUE(reader.find(in_set(0, 1), kNow)) << "used: a second chance";
+  EXPECT_EQ(reader.find(in_set(0, 2), kNow), std::nullopt) << "the first unused one goes";
+  EXPECT_TRUE(reader.find(in_set(0, 100), kNow));
+  // The other set is untouched.
+  reader.insert(in_set(1, 0), entry(200), kNow);
+  EXPECT_EQ(cache.evictions(), 1u);
 }
 
-TEST(TokenCacheTest, BoundedInTokenBytes) {
-  TokenCache cache(options(100, 100));
-  const std::string a(40, 'a');
-  const std::string b(40, 'b');
-  const std::string c(40, 'c');
-  cache.insert(a, student(1), kNow);
-  cache.insert(b, student(2), kNow);
-  EXPECT_EQ(cache.token_bytes(), 80u);
-  cache.insert(c, student(3), kNow);
-  EXPECT_EQ(cache.size(), 2u);
-  EXPECT_EQ(cache.token_bytes(), 80u);
-  EXPECT_EQ(cache.find(a, kNow), std::nullopt);
-  EXPECT_EQ(cache.find(b, kNow), student(2));
-  // A token larger than the whole bound is not cached, and evicts nothing.
-  cache.insert(std::string(101, 'x'), student(4), kNow);
-  EXPECT_EQ(cache.size(), 2u);
-  EXPECT_EQ(cache.find(std::string(101, 'x'), kNow), std::nullopt);
-  // One that fills the bound exactly evicts everything else.
-  cache.insert(std::string(100, 'y'), student(5), kNow);
-  EXPECT_EQ(cache.size(), 1u);
-  EXPECT_EQ(cache.token_bytes(), 100u);
-}
-
-TEST(TokenCacheTest, EvictsExpiredEntriesBeforeTheLeastRecentlyUsed) {
-  TokenCache cache(options(3, 1 << 20, 0s));
-  cache.insert("long-lived", student(1, kNow + 3600), kNow);
-  cache.insert("short-lived", student(2, kNow + 10), kNow);
-  cache.insert("other", student(3, kNow + 3600), kNow);
-  EXPECT_EQ(cache.find("short-lived", kNow), student(2, kNow + 10));  // most recently used
-  // long-lived is the least recently used, but short-lived has expired by now.
-  cache.insert("new", student(4), kNow + 11);
-  EXPECT_EQ(cache.find("long-lived", kNow + 11), student(1, kNow + 3600));
-  EXPECT_EQ(cache.find("other", kNow + 11), student(3, kNow + 3600));
-  EXPECT_EQ(cache.find("new", kNow + 11), student(4));
-  EXPECT_EQ(cache.size(), 3u);
-}
-
-TEST(TokenCacheTest, EntryWithinItsLeewayIsNotExpiredForEviction) {
-  TokenCache cache(options(2, 1 << 20, 30s));
-  cache.insert("old", student(1, kNow + 3600), kNow);
-  cache.insert("grace", student(2, kNow), kNow);
-  EXPECT_EQ(cache.find("grace", kNow + 30), student(2, kNow));
-  // "grace" is still answering (expiry + leeway not passed): the LRU entry goes instead.
-  cache.insert("new", student(3), kNow + 30);
-  EXPECT_EQ(cache.find("old", kNow + 30), std::nullopt);
-  EXPECT_EQ(cache.find("grace", kNow + 30), student(2, kNow));
-}
-
-TEST(TokenCacheTest, ZeroCapacityCachesNothing) {
-  TokenCache cache(options(0));
-  cache.insert("token", student(1), kNow);
-  EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.find("token", kNow), std::nullopt);
-}
-
-TEST(TokenCacheTest, ClearAndResetDropEverything) {
-  TokenCache cache;
-  cache.insert("a", student(1), kNow);
-  cache.insert("b", student(2), kNow);
-  cache.clear();
-  EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.token_bytes(), 0u);
-  EXPECT_EQ(cache.find("a", kNow), std::nullopt);
-  cache.insert("a", student(1), kNow);
-  EXPECT_EQ(cache.generation(), 0u);
-  cache.reset(7);
-  EXPECT_EQ(cache.generation(), 7u);
-  EXPECT_EQ(cache.size(), 0u);
-  EXPECT_EQ(cache.find("a", kNow), std::nullopt);
-}
-
-TEST(TokenCacheTest, ManyEntriesStayConsistent) {
-  TokenCache cache(options(100, 1500));
-  for (int i = 0; i < 1000; ++i) {
-    const std::string token = "token-" + std::to_string(i);
-    cache.insert(token, student(i + 1, kNow + i % 50), kNow + i / 40);
-    EXPECT_LE(cache.size(), 100u);
-    EXPECT_LE(cache.token_bytes(), 1500u);
-    if (i % 3 == 0) cache.find("token-" + std::to_string(i / 2), kNow + i / 40);
+TEST(TokenCacheTest, ExpiredEntriesGoBeforeLiveOnes) {
+  TokenCache cache({.capacity = TokenCache::kWays, .leeway = 0s});
+  auto& reader = cache.reader();
+  for (std::uint64_t n = 0; n < TokenCache::kWays; ++n) {
+    const std::int64_t expires = n == 5 ? kNow - 1 : kNow + 3600;
+    reader.insert(in_set(0, n), entry(static_cast<std::int64_t>(n + 1), expires), kNow - 10);
   }
-  std::size_t bytes = 0;
-  std::size_t found = 0;
-  for (int i = 0; i < 1000; ++i) {
-    const std::string token = "token-" + std::to_string(i);
-    if (cache.find(token, kNow)) {
-      bytes += token.size();
-      ++found;
-    }
+  reader.insert(in_set(0, 100), entry(100), kNow);
+  EXPECT_EQ(cache.evictions(), 0u) << "an expired entry is not an eviction";
+  for (std::uint64_t n = 0; n < TokenCache::kWays; ++n) {
+    EXPECT_EQ(reader.find(in_set(0, n), kNow).has_value(), n != 5) << n;
   }
-  EXPECT_EQ(found, cache.size());
-  EXPECT_EQ(bytes, cache.token_bytes());
+}
+
+TEST(TokenCacheTest, AFreeSlotMarkIsNeverCached) {
+  TokenCache cache({.capacity = 64});
+  auto& reader = cache.reader();
+  reader.insert(in_set(0, 0), {0, kNow + 60, 7}, kNow);
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(reader.find(in_set(0, 0), kNow), std::nullopt);
+}
+
+// Readers on their threads while a writer keeps replacing the entries of one small set: every
+// entry a reader is given is one that was inserted whole for that digest (student n + 1 for
+// digest n), never a mix of two.
+TEST(TokenCacheTest, ReadersNeverSeeATornEntryWhileEntriesAreReplaced) {
+  constexpr int kReaders = 3;
+  TokenCache cache({.capacity = TokenCache::kWays, .readers = kReaders + 1});
+  std::atomic<bool> stop{false};
+  std::atomic<long> hits{0};
+  std::vector<std::thread> readers;
+  std::vector<std::string> errors(kReaders);
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      auto& reader = cache.reader(static_cast<std::size_t>(r));
+      for (std::uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+        const std::uint64_t n = i % 32;
+        if (const auto found = reader.find(in_set(0, n), kNow)) {
+          hits.fetch_add(1, std::memory_order_relaxed);
+          if (found->student_id != static_cast<std::int64_t>(n + 1) ||
+              found->expires_at != kNow + static_cast<std::int64_t>(n) || found->key != n) {
+            errors[static_cast<std::size_t>(r)] = "digest " + std::to_string(n) + " gave student " +
+                                                  std::to_string(found->student_id);
+            return;
+          }
+        }
+      }
+    });
+  }
+  auto& writer = cache.reader(kReaders);
+  for (int round = 0; round < 20000; ++round) {
+    const auto n = static_cast<std::uint64_t>(round % 32);
+    writer.insert(in_set(0, n),
+                  {static_cast<std::int64_t>(n + 1), kNow + static_cast<std::int64_t>(n), n}, kNow);
+  }
+  stop = true;
+  for (auto& thread : readers) thread.join();
+  for (const auto& error : errors) EXPECT_EQ(error, "");
+  EXPECT_GT(hits.load(), 0);
 }
 
 }  // namespace

@@ -27,11 +27,17 @@ using test::make_token;
 using test::raw_token;
 using test::signing_key;
 
+// What the token says; which key verified it is checked on its own (VerifiedKeyTest).
+VerifyResult without_key(VerifyResult result) {
+  if (auto* verified = std::get_if<VerifiedToken>(&result)) verified->key = 0;
+  return result;
+}
+
 VerifyResult verify(std::string_view token, const VerifierOptions& options = {},
                     std::int64_t now = kNow,
                     std::shared_ptr<const KeySet> keys = test::test_key_set()) {
   const TokenVerifier verifier(std::move(keys), options);
-  return verifier.verify(token, now);
+  return without_key(verifier.verify(token, now));
 }
 
 VerifyResult accepted(std::int64_t student_id, std::int64_t expires_at = kExpiry) {
@@ -637,12 +643,46 @@ TEST(TokenVerifierTest, ConcurrentVerificationsAgree) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 50; ++i) {
         const auto& token = tokens[static_cast<std::size_t>(i + t) % tokens.size()];
-        if (verifier.verify(token, kNow) == accepted(42)) ++accepted_count;
+        if (without_key(verifier.verify(token, kNow)) == accepted(42)) ++accepted_count;
       }
     });
   }
   for (auto& thread : threads) thread.join();
   EXPECT_EQ(accepted_count.load(), 200);
+}
+
+// ---- Which key verified a token ----------------------------------------------------------------
+
+TEST(VerifiedKeyTest, ATokenNamesTheFingerprintOfTheKeyThatVerifiedIt) {
+  const auto keys = test::test_key_set();
+  const TokenVerifier verifier(keys, {});
+  std::set<std::uint64_t> seen;
+  for (const char* kid : {"test-hs256", "test-rs256", "test-es256", "test-eddsa"}) {
+    const auto result = verifier.verify(make_token(kid), kNow);
+    ASSERT_TRUE(std::holds_alternative<VerifiedToken>(result)) << kid;
+    const std::uint64_t key = std::get<VerifiedToken>(result).key;
+    EXPECT_EQ(key, keys->find(kid)->fingerprint) << kid;
+    EXPECT_NE(key, 0u) << kid;
+    seen.insert(key);
+  }
+  EXPECT_EQ(seen.size(), 4u) << "two keys share a fingerprint";
+  // The same keys read again: the same fingerprints.
+  const auto again = test::test_key_set();
+  for (const auto& key : keys->keys()) EXPECT_EQ(again->find(*key.kid)->fingerprint, key.fingerprint);
+}
+
+TEST(VerifiedKeyTest, OptionsHaveAFingerprintOfTheirOwn) {
+  VerifierOptions audience;
+  audience.audience = "attempts";
+  VerifierOptions issuer;
+  issuer.issuer = "attempts";
+  const auto keys = test::test_key_set();
+  EXPECT_EQ(TokenVerifier(keys, {}).options_fingerprint(),
+            TokenVerifier(keys, {}).options_fingerprint());
+  EXPECT_NE(TokenVerifier(keys, audience).options_fingerprint(),
+            TokenVerifier(keys, issuer).options_fingerprint());
+  EXPECT_NE(TokenVerifier(keys, audience).options_fingerprint(),
+            TokenVerifier(keys, {}).options_fingerprint());
 }
 
 }  // namespace

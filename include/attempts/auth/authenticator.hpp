@@ -28,23 +28,46 @@ using AuthResult = std::variant<std::int64_t, AuthFailure>;
 // another scheme; malformed when a Bearer credential does not have that shape.
 std::variant<std::string_view, TokenError> bearer_token(std::string_view authorization);
 
-// From an Authorization header value to a student id, through a per-thread TokenCache and the
+// What a cached token is tagged with: the key that verified it (VerificationKey::fingerprint)
+// and the options it was verified under (issuer, audience, leeway). Never 0.
+std::uint64_t cache_tag(std::uint64_t key_fingerprint, const TokenVerifier& verifier) noexcept;
+
+// The tags of the keys in force under the current verifier, readable by every thread without a
+// lock: a cached token answers only while its tag is one of them, so a key that leaves the set
+// (or a change of options) takes its tokens with it, and the tokens of the keys that stay keep
+// their entries. Holds the first kMax keys of a set; tokens verified by others are not cached.
+class KeysInForce {
+ public:
+  static constexpr std::size_t kMax = 64;
+
+  // Replaces the tags. A reader meanwhile may see some of the old ones a moment longer, as if
+  // its request had come a moment earlier.
+  void set(const TokenVerifier& verifier) noexcept;
+  bool contains(std::uint64_t tag) const noexcept;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kMax> tags_{};
+};
+
+// From an Authorization header value to a student id, through the process's TokenCache and the
 // current TokenVerifier. The verifier can be replaced at any time (key rotation); every
-// authentication that starts after replace() returns uses the new one, and caches filled
-// under the old one are emptied before they answer again.
+// authentication that starts after replace() returns uses the new one, and a cached token
+// answers only while the key that verified it is still in force.
+//
+// The hit path does the least it can: the scheme, the token's digest, one cache set, the key
+// check. A token the cache holds was verified, so its shape was checked then; the rest (token68
+// characters, the signature, the claims) runs on a miss.
 class Authenticator {
  public:
   explicit Authenticator(std::shared_ptr<const TokenVerifier> verifier);
 
-  AuthResult authenticate(std::string_view authorization, TokenCache& cache,
+  AuthResult authenticate(std::string_view authorization, TokenCache::Reader& cache,
                           std::int64_t now_unix_seconds) const;
 
   // Thread-safe; concurrent authentications keep the verifier they started with.
   void replace(std::shared_ptr<const TokenVerifier> verifier);
 
-  // Starts at 1 and grows by one at each replace().
-  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
-  std::shared_ptr<const TokenVerifier> verifier() const { return current().verifier; }
+  std::shared_ptr<const TokenVerifier> verifier() const;
 
   // Rejections so far with this reason, for /metrics.
   std::uint64_t rejections(TokenError reason) const noexcept {
@@ -52,22 +75,17 @@ class Authenticator {
   }
 
  private:
-  // A verifier and its generation, replaced as one so that no reader pairs one with the other's.
-  struct Current {
-    std::shared_ptr<const TokenVerifier> verifier;
-    std::uint64_t generation = 0;
-  };
-
-  Current current() const;
   AuthResult reject(TokenError reason) const noexcept;
 
   // A mutex rather than GCC 12's std::atomic<std::shared_ptr>, whose load() releases its lock
   // with a relaxed fetch_sub: a data race with store() that ThreadSanitizer reports. It is taken
   // once per cache miss, next to a signature verification that costs far more.
-  mutable std::mutex current_mutex_;
-  Current current_;
-  // current_.generation, readable without the mutex: what a cache hit checks.
-  std::atomic<std::uint64_t> generation_{0};
+  mutable std::mutex verifier_mutex_;
+  std::shared_ptr<const TokenVerifier> verifier_;
+  KeysInForce keys_in_force_;
+  // Longer tokens are refused without being hashed (the verifier's limit; the same for every
+  // verifier, from the configuration).
+  std::atomic<std::size_t> max_token_bytes_{0};
   mutable std::array<std::atomic<std::uint64_t>, kTokenErrorCount> rejections_{};
 };
 

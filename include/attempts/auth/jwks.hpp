@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,10 @@ struct VerificationKey {
   Algorithm algorithm = Algorithm::hs256;
   SecretBytes hmac_secret;  // HS256 only
   EvpPkeyPtr public_key;    // RS256, ES256 and EdDSA
+  // Names this key across reloads: the same kid, algorithm and key material give the same
+  // value (64 bits of SHA-256 over them; never 0), so that what it verified stays verified
+  // while it stays in the key set, and no longer once it is gone.
+  std::uint64_t fingerprint = 0;
 };
 
 struct LoadedKeySet;

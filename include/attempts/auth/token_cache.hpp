@@ -4,89 +4,129 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <list>
-#include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
-#include <string>
 #include <string_view>
-#include <unordered_map>
+#include <vector>
 
 #include "attempts/auth/token_verifier.hpp"
 
+// OpenSSL's MAC context, declared so that this header needs no OpenSSL headers.
+struct evp_mac_ctx_st;
+
 namespace attempts::auth {
 
-struct TokenCacheOptions {
-  std::size_t max_entries = 10'000;
-  // Bound on the sum of the cached tokens' lengths.
-  std::size_t max_total_token_bytes = 8 << 20;
-  // The verifier's leeway: an entry answers until expires_at + leeway, as verify() would.
-  std::chrono::seconds leeway{30};
+// A token's identity in the cache: SipHash-2-4 of the whole token, 128 bits, under a key drawn
+// when the cache is made (OpenSSL's SIPHASH). Without the key nobody can make another token
+// with the same digest, so the cache keeps 16 bytes per token instead of the token itself.
+struct TokenDigest {
+  std::uint64_t low = 0;
+  std::uint64_t high = 0;
+
+  friend bool operator==(const TokenDigest&, const TokenDigest&) = default;
 };
 
-// Tokens already verified, so that a client sending the same token on every request pays for
-// its signature once. Bounded in entries and in bytes; when full, expired entries go first,
-// then the least recently used.
+struct TokenCacheOptions {
+  // Tokens the cache holds, rounded up to a power of two; each takes kSlotBytes.
+  std::size_t capacity = 131'072;
+  // The verifier's leeway: an entry answers until expires_at + leeway, as verify() would.
+  std::chrono::seconds leeway{30};
+  // Threads that use it, each through a Reader of its own (the server's event loops).
+  std::size_t readers = 1;
+};
+
+// Tokens already verified, for the whole process: a client pays for its token's signature once,
+// whichever event loop its connections land on. A lookup takes no lock and writes nothing
+// shared (but a bit that says an entry was used, when it was not set); an insert (after a
+// signature check, far costlier) takes one mutex.
 //
-// Not thread-safe by design: the server keeps one per I/O thread, so a lookup takes no lock.
-// Only the counters may be read from another thread (for /metrics).
-//
-// The key is the whole token, compared byte for byte: a hash alone could let a forged token
-// that collides with a verified one in. Only verified tokens are inserted, so a client cannot
-// fill the table with chosen keys.
+// The table is fixed at construction: sets of kWays slots of kSlotBytes, so its memory is
+// capacity x kSlotBytes whatever the tokens' sizes (131,072 tokens in 6 MiB by default). A
+// token's set comes from its digest; within a set an insert takes a free slot, else one whose
+// token has expired, else the first not used since the set's clock hand last passed it (CLOCK,
+// second chance): no list to keep in order, nothing scanned beyond kWays slots. Each slot is a
+// seqlock: a reader that meets a slot being written treats it as a miss.
 class TokenCache {
  public:
+  static constexpr std::size_t kWays = 8;
+  static constexpr std::size_t kSlotBytes = 48;
+
+  // What an entry holds.
+  struct Entry {
+    std::int64_t student_id = 0;
+    std::int64_t expires_at = 0;
+    std::uint64_t key = 0;  // what verified it (Authenticator's cache_tag)
+
+    friend bool operator==(const Entry&, const Entry&) = default;
+  };
+
+  // One thread's way into the cache: its MAC context (OpenSSL's are not shared between
+  // threads) and its counters (summed for /metrics, so that the threads do not share a cache
+  // line for every hit).
+  class Reader {
+   public:
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    ~Reader();
+
+    TokenDigest digest(std::string_view token);
+    // The entry for `digest` while now <= expires_at + leeway.
+    std::optional<Entry> find(const TokenDigest& digest, std::int64_t now);
+    // Caches a token verify() accepted (replacing an entry with the same digest).
+    void insert(const TokenDigest& digest, const Entry& entry, std::int64_t now);
+
+   private:
+    friend class TokenCache;
+    explicit Reader(TokenCache& cache);
+
+    TokenCache& cache_;
+    evp_mac_ctx_st* mac_ = nullptr;
+    std::atomic<std::uint64_t> hits_{0};
+    std::atomic<std::uint64_t> misses_{0};
+    std::atomic<std::uint64_t> evictions_{0};
+  };
+
   explicit TokenCache(TokenCacheOptions options = {});
+  ~TokenCache();
   TokenCache(const TokenCache&) = delete;
   TokenCache& operator=(const TokenCache&) = delete;
 
-  // The cached verification of `token` while now <= expires_at + leeway; an expired entry
-  // met here is dropped. Does not allocate.
-  std::optional<VerifiedToken> find(std::string_view token, std::int64_t now);
+  // Reader `index` (< options.readers); each used by one thread at a time.
+  Reader& reader(std::size_t index = 0) { return *readers_.at(index); }
 
-  // Caches a token that verify() accepted. `now` decides which entries have expired when room
-  // must be made. A token longer than the byte bound is not cached.
-  void insert(std::string_view token, const VerifiedToken& verified, std::int64_t now);
-
-  void clear() noexcept;
-
-  // The key set generation the entries were verified with (see Authenticator); resetting to
-  // another generation drops every entry.
-  std::uint64_t generation() const noexcept { return generation_; }
-  void reset(std::uint64_t generation) noexcept;
-
-  std::size_t size() const noexcept { return entries_.size(); }
-  std::size_t token_bytes() const noexcept { return token_bytes_; }
-  std::uint64_t hits() const noexcept { return hits_.load(std::memory_order_relaxed); }
-  std::uint64_t misses() const noexcept { return misses_.load(std::memory_order_relaxed); }
-  std::uint64_t evictions() const noexcept { return evictions_.load(std::memory_order_relaxed); }
+  std::size_t capacity() const noexcept { return slots_.size(); }
+  std::size_t bytes() const noexcept { return slots_.size() * kSlotBytes; }
+  // Entries in use (expired ones count until their slot is taken).
+  std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
+  std::uint64_t hits() const noexcept;
+  std::uint64_t misses() const noexcept;
+  std::uint64_t evictions() const noexcept;
 
  private:
-  struct Entry;
-  using Recency = std::list<Entry>;  // most recently used first
-  using ByExpiry = std::multimap<std::int64_t, Recency::iterator>;
-  struct Entry {
-    std::string token;
-    VerifiedToken verified;
-    ByExpiry::iterator expiry;
+  struct Slot {
+    std::atomic<std::uint32_t> version{0};  // odd while being written
+    std::atomic<std::uint32_t> used{0};     // CLOCK's reference bit
+    std::atomic<std::uint64_t> digest_low{0};
+    std::atomic<std::uint64_t> digest_high{0};
+    std::atomic<std::int64_t> student_id{0};  // 0: free
+    std::atomic<std::int64_t> expires_at{0};
+    std::atomic<std::uint64_t> key{0};
   };
+  static_assert(sizeof(Slot) == kSlotBytes);
 
   bool expired(std::int64_t expires_at, std::int64_t now) const noexcept;
-  void erase(Recency::iterator entry) noexcept;
-  // Written by the owning thread only; relaxed atomics so that /metrics may read them.
-  static void bump(std::atomic<std::uint64_t>& counter) noexcept {
-    counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
+  std::size_t set_of(const TokenDigest& digest) const noexcept;
+  // Under insert_mutex_: the slot of `set` to write, and whether taking it evicts a live entry.
+  std::size_t victim(std::size_t set, const TokenDigest& digest, std::int64_t now, bool& evicts);
 
   TokenCacheOptions options_;
-  Recency recency_;
-  ByExpiry by_expiry_;
-  // Keys view the token strings inside recency_'s nodes, which never move.
-  std::unordered_map<std::string_view, Recency::iterator> entries_;
-  std::size_t token_bytes_ = 0;
-  std::uint64_t generation_ = 0;
-  std::atomic<std::uint64_t> hits_{0};
-  std::atomic<std::uint64_t> misses_{0};
-  std::atomic<std::uint64_t> evictions_{0};
+  unsigned char siphash_key_[16] = {};
+  std::vector<Slot> slots_;
+  std::vector<std::uint8_t> hands_;  // per set, under insert_mutex_
+  std::mutex insert_mutex_;
+  std::atomic<std::size_t> size_{0};
+  std::vector<std::unique_ptr<Reader>> readers_;
 };
 
 }  // namespace attempts::auth

@@ -47,6 +47,7 @@ std::string_view name(TokenError error) noexcept;
 struct VerifiedToken {
   std::int64_t student_id = 0;
   std::int64_t expires_at = 0;  // the exp claim, Unix seconds, without leeway
+  std::uint64_t key = 0;        // the fingerprint of the key that verified it
 
   friend bool operator==(const VerifiedToken&, const VerifiedToken&) = default;
 };
@@ -78,6 +79,9 @@ class TokenVerifier {
   VerifyResult verify(std::string_view token, std::int64_t now_unix_seconds) const;
 
   const VerifierOptions& options() const noexcept { return options_; }
+  // Names the options (issuer, audience, leeway, size limit): verifiers with equal options
+  // have equal values, so that a cache can tell whether a token was verified under these.
+  std::uint64_t options_fingerprint() const noexcept { return options_fingerprint_; }
   const KeySet& keys() const noexcept { return *keys_; }
 
  private:
@@ -89,6 +93,7 @@ class TokenVerifier {
   std::shared_ptr<const KeySet> keys_;
   VerifierOptions options_;
   std::unique_ptr<const Digests> digests_;  // OpenSSL algorithms, fetched once
+  std::uint64_t options_fingerprint_ = 0;
 };
 
 }  // namespace attempts::auth

@@ -41,7 +41,7 @@ struct Config {
   std::string jwt_issuer;    // empty: iss is not checked
   std::string jwt_audience;  // empty: aud is not checked
   unsigned jwt_leeway_seconds = 30;
-  std::size_t token_cache_size = 10000;  // verified tokens kept per event loop
+  std::size_t token_cache_size = 131072;  // verified tokens kept by the process (48 B each)
   // unlogged, async or sync: what a crash of PostgreSQL may lose (README, Durability).
   std::string durability = "unlogged";
   // auto, on or off: whether attempts is a Citus distributed table, whose batches go by shard

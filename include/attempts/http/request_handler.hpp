@@ -12,9 +12,10 @@
 #include "attempts/http/router.hpp"
 #include "attempts/http/types.hpp"
 
+#include "attempts/auth/token_cache.hpp"
+
 namespace attempts::auth {
 class Authenticator;
-class TokenCache;
 }  // namespace attempts::auth
 
 namespace attempts::http {
@@ -56,8 +57,8 @@ class RequestHandler {
   // Judges a request's header (its body is not read yet): route, method, id, Content-Type.
   // Used before `100 Continue`, so a client is never asked to send a body that would be
   // refused.
-  // `tokens` is the calling event loop's cache of verified tokens (with authentication on).
-  HeaderVerdict judge_header(const Request& header, auth::TokenCache* tokens) const;
+  // `tokens` is the calling event loop's reader of the token cache (with authentication on).
+  HeaderVerdict judge_header(const Request& header, auth::TokenCache::Reader* tokens) const;
 
   // A complete request whose header was judged acceptable. Returns its response when it needs
   // nothing from the store; otherwise fills `call` (answer by `deadline`) and returns nullopt:

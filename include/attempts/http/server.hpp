@@ -33,7 +33,7 @@ struct ServerOptions {
 // What sessions on one event loop use that belongs to that loop.
 struct LoopResources {
   AttemptStore& store;
-  auth::TokenCache* tokens;  // null with authentication off
+  auth::TokenCache::Reader* tokens;  // the loop's way into the token cache; null with auth off
 };
 
 // The HTTP front end on the event loops: a listener on loop 0, each connection's session on the

@@ -74,7 +74,7 @@ class LoopSessions {
 struct LoopServices {
   const RequestHandler& handler;
   AttemptStore& store;
-  auth::TokenCache* tokens;  // null with authentication off
+  auth::TokenCache::Reader* tokens;  // the loop's way into the token cache; null with auth off
   const SessionOptions& options;
   LoopSessions& sessions;
   HttpMetrics& metrics;

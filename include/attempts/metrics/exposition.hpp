@@ -13,10 +13,10 @@ class TokenCache;
 
 namespace attempts::metrics {
 
-// What authentication counts: rejections by reason, and each event loop's token cache.
+// What authentication counts: rejections by reason, and the process's token cache.
 struct AuthCounters {
   const auth::Authenticator* authenticator = nullptr;  // null with authentication off
-  std::vector<const auth::TokenCache*> caches;
+  const auth::TokenCache* cache = nullptr;
 };
 
 // The whole /metrics page: HTTP, authentication and pool metrics in the Prometheus text format
