@@ -7,6 +7,8 @@
 #include <memory>
 #include <string_view>
 
+#include "attempts/utf8.hpp"
+
 namespace attempts {
 namespace {
 
@@ -23,34 +25,6 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
     return std::make_unique<JsonEscapedMessage>();
   }
 };
-
-// The length of the well-formed UTF-8 sequence at the start of `text` (RFC 3629: no overlong
-// forms, no surrogates, nothing above U+10FFFF), or 0 if it does not start with one.
-std::size_t utf8_sequence_length(std::string_view text) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  std::size_t length = 0;
-  unsigned char low = 0x80;  // the range of the second byte, narrowed for some leads
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;   // overlong below U+0800
-    if (lead == 0xED) high = 0x9F;  // U+D800..U+DFFF, the surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;   // overlong below U+10000
-    if (lead == 0xF4) high = 0x8F;  // above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return length;
-}
 
 }  // namespace
 
@@ -69,7 +43,7 @@ void append_json_escaped(std::string_view text, spdlog::memory_buf_t& out) {
       out.append(escaped, escaped + sizeof escaped);
     } else if (byte < 0x80) {
       out.push_back(c);
-    } else if (const std::size_t length = utf8_sequence_length(text.substr(i)); length > 0) {
+    } else if (const std::size_t length = utf8_sequence_length(text.substr(i)); length > 1) {
       out.append(text.data() + i, text.data() + i + length);
       i += length;
       continue;

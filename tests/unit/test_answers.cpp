@@ -20,6 +20,8 @@ namespace {
 using namespace std::string_view_literals;
 using testing::AllOf;
 using testing::HasSubstr;
+
+constexpr std::string_view kMalformedText = "malformed JSON";
 using testing::Not;
 
 // The document's canonical JSON when `body` is accepted; records a failure otherwise.
@@ -211,6 +213,29 @@ TEST(AnswersValidTest, OutputRoundTripsToTheSentAnswers) {
   }
 }
 
+// --- What JSON allows, read as nlohmann reads it ---------------------------------------------
+
+TEST(AnswersJsonTest, EscapedNamesAreDecodedBeforeTheyAreCompared) {
+  // "answers" and the question id 12, each written with escapes.
+  const auto document = accept(R"({"answ\u0065rs": {"\u0031\u0032": [3]}, "n\u00e9": "\ud83d\ude00"})");
+  EXPECT_EQ(document.json, R"({"12":[3]})");
+}
+
+TEST(AnswersJsonTest, AByteOrderMarkMayOpenTheBody) {
+  EXPECT_EQ(accept("\xEF\xBB\xBF{\"answers\": {\"1\": [1]}}").json, R"({"1":[1]})");
+}
+
+TEST(AnswersJsonTest, NumbersAreClassifiedAsNlohmannDoes) {
+  EXPECT_EQ(accept(R"({"answers": {"1": [-0, 9223372036854775807, -9223372036854775808]}})").json,
+            R"({"1":[0,9223372036854775807,-9223372036854775808]})");
+  EXPECT_THAT(reject(R"({"answers": {"1": [9223372036854775808]}})"),
+              HasSubstr("out of the 64-bit range"));
+  EXPECT_THAT(reject(R"({"answers": {"1": [1e2]}})"), HasSubstr("not the number 1e2"));
+  // An ignored field may hold any finite number, but not one too large for a double.
+  accept(R"({"answers": {}, "x": [1e308, 1e-400, 123456789012345678901234567890]})");
+  EXPECT_THAT(reject(R"({"answers": {}, "x": 1e309})"), HasSubstr(kMalformedText));
+}
+
 // --- Rejected documents: one table row per rule ---------------------------------------------
 
 struct RejectCase {
@@ -235,7 +260,7 @@ TEST_P(AnswersRejectTest, IsRejectedWithAMessageNamingTheProblem) {
 }
 
 constexpr std::string_view kNotObject = "must be a JSON object";
-constexpr std::string_view kMalformed = "malformed JSON";
+constexpr std::string_view kMalformed = kMalformedText;
 
 INSTANTIATE_TEST_SUITE_P(
     TopLevel, AnswersRejectTest,
