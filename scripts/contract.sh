@@ -25,24 +25,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-build_dir=$repo/build/${PRESET:-debug}
-server=$build_dir/attempts-server
-token_tool=$build_dir/tools/attempts-token
-while (($#)); do
-  case $1 in
-    --server) server=$2; shift 2 ;;
-    --token-tool) token_tool=$2; shift 2 ;;
-    *) echo "usage: $0 [--server BIN] [--token-tool BIN]" >&2; exit 2 ;;
-  esac
-done
-
-say() { printf '==> contract: %s\n' "$*"; }
-fail() { printf 'contract: FAILED: %s\n' "$*" >&2; exit 1; }
-
-[[ -n ${ATTEMPTS_TEST_DATABASE_URL:-} ]] ||
-  fail "ATTEMPTS_TEST_DATABASE_URL is not set: run scripts/test.sh -L contract (it makes a database)"
-[[ -x $server ]] || fail "no server binary $server (build the preset first)"
-[[ -x $token_tool ]] || fail "no attempts-token binary $token_tool (build the preset first)"
+# shellcheck source=scripts/lib/under-test.sh
+source scripts/lib/under-test.sh
+under_test_init contract contract "$@"
 
 # shellcheck source=scripts/lib/pg.sh
 source scripts/lib/pg.sh
