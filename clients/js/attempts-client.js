@@ -364,17 +364,29 @@ export class AttemptsClient extends EventTarget {
   }
 
   // Page hide: the pending answers go out at once in a request that survives the page, with a
-  // revision above any in flight, so whichever arrives last, the newest answers stay.
+  // revision above any in flight, so whichever arrives last, the newest answers stay. If the
+  // page lives on (it was only hidden), the normal path takes over should this one fail.
   sendKeepalive(attempt) {
+    const answers = attempt.answers;
     const revision = this.nextRevision(attempt);
     this.request('PATCH', `/attempts/${attempt.id}`, {
-      body: { answers: attempt.answers, revision },
+      body: { answers, revision },
       keepalive: true,
     }).then(
       () => {
         attempt.savedRevision = Math.max(attempt.savedRevision, revision);
+        if (attempt.answers !== answers || !attempt.dirty) return; // newer clicks since
+        attempt.dirty = false;
+        attempt.failures = 0;
+        attempt.retryAt = 0;
+        clearTimeout(attempt.timer);
+        attempt.timer = undefined;
+        if (!attempt.inFlight) this.emit(attempt, 'saved', { revision: attempt.savedRevision });
+        this.resolveIfSettled(attempt);
       },
-      () => {}, // the page is going away; the next visit reads what was stored
+      () => {
+        if (attempt.dirty && !attempt.timer) this.schedule(attempt);
+      },
     );
   }
 
