@@ -428,7 +428,7 @@ class Connection {
     const bool keep_alive = keep_alive_ && !close_after;
     response.keep_alive(keep_alive);
     if (response.result() != http::Status::no_content) response.prepare_payload();
-    const std::string_view cors = cors_fields();
+    const std::string_view cors = cors_fields(response);
     std::string wire;
     http::serialize_response(response, head_request_, wire, cors);
     check_response(response);
@@ -442,14 +442,15 @@ class Connection {
   }
 
   // Session::cors_fields.
-  std::string_view cors_fields() const {
+  std::string_view cors_fields(const http::Response& response) const {
     const http::CorsPolicy& cors = handler_.cors();
     if (!cors.enabled()) return {};
+    const bool expose = http::CorsPolicy::needs_expose(response);
     if (request_.origin_count == 0 && reader_ != nullptr && !reader_->is_header_done()) {
       const std::string_view origin = http::find_origin_field(buffer_);
-      return cors.response_fields(origin, origin.empty() ? 0 : 1);
+      return cors.response_fields(origin, origin.empty() ? 0 : 1, expose);
     }
-    return cors.response_fields(request_.origin, request_.origin_count);
+    return cors.response_fields(request_.origin, request_.origin_count, expose);
   }
 
   void check_cors(const std::string& wire, const http::Response& response) const {

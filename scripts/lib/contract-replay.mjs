@@ -305,10 +305,14 @@ const noAllowFields = (response) => {
   if (fields.length > 0) return `CORS fields for another origin: ${fields.join(', ')}`;
   return response.headers.vary === 'Origin' ? undefined : `Vary is "${response.headers.vary}"`;
 };
+// Access-Control-Expose-Headers only where the response has a field it names (not on a 204).
+const exposable = ['location', 'retry-after', 'www-authenticate', 'idempotent-replayed'];
 const readableByThePage = (response) =>
   response.headers['access-control-allow-origin'] === pageOrigin &&
   response.headers['access-control-expose-headers'] ===
-    'Location, Retry-After, WWW-Authenticate, Idempotent-Replayed' &&
+    (exposable.some((name) => name in response.headers)
+      ? 'Location, Retry-After, WWW-Authenticate, Idempotent-Replayed'
+      : undefined) &&
   response.headers.vary === 'Origin'
     ? undefined
     : `not readable by ${pageOrigin}: ${JSON.stringify(response.headers)}`;

@@ -125,11 +125,11 @@ CorsPolicy::CorsPolicy(const std::vector<std::string>& origins) {
   for (const auto& origin : origins) {
     if (const auto error = origin_error(origin)) throw std::invalid_argument(*error);
     if (find(origin) != nullptr) continue;
-    std::string fields;
-    fields.append("Access-Control-Allow-Origin: ").append(origin).append("\r\n");
+    const std::string allow = "Access-Control-Allow-Origin: " + origin + "\r\n";
+    std::string fields = allow;
     fields.append("Access-Control-Expose-Headers: ").append(kExposeHeaders).append("\r\n");
     fields.append(kVaryOrigin);
-    allowed_.push_back({origin, std::move(fields)});
+    allowed_.push_back({origin, std::move(fields), allow + std::string(kVaryOrigin)});
   }
 }
 
@@ -150,11 +150,19 @@ std::vector<std::string> CorsPolicy::origins() const {
   return origins;
 }
 
-std::string_view CorsPolicy::response_fields(std::string_view origin,
-                                             unsigned count) const noexcept {
+std::string_view CorsPolicy::response_fields(std::string_view origin, unsigned count,
+                                             bool expose) const noexcept {
   if (allowed_.empty()) return {};
   const Allowed* allowed = count == 1 ? find(origin) : nullptr;
-  return allowed != nullptr ? std::string_view(allowed->fields) : kVaryOrigin;
+  if (allowed == nullptr) return kVaryOrigin;
+  return expose ? allowed->fields : allowed->fields_no_expose;
+}
+
+bool CorsPolicy::needs_expose(const Response& response) noexcept {
+  return response.find(beast_http::field::location) != response.end() ||
+         response.find(beast_http::field::retry_after) != response.end() ||
+         response.find(beast_http::field::www_authenticate) != response.end() ||
+         response.find("Idempotent-Replayed") != response.end();
 }
 
 bool CorsPolicy::is_preflight(const Request& request) noexcept {

@@ -156,6 +156,24 @@ TEST(CorsPolicyTest, AnAllowedOriginGetsItselfTheExposedFieldsAndVary) {
               HasSubstr("Access-Control-Allow-Origin: https://exam.example.org\r\n"));
 }
 
+TEST(CorsPolicyTest, ExposeHeadersOnlyWhereTheResponseHasAFieldItNames) {
+  EXPECT_EQ(policy().response_fields(kPage, 1, /*expose=*/false),
+            "Access-Control-Allow-Origin: http://127.0.0.1:18700\r\nVary: Origin\r\n");
+  EXPECT_EQ(policy().response_fields("http://evil.example", 1, false), "Vary: Origin\r\n");
+  EXPECT_FALSE(CorsPolicy::needs_expose(no_content_response()));
+  EXPECT_FALSE(CorsPolicy::needs_expose(error_response(Status::conflict, "final")));
+  EXPECT_TRUE(CorsPolicy::needs_expose(unavailable_response("down", std::chrono::seconds(1))));
+  Response started = json_response(Status::created, "{}");
+  started.set(Field::location, "/attempts/1");
+  EXPECT_TRUE(CorsPolicy::needs_expose(started));
+  Response challenge = error_response(Status::unauthorized, "token");
+  challenge.set(Field::www_authenticate, "Bearer");
+  EXPECT_TRUE(CorsPolicy::needs_expose(challenge));
+  Response replayed = no_content_response();
+  replayed.set("Idempotent-Replayed", "true");
+  EXPECT_TRUE(CorsPolicy::needs_expose(replayed));
+}
+
 TEST(CorsPolicyTest, AnyOtherOriginGetsVaryAloneAndIsNeverReflected) {
   for (const char* origin :
        {"http://evil.example", "http://127.0.0.1:18701", "http://127.0.0.1:18700/",

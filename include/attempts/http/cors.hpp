@@ -31,8 +31,9 @@ std::string_view find_origin_field(std::string_view raw_header) noexcept;
 //   Access-Control-Allow-{Origin,Methods,Headers} and Access-Control-Max-Age for an allowed
 //   origin; 403 without any Access-Control-Allow-* field for any other.
 // - Every response to a request from an allowed origin, errors included, carries
-//   Access-Control-Allow-Origin (that origin) and Access-Control-Expose-Headers; every
-//   response carries `Vary: Origin` (the answer depends on it) while CORS is on.
+//   Access-Control-Allow-Origin (that origin), and Access-Control-Expose-Headers when it has a
+//   field that needs it (a 204 has none: its bytes stay few); every response carries
+//   `Vary: Origin` (the answer depends on it) while CORS is on.
 //
 // The fields of each allowed origin are written once, at construction: answering a request
 // costs a comparison with each allowed origin and no allocation.
@@ -60,9 +61,13 @@ class CorsPolicy {
 
   // Header lines (each ending in CRLF) to add to a response to a request that carried the
   // Origin field `count` times, the first with the value `origin`: empty with CORS off;
-  // Access-Control-Allow-Origin, Access-Control-Expose-Headers and Vary for an allowed origin;
-  // `Vary: Origin` alone otherwise (two Origin fields match nothing).
-  std::string_view response_fields(std::string_view origin, unsigned count) const noexcept;
+  // Access-Control-Allow-Origin, Access-Control-Expose-Headers when `expose`, and Vary for an
+  // allowed origin; `Vary: Origin` alone otherwise (two Origin fields match nothing).
+  std::string_view response_fields(std::string_view origin, unsigned count,
+                                   bool expose = true) const noexcept;
+
+  // Whether `response` has a field of kExposeHeaders, which a page reads only if exposed.
+  static bool needs_expose(const Response& response) noexcept;
 
   // The Fetch standard's test: OPTIONS carrying Origin and Access-Control-Request-Method.
   static bool is_preflight(const Request& request) noexcept;
@@ -75,6 +80,7 @@ class CorsPolicy {
   struct Allowed {
     std::string origin;
     std::string fields;  // Access-Control-Allow-Origin, Access-Control-Expose-Headers, Vary
+    std::string fields_no_expose;  // the same without Access-Control-Expose-Headers
   };
   const Allowed* find(std::string_view origin) const noexcept;
 
