@@ -10,6 +10,8 @@
 --                --first 1); each request carries the token of its attempt's owner (sql/seed.sql:
 --                student 1 + (id - 1) % STUDENTS). Unset: no Authorization header (--auth none)
 --   STUDENTS     how many students own the seeded attempts (default 20000)
+--   ORIGIN       sent as the Origin field of every request, as a browser page on that origin
+--                would (bench.sh --cors-compare); unset: none
 --   RATE         total requests/s to aim at; unset or 0 = no pacing (closed loop at full speed)
 --   PACING       "schedule" (default when THREADS is set) or "fixed" (default otherwise)
 --   THREADS      wrk's -t, for PACING=schedule: each thread hands out send times RATE/THREADS
@@ -36,7 +38,9 @@ local max_id = tonumber(os.getenv("MAX_ID") or "") or 100000
 local students = tonumber(os.getenv("STUDENTS") or "") or 20000
 local tokens_path = os.getenv("TOKENS")
 local body = '{"answers": {"1": [1], "2": [2], "3": [3], "4": [4]}}'
-local headers = { ["Content-Type"] = "application/json" }
+local origin = os.getenv("ORIGIN")
+if origin == "" then origin = nil end
+local headers = { ["Content-Type"] = "application/json", ["Origin"] = origin }
 
 local rate = tonumber(os.getenv("RATE") or "") or 0
 local env_threads = tonumber(os.getenv("THREADS") or "")
@@ -89,7 +93,8 @@ function init(args)
     local file = assert(io.open(tokens_path, "r"), "patch.lua: cannot open TOKENS " .. tokens_path)
     for token in file:lines() do
       student_headers[#student_headers + 1] =
-        { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token }
+        { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token,
+          ["Origin"] = origin }
     end
     file:close()
     assert(#student_headers >= students,

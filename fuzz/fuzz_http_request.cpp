@@ -8,7 +8,9 @@
 // order until the input ends, an error closes the connection, or a response is not keep-alive.
 //
 // One input in four is served with authentication on (the published test keys; the corpus has
-// requests with a token valid at the fuzzer's fixed clock), the others with it off.
+// requests with a token valid at the fuzzer's fixed clock), the others with it off. Half the
+// inputs, and every one that names an Origin, are served with CORS on (one allowed origin,
+// kAllowedOrigin), the others with it off.
 //
 // Each input is served twice: all bytes arriving at once, and in two reads split at a point
 // derived from the input (so every mutation moves it). Both must give the same bytes back.
@@ -26,6 +28,12 @@
 //     validator accepts its body, with what the validator made of it; 204 stored it; a request
 //     refused on its header never reaches the store; with authentication on, attempt routes
 //     without a valid token are 401 and reach nothing;
+//   - with CORS off no response has an Access-Control-* or Vary field; with it on every one has
+//     `Vary: Origin` once, and Access-Control-Allow-Origin only ever names the allowed origin
+//     (never another, never a reflection); a preflight is answered on its header alone (204 with
+//     Access-Control-Max-Age, 400 or 403) and reaches nothing; 403 answers nothing else. The
+//     CORS fields are left out of the at-once/in-two comparison: for a header the parser could
+//     not finish, whether its Origin line had arrived depends on the reads;
 //   - the read buffer never holds more than its ceiling; the parser always progresses.
 
 #include <algorithm>
@@ -222,15 +230,23 @@ bool is_attempt_route(http::Route route) {
 }
 
 // One connection, as a Session serves it.
+constexpr std::string_view kAllowedOrigin = "http://127.0.0.1:18700";
+
+const http::CorsPolicy& cors_policy() {
+  static const http::CorsPolicy policy({std::string(kAllowedOrigin)});
+  return policy;
+}
+
 class Connection {
  public:
-  Connection(std::string_view input, std::size_t split, bool authenticated)
-      : input_(input), split_(split), authenticated_(authenticated) {}
+  Connection(std::string_view input, std::size_t split, bool authenticated, bool cors)
+      : input_(input), split_(split), authenticated_(authenticated), cors_(cors) {}
 
   static constexpr std::string_view kMetricsPage = "# fuzz\nattempts_up 1\n";
 
   struct Outcome {
     std::vector<std::string> writes;  // what the server wrote, in order (100 Continue included)
+    std::vector<std::string> wires;   // the same with the CORS fields, as sent (for describe())
     bool read_error = false;          // the connection ended on an error reading a request
     bool error_answered = false;      // ... and the last write answers that error
     bool header_too_large = false;    // ... which was 431
@@ -251,6 +267,7 @@ class Connection {
   // Session::begin_request .. on_read_body for one request; false once the connection is done.
   bool serve_one() {
     http::RequestReader reader(request_);
+    reader_ = &reader;
     reader.body_limit(session_options_.body_limit);
     reader.header_limit(session_options_.header_limit);
     current_is_head_ = false;  // until a header says otherwise
@@ -277,10 +294,19 @@ class Connection {
       return false;
     }
     const http::RouteMatch match = http::match_route(header.method, header.target);
-    route_ = match.route;
     http::HeaderVerdict verdict =
         handler_.judge_header(header, authenticated_ ? &tokens_.reader() : nullptr);
-    CHECK(verdict.match.route == match.route, header.target);
+    route_ = verdict.match.route;
+    if (route_ == http::Route::preflight) {
+      // Only with CORS on, only for an OPTIONS the router refuses, and always from the header.
+      CHECK(cors_ && match.route == http::Route::method_not_allowed &&
+                header.method == http::Verb::options && verdict.rejection.has_value(),
+            header.target);
+      const unsigned status = verdict.rejection->result_int();
+      CHECK(status == 204 || status == 400 || status == 403, std::to_string(status));
+    } else {
+      CHECK(verdict.match.route == match.route, header.target);
+    }
     const bool header_refused = match.route == http::Route::not_found ||
                                 match.route == http::Route::method_not_allowed ||
                                 match.route == http::Route::bad_attempt_id ||
@@ -297,6 +323,7 @@ class Connection {
         return false;
       }
       outcome_.writes.emplace_back("HTTP/1.1 100 Continue\r\n\r\n");
+      outcome_.wires.push_back(outcome_.writes.back());
     }
 
     ec = read(reader, /*whole_message=*/true);
@@ -402,17 +429,61 @@ class Connection {
     const bool keep_alive = keep_alive_ && !close_after;
     response.keep_alive(keep_alive);
     if (response.result() != http::Status::no_content) response.prepare_payload();
+    const std::string_view cors = cors_fields(response);
     std::string wire;
-    http::serialize_response(response, head_request_, wire);
+    http::serialize_response(response, head_request_, wire, cors);
     check_response(response);
     check_wire(wire, response, keep_alive);
-    outcome_.writes.push_back(wire);
+    check_cors(wire, response);
+    std::string compared;
+    http::serialize_response(response, head_request_, compared);
+    outcome_.writes.push_back(compared);
+    outcome_.wires.push_back(wire);
     return keep_alive;
+  }
+
+  // Session::cors_fields.
+  std::string_view cors_fields(const http::Response& response) const {
+    const http::CorsPolicy& cors = handler_.cors();
+    if (!cors.enabled()) return {};
+    const bool expose = http::CorsPolicy::needs_expose(response);
+    if (request_.origin_count == 0 && reader_ != nullptr && !reader_->is_header_done()) {
+      const std::string_view origin = http::find_origin_field(buffer_);
+      return cors.response_fields(origin, origin.empty() ? 0 : 1, expose);
+    }
+    return cors.response_fields(request_.origin, request_.origin_count, expose);
+  }
+
+  void check_cors(const std::string& wire, const http::Response& response) const {
+    const std::string_view header = std::string_view(wire).substr(0, wire.find("\r\n\r\n") + 2);
+    const auto count = [&](std::string_view text) {
+      std::size_t n = 0;
+      for (auto at = header.find(text); at != std::string_view::npos;
+           at = header.find(text, at + 1)) {
+        ++n;
+      }
+      return n;
+    };
+    const unsigned status = response.result_int();
+    CHECK(status != 403 || route_ == http::Route::preflight, "403 outside a preflight: " + wire);
+    if (!cors_) {
+      CHECK(count("\r\nAccess-Control-") == 0 && count("\r\nVary:") == 0, wire);
+      return;
+    }
+    CHECK(count("\r\nVary: Origin\r\n") == 1 && count("\r\nVary:") == 1, wire);
+    const std::size_t allowed = count("\r\nAccess-Control-Allow-Origin: ");
+    CHECK(allowed ==
+              count("\r\nAccess-Control-Allow-Origin: " + std::string(kAllowedOrigin) + "\r\n"),
+          "another origin allowed: " + wire);
+    if (route_ == http::Route::preflight && status == 204) {
+      CHECK(allowed == 1 && count("\r\nAccess-Control-Max-Age: 7200\r\n") == 1, wire);
+    }
+    if (status == 403) CHECK(count("\r\nAccess-Control-Allow-") == 0, wire);
   }
 
   static void check_response(const http::Response& response) {
     const unsigned status = response.result_int();
-    static const std::set<unsigned> kDocumented = {200, 201, 204, 400, 401, 404, 405,
+    static const std::set<unsigned> kDocumented = {200, 201, 204, 400, 401, 403, 404, 405,
                                                    409, 413, 415, 422, 431, 503, 504};
     CHECK(kDocumented.count(status) == 1, std::to_string(status));
     if (status >= 400) CHECK(has_error_body(response), response.body());
@@ -526,6 +597,8 @@ class Connection {
   std::string_view input_;
   std::size_t split_;
   bool authenticated_;
+  bool cors_;
+  const http::RequestReader* reader_ = nullptr;  // of the request being served
   std::size_t offset_ = 0;
   std::string buffer_;  // Session::buffer_: read but not yet parsed
   http::Request request_;
@@ -537,7 +610,8 @@ class Connection {
       .retry_after = std::chrono::seconds{1},
       .metrics_text = [] { return std::string(kMetricsPage); },
       .authenticator = authenticated_ ? &authenticator() : nullptr,
-      .clock = &fixed_clock};
+      .clock = &fixed_clock,
+      .cors = cors_ ? cors_policy() : http::CorsPolicy{}};
   SyncStore store_;
   auth::TokenCache tokens_{{.capacity = 1024}};
   const http::RequestHandler handler_{options_};
@@ -588,7 +662,7 @@ bool tolerable(const Connection::Outcome& a, const Connection::Outcome& b) {
 
 std::string describe(const Connection::Outcome& outcome) {
   std::string text;
-  for (const auto& write : outcome.writes) text += write + "\n";
+  for (const auto& write : outcome.wires) text += write + "\n";
   return text + (outcome.read_error ? "(ended on a read error)\n" : "") + outcome.saves;
 }
 
@@ -599,9 +673,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   g_input = input;
   const std::uint64_t hash = fnv1a(input);
   const bool authenticated = hash % 4 == 0 || input.find("Authorization:") != std::string_view::npos;
-  const auto at_once = Connection(input, size, authenticated).serve();
+  const bool cors = (hash >> 2) % 2 == 0 || input.find("Origin:") != std::string_view::npos;
+  const auto at_once = Connection(input, size, authenticated, cors).serve();
   const std::size_t split = static_cast<std::size_t>(hash % (size + 1));
-  const auto in_two = Connection(input, split, authenticated).serve();
+  const auto in_two = Connection(input, split, authenticated, cors).serve();
 
   static const bool verbose = std::getenv("FUZZ_HTTP_VERBOSE") != nullptr;
   if (verbose) std::fprintf(stderr, "--- server wrote:\n%s---\n", describe(at_once).c_str());

@@ -15,7 +15,9 @@
 # sql/seed.sql, then per durability mode:
 #   1. pgbench -n -M prepared -f sql/pgbench/update.sql, N clients (-j 2), then 1 client
 #   2. attempts-server under wrk, closed loop, at each --connections count (auth --auth)
-#   3. the same at 64 connections with each other mode of --auth-compare (auth off, ES256)
+#   3. the same at 64 connections with each other mode of --auth-compare (auth off, ES256), and
+#      with --cors-compare, in turn: CORS off; CORS off with every request carrying an Origin;
+#      CORS on (--cors-origin) with every request from that origin
 #   4. paced runs at each --rates rate over each --paced-connections count: open-loop (constant
 #      arrival rate) with wrk2 or k6 when installed, else wrk's delay() (closed loop, and said so)
 #   5. one connection, one request at a time (wrk -c1 -t1)
@@ -37,6 +39,12 @@
 #                           [BENCH_AUTH, default hs256]
 #   --auth-compare "M ..."  extra rows at 64 connections with these modes [BENCH_AUTH_COMPARE,
 #                           default "off es256"]; "" skips them
+#   --cors-compare          more rows at 64 connections, one after the other, --cors-rounds
+#                           times: the server without CORS; the same with every request carrying
+#                           an Origin (what a page sends); the server with --cors-origin and
+#                           every request from that origin. Prints the means and ratios of
+#                           requests/s and server CPU per request [BENCH_CORS_COMPARE=1]
+#   --cors-rounds N         rounds of --cors-compare [BENCH_CORS_ROUNDS, default 3]
 #   --rates "A B"           paced total requests/s [BENCH_RATES, default "10000 15000"]; "" skips
 #   --paced-connections "A B"  connections of the paced runs [BENCH_PACED_CONNECTIONS,
 #                           default "1000 5000"]
@@ -77,6 +85,8 @@ pgbench_clients=${BENCH_PGBENCH_CLIENTS:-16}
 connections=${BENCH_CONNECTIONS:-64 256}
 auth=${BENCH_AUTH:-hs256}
 auth_compare=${BENCH_AUTH_COMPARE-off es256}
+cors_compare=${BENCH_CORS_COMPARE:-0}
+cors_rounds=${BENCH_CORS_ROUNDS:-3}
 rates=${BENCH_RATES-10000 15000}
 paced_connections=${BENCH_PACED_CONNECTIONS:-1000 5000}
 curve_rates=${BENCH_CURVE_RATES-5000 10000 20000 30000 40000 50000 60000}
@@ -103,6 +113,8 @@ while (($#)); do
     --connections) need_arg "$@"; connections=$2; shift 2 ;;
     --auth) need_arg "$@"; auth=$2; shift 2 ;;
     --auth-compare) need_arg "$@"; auth_compare=$2; shift 2 ;;
+    --cors-compare) cors_compare=1; shift ;;
+    --cors-rounds) need_arg "$@"; cors_rounds=$2; shift 2 ;;
     --rates) need_arg "$@"; rates=$2; shift 2 ;;
     --paced-connections) need_arg "$@"; paced_connections=$2; shift 2 ;;
     --curve-rates) need_arg "$@"; curve_rates=$2; shift 2 ;;
@@ -140,6 +152,7 @@ pgbench_s=$(to_seconds "$pgbench_duration") || die "--pgbench-duration: '$pgbenc
 curve_s=$(to_seconds "$curve_duration") || die "--curve-duration: '$curve_duration' is not a duration like 5s" 2
 is_count "$pgbench_clients" || die "--pgbench-clients: '$pgbench_clients' is not a positive integer" 2
 is_count "$wrk_threads" || die "--wrk-threads: '$wrk_threads' is not a positive integer" 2
+is_count "$cors_rounds" || die "--cors-rounds: '$cors_rounds' is not a positive integer" 2
 is_auth "$auth" || die "--auth: '$auth' is not off, hs256 or es256" 2
 read -r -a conn_list <<<"$connections"
 read -r -a rate_list <<<"$rates"
@@ -201,6 +214,9 @@ server_has_auth=0
 [[ $server_help == *--auth* ]] && server_has_auth=1
 server_has_durability=0
 [[ $server_help == *--durability* ]] && server_has_durability=1
+if ((cors_compare)) && [[ $server_help != *--cors-origin* ]]; then
+  die "$server_bin has no --cors-origin: run without --cors-compare" 2
+fi
 if ((!server_has_auth)); then
   [[ $auth == off ]] || die "$server_bin has no --auth: run with --auth off --auth-compare ''" 2
   for m in "${compare_list[@]}"; do [[ $m == off ]] || die "$server_bin has no --auth: run with --auth-compare ''" 2; done
@@ -438,6 +454,11 @@ run_pgbench() {
 
 # ---- the service ----------------------------------------------------------------------------------------
 server_config=
+# With cors_on=1 the server allows bench_origin; with send_origin=1 every request comes from it,
+# as from a page.
+cors_on=0
+send_origin=0
+readonly bench_origin=http://127.0.0.1:18700
 
 # start_server LOG MODE AUTH
 start_server() {
@@ -452,6 +473,7 @@ start_server() {
     fi
   fi
   if ((server_has_durability)); then flags+=(--durability "$mode"); fi
+  if ((cors_on)); then flags+=(--cors-origin "$bench_origin"); fi
   port=$(pg_free_port)
   "$server_bin" --listen "127.0.0.1:$port" --database-url "$url" "${flags[@]}" >>"$log" 2>&1 &
   server_pid=$!
@@ -523,10 +545,12 @@ run_service() {
   if [[ -z $server_config ]]; then
     # Its effective configuration, without what changes per run.
     server_config=$(sed -n 's/.*attempts-server starting: //p' "$log" | sed -n 1p |
-      sed -E 's/(^| )(listen|database-url|jwks|auth|durability)=[^ ]*//g; s/^ //')
+      sed -E 's/(^| )(listen|database-url|jwks|auth|durability|cors-origin)=[^ ]*//g; s/^ //')
   fi
-  local -a env_args=(-u RATE -u PACING -u THREADS -u CONNECTIONS -u TOKENS MAX_ID="$max_id" STUDENTS="$students")
+  local -a env_args=(-u RATE -u PACING -u THREADS -u CONNECTIONS -u TOKENS -u ORIGIN
+    MAX_ID="$max_id" STUDENTS="$students")
   [[ $auth_mode != off ]] && env_args+=(TOKENS="${tokens_file[$auth_mode]}")
+  ((send_origin)) && env_args+=(ORIGIN="$bench_origin")
   if [[ $auth_mode != off ]]; then
     # A student sends the same token for an hour: the rows measure the cache's steady state, so
     # the server verifies each student's token once before the measurement starts.
@@ -593,6 +617,8 @@ run_service() {
     hit_note=$(awk -v h=$((hits1 - hits0)) -v m=$((misses1 - misses0)) 'BEGIN { if (h + m > 0) printf ", cache hits %.2f%%", 100 * h / (h + m) }')
   fi
   check_rows "$name" "$t0" $((requests - non2xx)) "$conns"
+  last_rps=${m[rps]}
+  last_cpu100k=$per100k
   add_row "$mode" "$name$hit_note" "$tool" "${m[rps]}" "${m[p50_us]}" "${m[p99_us]}" "${m[max_us]}" \
     "$non2xx / $errors" "$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')" "$cpu_s" "$per100k" "$cs" \
     "$instr" "$(ticks_to_s $((pg1 - pg0)))" "$rows_result"
@@ -607,6 +633,10 @@ run_start=$(db_now)
 started_at=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A persistence_of=()
+# "MODE off|origin|on" -> sums over the rounds' rows of each --cors-compare variant: requests/s,
+# server CPU s / 100k requests
+declare -A cors_rps=() cors_cpu=()
+last_rps=0 last_cpu100k=0
 
 for mode in "${modes[@]}"; do
   set_durability "$mode"
@@ -632,6 +662,25 @@ for mode in "${modes[@]}"; do
     [[ $a == "$auth" ]] && continue
     run_service "$mode" "service, wrk 64 connections, $(auth_label "$a")" "$mode-wrk-c64-$a" 64 "$wrk_threads" 0 "$a" wrk
   done
+  if ((cors_compare)); then
+    # The variants alternate, so that the machine's drift weighs on each alike.
+    for ((round = 1; round <= cors_rounds; round++)); do
+      for variant in off origin on; do
+        case $variant in
+          off) cors_on=0 send_origin=0 cors_label="CORS off" ;;
+          origin) cors_on=0 send_origin=1 cors_label="CORS off, Origin sent" ;;
+          on) cors_on=1 send_origin=1 cors_label="CORS on, Origin allowed" ;;
+        esac
+        last_rps=0 last_cpu100k=0
+        run_service "$mode" "service, wrk 64 connections, $label, $cors_label ($round)" \
+          "$mode-wrk-c64-cors-$variant-$round" 64 "$wrk_threads" 0 "$auth" wrk
+        cors_rps["$mode $variant"]=$(awk -v a="${cors_rps["$mode $variant"]:-0}" -v b="$last_rps" 'BEGIN { print a + b }')
+        cors_cpu["$mode $variant"]=$(awk -v a="${cors_cpu["$mode $variant"]:-0}" -v b="$last_cpu100k" 'BEGIN { print a + b }')
+      done
+    done
+    send_origin=0
+    cors_on=0
+  fi
   for c in "${paced_list[@]}"; do
     for r in "${rate_list[@]}"; do
       run_service "$mode" "service, $r req/s over $c connections, $label" "$mode-rate$r-c$c" "$c" \
@@ -733,6 +782,18 @@ report=$tmp/report.md
         "${r_pgcpu[i]:-—}" "${r_rows[i]:-—}"
     done
     printf '\n'
+    if [[ -n ${cors_rps["$mode on"]:-} ]]; then
+      mean() { awk -v v="$1" -v n="$cors_rounds" 'BEGIN { printf "%.2f", v / n }'; }
+      printf 'CORS at 64 connections (%s; means of %s rows each, run in turn): requests/s %s with CORS off, %s off with an Origin sent, %s on with the Origin allowed: on / off with Origin = %s, on / off = %s. Server CPU s per 100k requests %s, %s, %s: on / off with Origin = %s, on / off = %s.\n\n' \
+        "$(auth_label "$auth")" "$cors_rounds" \
+        "$(fmt_int "$(mean "${cors_rps["$mode off"]}")")" "$(fmt_int "$(mean "${cors_rps["$mode origin"]}")")" \
+        "$(fmt_int "$(mean "${cors_rps["$mode on"]}")")" \
+        "$(ratio "${cors_rps["$mode on"]}" "${cors_rps["$mode origin"]}")" \
+        "$(ratio "${cors_rps["$mode on"]}" "${cors_rps["$mode off"]}")" \
+        "$(mean "${cors_cpu["$mode off"]}")" "$(mean "${cors_cpu["$mode origin"]}")" "$(mean "${cors_cpu["$mode on"]}")" \
+        "$(ratio "${cors_cpu["$mode on"]}" "${cors_cpu["$mode origin"]}")" \
+        "$(ratio "${cors_cpu["$mode on"]}" "${cors_cpu["$mode off"]}")"
+    fi
   done
   if ((${#curve_rows[@]})); then
     printf '### latency against throughput (%s, 256 connections; pgbench --rate, %s clients)\n\n' "$open_loop" "$pgbench_clients"

@@ -3,7 +3,8 @@
 #   1. lints it with Redocly CLI (redocly.yaml: the recommended rules and a few more); any error
 #      or warning fails;
 #   2. starts two attempts-server processes on 127.0.0.1, with keys made by attempts-token: one
-#      on the test database, one on a port where no database listens (for the 503s);
+#      on the test database, allowing one browser origin (CORS), one on a port where no database
+#      listens (for the 503s) and with CORS off;
 #   3. starts Stoplight Prism's validating proxy (`prism proxy`) in front of each, on 127.0.0.1;
 #   4. replays a fixed list of requests through the proxies (scripts/lib/contract-replay.mjs says
 #      which and how each is judged) and fails on any violation Prism finds in a response,
@@ -25,24 +26,9 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-build_dir=$repo/build/${PRESET:-debug}
-server=$build_dir/attempts-server
-token_tool=$build_dir/tools/attempts-token
-while (($#)); do
-  case $1 in
-    --server) server=$2; shift 2 ;;
-    --token-tool) token_tool=$2; shift 2 ;;
-    *) echo "usage: $0 [--server BIN] [--token-tool BIN]" >&2; exit 2 ;;
-  esac
-done
-
-say() { printf '==> contract: %s\n' "$*"; }
-fail() { printf 'contract: FAILED: %s\n' "$*" >&2; exit 1; }
-
-[[ -n ${ATTEMPTS_TEST_DATABASE_URL:-} ]] ||
-  fail "ATTEMPTS_TEST_DATABASE_URL is not set: run scripts/test.sh -L contract (it makes a database)"
-[[ -x $server ]] || fail "no server binary $server (build the preset first)"
-[[ -x $token_tool ]] || fail "no attempts-token binary $token_tool (build the preset first)"
+# shellcheck source=scripts/lib/under-test.sh
+source scripts/lib/under-test.sh
+under_test_init contract contract "$@"
 
 # shellcheck source=scripts/lib/pg.sh
 source scripts/lib/pg.sh
@@ -131,15 +117,18 @@ timed_exam=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$ATTEMPTS_TEST_DATA
   -c "INSERT INTO exams (title, duration_seconds) VALUES ('contract: timed', 1) RETURNING id")
 [[ $timed_exam =~ ^[0-9]+$ ]] || fail "could not add a timed exam: $timed_exam"
 
-# start_server NAME DATABASE_URL: starts attempts-server on a free port of 127.0.0.1.
+# start_server NAME DATABASE_URL [FLAG...]: starts attempts-server on a free port of 127.0.0.1.
 start_server() {
-  "$server" --listen 127.0.0.1:0 --database-url "$2" --jwks "$tmp/keys/jwks.json" \
+  "$server" --listen 127.0.0.1:0 --database-url "$2" --jwks "$tmp/keys/jwks.json" "${@:3}" \
     >"$tmp/$1.log" 2>&1 &
   pids+=($!)
 }
+# The origin of a page that the live server allows (nothing is served there: the replay sends
+# the Origin fields a browser on it would).
+page_origin=http://127.0.0.1:18700
 # Nothing listens on this port: the server answers 503 to everything that needs the database.
 no_database_port=$(pg_free_port)
-start_server server "$ATTEMPTS_TEST_DATABASE_URL"
+start_server server "$ATTEMPTS_TEST_DATABASE_URL" --cors-origin "$page_origin"
 server_pid=${pids[-1]}
 start_server server-no-database "postgresql://postgres@127.0.0.1:$no_database_port/attempts_test"
 server_down_pid=${pids[-1]}
@@ -176,6 +165,7 @@ CONTRACT_PROXY=http://127.0.0.1:$prism_port \
   CONTRACT_SERVER=http://127.0.0.1:$server_port \
   CONTRACT_PROXY_DOWN=http://127.0.0.1:$prism_down_port \
   CONTRACT_SERVER_DOWN=http://127.0.0.1:$server_down_port \
+  CONTRACT_PAGE_ORIGIN=$page_origin \
   CONTRACT_STUDENT=$student \
   CONTRACT_TIMED_EXAM=$timed_exam \
   CONTRACT_TOKEN_OWNER=$token_owner \

@@ -2,21 +2,24 @@
 # Runs the attempts service locally, from a fresh clone, in one command:
 #   installs dependencies, builds the release preset, creates (once) a local
 #   PostgreSQL 15 cluster in .local/pgdata with the schema and seed data and a
-#   development key set in .local/keys, starts PostgreSQL if needed, prints a ready
-#   curl command with a valid token, and runs build/release/attempts-server in the
-#   foreground, verifying tokens against .local/keys/jwks.json.
+#   development key set in .local/keys, starts PostgreSQL if needed, serves the demo
+#   exam page (clients/js/demo) on a second port, prints a ready curl command and the
+#   page's URL with a valid token, and runs build/release/attempts-server in the
+#   foreground, verifying tokens against .local/keys/jwks.json and allowing the page's
+#   origin (--cors-origin).
 #
 #   scripts/run.sh                 # serves on 0.0.0.0:8000
 #   scripts/run.sh --some-flag     # extra arguments go to attempts-server
 #
 # Environment:
 #   ATTEMPTS_LISTEN       address for --listen (default 0.0.0.0:8000)
+#   ATTEMPTS_DEMO_PORT    port of the demo exam page on 127.0.0.1 (default 18700; 0: no page)
 #   ATTEMPTS_PG_PORT      port of a NEW local cluster (default 55432); an existing
 #                         cluster keeps the port it was created with
 #   ATTEMPTS_PG_DATA      cluster directory (default .local/pgdata)
 #
-# On exit (Ctrl-C) it stops PostgreSQL if it started it, and leaves alone a
-# cluster that was already running. Delete .local/ to start over with fresh data.
+# On exit (Ctrl-C) it stops the page's server and PostgreSQL if it started it, and
+# leaves alone a cluster that was already running. Delete .local/ to start over with fresh data.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,6 +29,7 @@ cd "$repo"
 source scripts/lib/pg.sh
 
 listen=${ATTEMPTS_LISTEN:-0.0.0.0:8000}
+demo_port=${ATTEMPTS_DEMO_PORT:-18700}
 datadir=$(pg_abspath "${ATTEMPTS_PG_DATA:-$repo/.local/pgdata}")
 logfile=$(dirname "$datadir")/postgres.log
 seeded_marker=$datadir/attempts-seeded
@@ -48,6 +52,10 @@ if [[ ! -x $server ]]; then
 fi
 
 pg_require_bin
+if ((demo_port)) && ! command -v node >/dev/null 2>&1; then
+  say "installing Node.js for the demo page's server"
+  bash scripts/install-deps.sh nodejs
+fi
 
 mkdir -p "$(dirname "$datadir")"
 if [[ ! -e $datadir/PG_VERSION ]]; then
@@ -67,6 +75,7 @@ fi
 
 started_pg=0
 server_pid=
+demo_pid=
 # shellcheck disable=SC2317 # invoked by trap
 cleanup() {
   local status=$?
@@ -75,6 +84,10 @@ cleanup() {
   if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
+  fi
+  if [[ -n $demo_pid ]] && kill -0 "$demo_pid" 2>/dev/null; then
+    kill -TERM "$demo_pid" 2>/dev/null
+    wait "$demo_pid" 2>/dev/null
   fi
   if ((started_pg)); then
     say "stopping the PostgreSQL this script started"
@@ -125,12 +138,27 @@ cat <<TRY
   # more tokens: $token_tool sign --keys $keys --kid dev-hs256 --sub <student>
 TRY
 
+# The demo exam page on its own origin; the server allows that origin (CORS), under both names
+# a browser may use for it.
+cors_flags=()
+if ((demo_port)); then
+  if pg_port_in_use "$demo_port"; then
+    say "error: port $demo_port on 127.0.0.1 is taken; set ATTEMPTS_DEMO_PORT to another (0: no page)" >&2
+    exit 1
+  fi
+  node clients/js/demo/serve.mjs --listen "127.0.0.1:$demo_port" &
+  demo_pid=$!
+  cors_flags=(--cors-origin "http://127.0.0.1:$demo_port" --cors-origin "http://localhost:$demo_port")
+  say "the demo exam page, as student 42 (a new attempt of exam 1; reload keeps it):"
+  echo "  http://127.0.0.1:$demo_port/demo/?api=http://127.0.0.1:$listen_port&exam=1#token=$token"
+fi
+
 say "PostgreSQL: $url (log $logfile)"
-say "starting $server --listen $listen --database-url $url --jwks $keys/jwks.json $*"
+say "starting $server --listen $listen --database-url $url --jwks $keys/jwks.json ${cors_flags[*]} $*"
 say "press Ctrl-C to stop"
 # In the background so that INT/TERM reach this script, which forwards TERM to
 # the server, waits for it and then stops PostgreSQL.
-"$server" --listen "$listen" --database-url "$url" --jwks "$keys/jwks.json" "$@" &
+"$server" --listen "$listen" --database-url "$url" --jwks "$keys/jwks.json" "${cors_flags[@]}" "$@" &
 server_pid=$!
 trap 'kill -TERM "$server_pid" 2>/dev/null' INT TERM
 status=0

@@ -24,7 +24,8 @@ build_dir=$repo/build/$PRESET
 
 echo "==> test.sh: installing dependencies"
 bash scripts/install-deps.sh
-# The npm tools of the contract test (Redocly, Prism), with npm ci as package-lock.json pins them.
+# The npm tools of the contract and browser tests (Redocly, Prism, playwright-core), with npm ci
+# as package-lock.json pins them. The browser test installs Debian's chromium itself when it runs.
 bash scripts/install-node-tools.sh
 
 # shellcheck source=scripts/lib/pg.sh

@@ -1,5 +1,6 @@
 // Wires the layers together: configuration -> logging -> event loops -> PostgreSQL pool ->
 // HTTP server.
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -230,6 +231,11 @@ int main(int argc, char* argv[]) {
     }
     attempts::http::HandlerOptions handler_options;
     handler_options.authenticator = authenticator.get();
+    handler_options.cors = attempts::http::CorsPolicy(config.cors_origins);
+    if (handler_options.cors.enabled()) {
+      spdlog::info("CORS: pages from {} may call the API from a browser",
+                   fmt::join(config.cors_origins, ", "));
+    }
     handler_options.metrics_text = [&] {
       return attempts::metrics::render_exposition(http_metrics, auth_counters, pool->metrics(),
                                                   pool->connection_states());

@@ -44,6 +44,7 @@ function required(name) {
 const live = { proxy: required('CONTRACT_PROXY'), server: required('CONTRACT_SERVER') };
 const down = { proxy: required('CONTRACT_PROXY_DOWN'), server: required('CONTRACT_SERVER_DOWN') };
 const student = Number(required('CONTRACT_STUDENT'));
+const pageOrigin = required('CONTRACT_PAGE_ORIGIN'); // the live server allows it (CORS)
 const timedExam = required('CONTRACT_TIMED_EXAM');
 const tokens = {
   owner: required('CONTRACT_TOKEN_OWNER'), // student 1, who owns the seeded attempt 1
@@ -232,6 +233,7 @@ async function headLikeGet(label, target, request, status) {
 // --- Requests and expectations --------------------------------------------------------------
 
 const GET = (path, headers) => ({ method: 'GET', path, headers });
+const OPTIONS = (path, headers) => ({ method: 'OPTIONS', path, headers });
 const HEAD = (path, headers) => ({ method: 'HEAD', path, headers });
 const POST = (path, headers, body) => ({ method: 'POST', path, headers, body });
 const PATCH = (path, headers, body) => ({ method: 'PATCH', path, headers, body });
@@ -275,6 +277,47 @@ const all =
     }
     return undefined;
   };
+
+// CORS: what a browser sends in a preflight, and what a page needs in a response.
+const preflightFrom = (origin, method = 'PATCH') => ({
+  Origin: origin,
+  'Access-Control-Request-Method': method,
+  'Access-Control-Request-Headers': 'authorization,content-type',
+});
+const fromPage = (headers = {}) => ({ ...headers, Origin: pageOrigin });
+const allowFields = (response) =>
+  Object.keys(response.headers).filter((name) => name.startsWith('access-control-allow'));
+const allowedPreflight = (methods) => (response) => {
+  const wanted = {
+    'access-control-allow-origin': pageOrigin,
+    'access-control-allow-methods': methods,
+    'access-control-allow-headers': 'authorization, content-type, idempotency-key',
+    'access-control-max-age': '7200',
+    vary: 'Origin',
+  };
+  for (const [name, value] of Object.entries(wanted)) {
+    if (response.headers[name] !== value) return `${name} is "${response.headers[name]}"`;
+  }
+  return undefined;
+};
+const noAllowFields = (response) => {
+  const fields = allowFields(response);
+  if (fields.length > 0) return `CORS fields for another origin: ${fields.join(', ')}`;
+  return response.headers.vary === 'Origin' ? undefined : `Vary is "${response.headers.vary}"`;
+};
+// Access-Control-Expose-Headers only where the response has a field it names (not on a 204).
+const exposable = ['location', 'retry-after', 'www-authenticate', 'idempotent-replayed'];
+const readableByThePage = (response) =>
+  response.headers['access-control-allow-origin'] === pageOrigin &&
+  response.headers['access-control-expose-headers'] ===
+    (exposable.some((name) => name in response.headers)
+      ? 'Location, Retry-After, WWW-Authenticate, Idempotent-Replayed'
+      : undefined) &&
+  response.headers.vary === 'Origin'
+    ? undefined
+    : `not readable by ${pageOrigin}: ${JSON.stringify(response.headers)}`;
+const allowIs = (allow) => (response) =>
+  response.headers.allow === allow ? undefined : `Allow is "${response.headers.allow}"`;
 
 const nested = (levels) => '['.repeat(levels) + ']'.repeat(levels);
 const padded = (bytes) => JSON.stringify({ answers: {}, pad: 'x'.repeat(bytes) });
@@ -420,6 +463,48 @@ await exchange('an expired token', live, GET('/attempts/1', bearer(tokens.expire
   valid(401, challenge('expired')));
 await exchange('a token that is not a JWT', live, GET('/attempts/1', bearer('not-a-jwt')),
   valid(401, challenge('malformed')));
+
+// CORS. Preflights, answered without a token or the database, on every path.
+for (const [path, methods] of [
+  [a, 'GET, HEAD, PATCH'],
+  [`${a}/submit`, 'POST'],
+  ['/exams/1/attempts', 'POST'],
+  ['/healthz', 'GET, HEAD'],
+  ['/readyz', 'GET, HEAD'],
+  ['/metrics', 'GET, HEAD'],
+]) {
+  await exchange('a preflight from the allowed origin', live, OPTIONS(path, preflightFrom(pageOrigin)),
+    valid(204, all(allowedPreflight(methods), noBody)));
+}
+await exchange('a preflight of a GET with a token', live,
+  OPTIONS(a, preflightFrom(pageOrigin, 'GET')), valid(204, allowedPreflight('GET, HEAD, PATCH')));
+for (const origin of ['http://evil.example', `${pageOrigin}/`, 'null']) {
+  await exchange(`a preflight from ${origin}`, live, OPTIONS(a, preflightFrom(origin)),
+    valid(403, all(noAllowFields, (r) => (r.body.includes(origin) ? 'the origin reflected' : undefined))));
+}
+await exchange('a preflight whose method is no method name', live,
+  OPTIONS(a, preflightFrom(pageOrigin, 'PAT CH')), invalid(400));
+await exchange('OPTIONS without Access-Control-Request-Method: no preflight', live,
+  OPTIONS(a, { Origin: pageOrigin }), invalid(405, all(allowIs('GET, HEAD, PATCH'), readableByThePage)));
+await exchange('a preflight to a server with CORS off', down, OPTIONS(a, preflightFrom(pageOrigin)),
+  valid(405, all(allowIs('GET, HEAD, PATCH'),
+    (r) => (allowFields(r).length === 0 && r.headers.vary === undefined ? undefined : 'CORS fields'))));
+// Actual responses to the allowed origin, errors included, are readable by its page.
+await exchange('save from the allowed origin', live,
+  PATCH(a, fromPage(asStudentJson), JSON.stringify({ answers: { 1: [5] }, revision: 7 })),
+  valid(204, readableByThePage));
+await exchange('a stale revision, from the allowed origin', live,
+  PATCH(a, fromPage(asStudentJson), JSON.stringify({ answers: { 1: [9] }, revision: 7 })),
+  valid(409, all(readableByThePage, fields({ revision: 7 }))));
+await exchange('a body over the limit, from the allowed origin', live,
+  PATCH(a, fromPage(asStudentJson), padded(kBodyLimit)), valid(413, readableByThePage));
+await exchange('no token, from the allowed origin', live, GET(a, fromPage()),
+  invalid(401, all(readableByThePage, challenge('missing'))));
+await exchange('start from the allowed origin: Location is exposed', live,
+  POST('/exams/1/attempts', fromPage(asStudent)),
+  valid(201, all(readableByThePage, (r) => (r.headers.location ? undefined : 'no Location'))));
+await exchange('a probe from another origin', live, GET('/healthz', { Origin: 'http://evil.example' }),
+  valid(200, noAllowFields));
 
 // Submitting attempt B.
 const b = `/attempts/${attemptB}`;

@@ -11,6 +11,8 @@
 #include <thread>
 #include <toml.hpp>
 
+#include "attempts/http/cors.hpp"
+
 namespace attempts::config {
 namespace {
 
@@ -70,6 +72,10 @@ constexpr std::array kOptions = {
            "(require one) or off (plain PostgreSQL statements) (default auto)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
+    Option{"cors-origin",
+           "an origin, scheme://host[:port], whose pages may call the API from a browser "
+           "(CORS); repeat the flag for several (CORS_ORIGIN and the file: separated by commas "
+           "or spaces, or a TOML array) (default: none, CORS off)"},
 };
 
 // Switches may be given bare (`--access-log`) or with a value (`--access-log=false`).
@@ -77,6 +83,25 @@ constexpr std::array kSwitches = {"access-log", "reuse-port"};
 
 bool is_switch(std::string_view name) {
   return std::find(kSwitches.begin(), kSwitches.end(), name) != kSwitches.end();
+}
+
+// Lists: the flag may be repeated, and the environment and the file give several values.
+constexpr std::array kLists = {"cors-origin"};
+
+bool is_list(std::string_view name) {
+  return std::find(kLists.begin(), kLists.end(), name) != kLists.end();
+}
+
+// "a, b c" -> {"a", "b", "c"}: a list's items as the environment or the file give them.
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> items;
+  constexpr std::string_view kSeparators = ", \t\n";
+  for (auto start = text.find_first_not_of(kSeparators); start != std::string_view::npos;) {
+    const auto end = text.find_first_of(kSeparators, start);
+    items.emplace_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+    start = end == std::string_view::npos ? end : text.find_first_not_of(kSeparators, end);
+  }
+  return items;
 }
 
 bool is_setting(std::string_view name) {
@@ -102,6 +127,11 @@ po::options_description describe_options() {
                         "read settings from a TOML file (env CONFIG)");
   options.add_options()("print-config", "print the effective settings as TOML and exit");
   for (const auto& option : kOptions) {
+    if (is_list(option.name)) {
+      options.add_options()(option.name, po::value<std::vector<std::string>>()->value_name("VALUE"),
+                            option.help);
+      continue;
+    }
     auto* value = po::value<std::string>()->value_name(is_switch(option.name) ? "BOOL" : "VALUE");
     if (is_switch(option.name)) value->implicit_value("true");
     options.add_options()(option.name, value, option.help);
@@ -145,8 +175,17 @@ std::optional<std::string> read_config_file(const std::string& path, FileSetting
         settings[key] = std::to_string(toml::get<std::int64_t>(value));
       } else if (value.is_boolean()) {
         settings[key] = toml::get<bool>(value) ? "true" : "false";
+      } else if (value.is_array() && is_list(key)) {
+        // Kept as the environment gives a list: items separated by spaces.
+        std::string items;
+        for (const auto& item : toml::get<toml::array>(value)) {
+          if (!item.is_string()) return path + ": '" + key + "' must be an array of strings";
+          items += toml::get<std::string>(item) + " ";
+        }
+        settings[key] = items;
       } else {
-        return path + ": '" + key + "' must be a string, an integer or a boolean";
+        return path + ": '" + key + "' must be a string, an integer or a boolean" +
+               (is_list(key) ? ", or an array of strings" : "");
       }
     }
   } catch (const std::exception& error) {
@@ -196,6 +235,16 @@ class Reader {
     }
     error = source_ + ": '" + *text + "' is not true or false";
     return false;
+  }
+
+  // A list: every value of the repeated flag, else the environment's or the file's items.
+  std::optional<std::vector<std::string>> list(const char* name) {
+    if (flags_.count(name)) {
+      source_ = std::string("--") + name;
+      return flags_[name].as<std::vector<std::string>>();
+    }
+    if (auto text = get(name)) return split_list(*text);
+    return std::nullopt;
   }
 
   const std::string& source() const { return source_; }
@@ -439,6 +488,15 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.log_format = *format;
   }
+  if (const auto origins = reader.list("cors-origin")) {
+    for (const auto& origin : *origins) {
+      if (const auto why = http::origin_error(origin)) return fail(reader.source() + ": " + *why);
+      if (std::find(config.cors_origins.begin(), config.cors_origins.end(), origin) ==
+          config.cors_origins.end()) {
+        config.cors_origins.push_back(origin);
+      }
+    }
+  }
   config.pool_size = 0;  // not given: one per event loop, once --threads is known
   if (!reader.number("threads", 1u, 256u, config.threads, error) ||
       !reader.number("pool-size", std::size_t{1}, std::size_t{1024}, config.pool_size, error) ||
@@ -503,7 +561,11 @@ std::string describe(const Config& config) {
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
        << config.access_log << " reuse-port=" << config.reuse_port
        << " durability=" << config.durability << " citus=" << config.citus
-       << " auth=" << config.auth;
+       << " auth=" << config.auth << " cors-origin=";
+  for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
+    line << (i == 0 ? "" : ",") << config.cors_origins[i];
+  }
+  if (config.cors_origins.empty()) line << '-';
   if (config.auth == "jwt") {
     line << " jwks=" << config.jwks_path
          << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
@@ -547,7 +609,12 @@ std::string to_toml(const Config& config) {
       << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'
       << "jwt-audience = " << quoted(config.jwt_audience) << '\n'
       << "jwt-leeway = " << config.jwt_leeway_seconds << '\n'
-      << "token-cache-size = " << config.token_cache_size << '\n';
+      << "token-cache-size = " << config.token_cache_size << '\n'
+      << "cors-origin = [";
+  for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
+    out << (i == 0 ? "" : ", ") << quoted(config.cors_origins[i]);
+  }
+  out << "]\n";
   return out.str();
 }
 

@@ -1,22 +1,28 @@
 #include "attempts/http/http_metrics.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace attempts::http {
 namespace {
 
 // Seconds; from well under a millisecond (a lone write) to the statement timeout.
-std::array<metrics::Histogram, HttpMetrics::kRoutes> make_latency_histograms() {
-  const auto make = [] {
-    return metrics::Histogram{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                              0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
-  };
-  return {make(), make(), make(), make(), make(), make(), make(), make(), make(), make(), make()};
+metrics::Histogram make_latency_histogram() {
+  return metrics::Histogram{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                            0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+}
+
+// One per route.
+template <std::size_t... Index>
+std::array<metrics::Histogram, sizeof...(Index)> make_latency_histograms(
+    std::index_sequence<Index...>) {
+  return {((void)Index, make_latency_histogram())...};
 }
 
 }  // namespace
 
-HttpMetrics::HttpMetrics() : latency_(make_latency_histograms()) {}
+HttpMetrics::HttpMetrics()
+    : latency_(make_latency_histograms(std::make_index_sequence<HttpMetrics::kRoutes>{})) {}
 
 std::size_t HttpMetrics::status_index(unsigned status) noexcept {
   const auto it = std::find(kStatuses.begin(), kStatuses.end() - 1, status);
@@ -60,6 +66,8 @@ const char* HttpMetrics::route_label(Route route) noexcept {
       return "/exams/{invalid}";
     case Route::method_not_allowed:
       return "method not allowed";
+    case Route::preflight:
+      return "OPTIONS (CORS preflight)";
     case Route::not_found:
       break;
   }

@@ -50,7 +50,15 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
                                            auth::TokenCache::Reader* tokens) const {
   HeaderVerdict verdict;
   verdict.match = match_route(header.method, header.target);
-  const auto& match = verdict.match;
+  auto& match = verdict.match;
+  // No route takes OPTIONS: a known path answers it 405, unless it is a CORS preflight, which
+  // is answered here, before the token is looked at and without the store.
+  if (match.route == Route::method_not_allowed && options_.cors.enabled() &&
+      CorsPolicy::is_preflight(header)) {
+    match.route = Route::preflight;
+    verdict.rejection = options_.cors.preflight_response(header, match.allow);
+    return verdict;
+  }
   switch (match.route) {
     case Route::not_found:
       verdict.rejection = error_response(Status::not_found, "no such resource");
@@ -70,6 +78,7 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
       return verdict;
     case Route::health:
     case Route::readiness:
+    case Route::preflight:
       return verdict;
     case Route::save_answers:
     case Route::get_attempt:

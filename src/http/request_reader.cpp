@@ -25,7 +25,10 @@ void Request::clear(std::size_t kept) {
   reset(authorization);
   reset(expect);
   reset(idempotency_key);
+  reset(origin);
+  reset(access_control_request_method);
   content_type_count = authorization_count = idempotency_key_count = 0;
+  origin_count = access_control_request_method_count = 0;
   reset(body);
 }
 
@@ -59,6 +62,11 @@ void RequestReader::on_field_impl(beast_http::field name, string_view name_text,
     case beast_http::field::transfer_encoding:
       request_.has_transfer_encoding = true;
       return;
+    case beast_http::field::origin:
+      return keep(request_.origin, request_.origin_count);
+    case beast_http::field::access_control_request_method:
+      return keep(request_.access_control_request_method,
+                  request_.access_control_request_method_count);
     case beast_http::field::unknown:
       if (boost::beast::iequals(name_text, "Idempotency-Key")) {
         keep(request_.idempotency_key, request_.idempotency_key_count);

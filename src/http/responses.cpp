@@ -215,9 +215,11 @@ Response store_response(const StoreCall& call, std::chrono::seconds retry_after)
       retry_after);
 }
 
-void serialize_response(const Response& response, bool omit_body, std::string& out) {
+void serialize_response(const Response& response, bool omit_body, std::string& out,
+                        std::string_view extra_fields) {
   const auto reason = response.reason();
-  out.reserve(out.size() + 64 + reason.size() + (omit_body ? 0 : response.body().size()));
+  out.reserve(out.size() + 64 + reason.size() + extra_fields.size() +
+              (omit_body ? 0 : response.body().size()));
   out.append(response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
   char status[4] = {static_cast<char>('0' + response.result_int() / 100),
                     static_cast<char>('0' + response.result_int() / 10 % 10),
@@ -233,6 +235,7 @@ void serialize_response(const Response& response, bool omit_body, std::string& o
     out.append(value.data(), value.size());
     out.append("\r\n");
   }
+  out.append(extra_fields);
   out.append("\r\n");
   if (!omit_body) out.append(response.body());
 }

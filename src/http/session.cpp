@@ -246,10 +246,28 @@ void Session::send(Response response, bool close_after) {
   // the body is left out.
   if (response.result() != Status::no_content) response.prepare_payload();
   write_buffer_.clear();
-  serialize_response(response, head_request_, write_buffer_);
+  serialize_response(response, head_request_, write_buffer_, cors_fields(response));
   set_deadline(Clock::now() + services_.options.write_timeout);
   net::async_write(socket_, net::buffer(write_buffer_),
                    beast::bind_front_handler(&Session::on_write, shared_from_this(), keep_alive));
+}
+
+// Every response, the session's own errors included, gets the CORS fields of the request's
+// Origin: a browser shows a page a 413 or a 431 only if it carries them. The parser hands over
+// each field as soon as its line is complete; when it stopped before the end of the header and
+// before an Origin field (a 431 for one overlong line, a 408), the bytes it left in the buffer
+// are searched for one.
+std::string_view Session::cors_fields(const Response& response) const {
+  const CorsPolicy& cors = services_.handler.cors();
+  if (!cors.enabled()) return {};
+  const bool expose = CorsPolicy::needs_expose(response);
+  if (request_.origin_count == 0 && reader_ && !reader_->is_header_done()) {
+    const auto raw = buffer_.data();
+    const std::string_view origin =
+        find_origin_field({static_cast<const char*>(raw.data()), raw.size()});
+    return cors.response_fields(origin, origin.empty() ? 0 : 1, expose);
+  }
+  return cors.response_fields(request_.origin, request_.origin_count, expose);
 }
 
 void Session::on_write(bool keep_alive, beast::error_code ec, std::size_t) {

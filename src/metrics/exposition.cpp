@@ -7,10 +7,12 @@ namespace attempts::metrics {
 namespace {
 
 constexpr http::Route kRoutes[] = {
-    http::Route::save_answers,   http::Route::get_attempt,   http::Route::submit_attempt,
-    http::Route::start_attempt,  http::Route::health,        http::Route::readiness,
-    http::Route::metrics,        http::Route::bad_attempt_id, http::Route::bad_exam_id,
-    http::Route::method_not_allowed, http::Route::not_found,
+    http::Route::save_answers,   http::Route::get_attempt,
+    http::Route::submit_attempt, http::Route::start_attempt,
+    http::Route::health,         http::Route::readiness,
+    http::Route::metrics,        http::Route::bad_attempt_id,
+    http::Route::bad_exam_id,    http::Route::method_not_allowed,
+    http::Route::not_found,      http::Route::preflight,
 };
 
 std::string route_label(http::Route route) {

@@ -118,7 +118,7 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                    "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
                                    "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
                                    "JWT_AUDIENCE", "JWT_LEEWAY", "TOKEN_CACHE_SIZE",
-                                   "DURABILITY", "CITUS"}));
+                                   "DURABILITY", "CITUS", "CORS_ORIGIN"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -689,6 +689,92 @@ TEST(ConfigLogFormatTest, OnlyTextOrJson) {
   const ParseResult bad = parse_config({"--log-format=xml"}, none);
   EXPECT_EQ(bad.action, Action::fail);
   EXPECT_THAT(bad.message, HasSubstr("--log-format"));
+}
+
+}  // namespace file_tests
+
+// --- --cors-origin: a list ---------------------------------------------------------------------
+
+TEST(ConfigCorsTest, OffByDefault) {
+  const ParseResult result = parse_config({}, kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_TRUE(result.config.cors_origins.empty());
+  EXPECT_THAT(describe(result.config), HasSubstr("cors-origin=-"));
+}
+
+TEST(ConfigCorsTest, TheFlagIsRepeatableAndKeepsEachOriginOnce) {
+  const ParseResult result =
+      parse_config({"--cors-origin", "http://127.0.0.1:18700", "--cors-origin=https://a.example",
+                    "--cors-origin", "http://127.0.0.1:18700"},
+                   kNoEnv);
+  ASSERT_EQ(result.action, Action::run) << result.message;
+  EXPECT_EQ(result.config.cors_origins,
+            (std::vector<std::string>{"http://127.0.0.1:18700", "https://a.example"}));
+  EXPECT_THAT(describe(result.config),
+              HasSubstr("cors-origin=http://127.0.0.1:18700,https://a.example"));
+}
+
+TEST(ConfigCorsTest, TheEnvironmentSeparatesOriginsByCommasOrSpacesAndTheFlagReplacesIt) {
+  const auto env = env_of({{"CORS_ORIGIN", " http://a.example, https://b.example:8443  http://c"}});
+  const ParseResult from_env = parse_config({}, env);
+  ASSERT_EQ(from_env.action, Action::run) << from_env.message;
+  EXPECT_EQ(from_env.config.cors_origins,
+            (std::vector<std::string>{"http://a.example", "https://b.example:8443", "http://c"}));
+  const ParseResult flag = parse_config({"--cors-origin=http://d.example"}, env);
+  EXPECT_EQ(flag.config.cors_origins, std::vector<std::string>{"http://d.example"});
+  // Set but empty: CORS off.
+  EXPECT_TRUE(parse_config({}, env_of({{"CORS_ORIGIN", ""}})).config.cors_origins.empty());
+}
+
+TEST(ConfigCorsTest, WhatIsNotAnOriginFailsNamingTheSourceAndTheReason) {
+  const ParseResult wildcard = parse_config({"--cors-origin=*"}, kNoEnv);
+  EXPECT_EQ(wildcard.action, Action::fail);
+  EXPECT_THAT(wildcard.message, HasSubstr("--cors-origin"));
+  EXPECT_THAT(wildcard.message, HasSubstr("name each origin"));
+  const ParseResult slash =
+      parse_config({}, env_of({{"CORS_ORIGIN", "http://a.example http://b.example/"}}));
+  EXPECT_EQ(slash.action, Action::fail);
+  EXPECT_THAT(slash.message, HasSubstr("CORS_ORIGIN"));
+  EXPECT_THAT(slash.message, HasSubstr("no path"));
+  const ParseResult empty = parse_config({"--cors-origin="}, kNoEnv);
+  EXPECT_EQ(empty.action, Action::fail);
+}
+
+namespace file_tests {
+
+TEST_F(ConfigFileTest, CorsOriginIsAStringOrAnArrayOfStrings) {
+  const ParseResult array = parse_config(
+      {"--config", write("cors-origin = [\"http://a.example\", \"http://b.example:81\"]\n")},
+      no_env);
+  ASSERT_EQ(array.action, Action::run) << array.message;
+  EXPECT_EQ(array.config.cors_origins,
+            (std::vector<std::string>{"http://a.example", "http://b.example:81"}));
+  const ParseResult one =
+      parse_config({"--config", write("cors-origin = \"http://a.example\"\n")}, no_env);
+  EXPECT_EQ(one.config.cors_origins, std::vector<std::string>{"http://a.example"});
+  const ParseResult numbers = parse_config({"--config", write("cors-origin = [1, 2]\n")}, no_env);
+  EXPECT_EQ(numbers.action, Action::fail);
+  EXPECT_THAT(numbers.message, HasSubstr("array of strings"));
+  const ParseResult bad =
+      parse_config({"--config", write("cors-origin = [\"http://a.example:80\"]\n")}, no_env);
+  EXPECT_EQ(bad.action, Action::fail);
+  EXPECT_THAT(bad.message, HasSubstr("cors-origin"));
+  EXPECT_THAT(bad.message, HasSubstr("default port"));
+}
+
+TEST_F(ConfigFileTest, PrintConfigWritesTheOriginsAsAnArrayThatReadsBack) {
+  const ParseResult printed = parse_config(
+      {"--print-config", "--cors-origin=http://a.example", "--cors-origin=http://[::1]:9"}, no_env);
+  ASSERT_EQ(printed.action, Action::print_config) << printed.message;
+  EXPECT_THAT(printed.message,
+              HasSubstr("cors-origin = [\"http://a.example\", \"http://[::1]:9\"]"));
+  const ParseResult reread = parse_config({"--config", write(printed.message)}, no_env);
+  ASSERT_EQ(reread.action, Action::run) << reread.message;
+  EXPECT_EQ(reread.config.cors_origins,
+            (std::vector<std::string>{"http://a.example", "http://[::1]:9"}));
+  const ParseResult none = parse_config({"--print-config"}, no_env);
+  EXPECT_THAT(none.message, HasSubstr("cors-origin = []"));
+  EXPECT_EQ(parse_config({"--config", write(none.message)}, no_env).action, Action::run);
 }
 
 }  // namespace file_tests

@@ -272,14 +272,29 @@ TEST_F(OpenApiRoutesTest, DocumentHasExactlyTheRoutersPaths) {
       << "in docs/openapi.yaml but not served (kPaths): " << join(only_document);
 }
 
-TEST_F(OpenApiRoutesTest, EachPathHasExactlyTheRoutersMethods) {
+// OPTIONS is no method of the router's: the request handler answers it as a CORS preflight on
+// every path the router knows (cors.hpp), and the document says so with an `options` operation.
+TEST_F(OpenApiRoutesTest, EachPathHasExactlyTheRoutersMethodsAndAPreflight) {
   for (const auto& [path, methods] : router_paths()) {
     const auto it = paths_.find(path);
     if (it == paths_.end()) continue;  // reported by DocumentHasExactlyTheRoutersPaths
     std::set<std::string> documented;
     for (const auto& [method, operation] : it->second) documented.insert(method);
+    EXPECT_EQ(documented.erase("options"), 1u) << path << ": no `options` (CORS preflight)";
     EXPECT_EQ(documented, methods) << path << ": docs/openapi.yaml has " << join(documented)
                                    << ", the router allows " << join(methods);
+  }
+}
+
+// What a preflight can get: 204 or 403 (allowed origin or not), 400 (malformed), 405 (CORS
+// off, or no preflight).
+TEST_F(OpenApiRoutesTest, EveryPreflightListsItsStatuses) {
+  for (const auto& [path, item] : paths_) {
+    const auto options = item.find("options");
+    if (options == item.end()) continue;  // reported above
+    for (const int status : {204, 400, 403, 405}) {
+      EXPECT_TRUE(options->second.statuses.contains(status)) << path << ": no " << status;
+    }
   }
 }
 

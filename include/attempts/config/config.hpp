@@ -47,6 +47,9 @@ struct Config {
   // auto, on or off: whether attempts is a Citus distributed table, whose batches go by shard
   // (docs/scaling.md).
   std::string citus = "auto";
+  // Browser origins allowed to call the API (CORS), each exactly as a browser sends it in the
+  // Origin header; empty: CORS off.
+  std::vector<std::string> cors_origins;
 };
 
 struct ParseResult {

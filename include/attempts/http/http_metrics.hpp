@@ -13,8 +13,8 @@ namespace attempts::http {
 class HttpMetrics {
  public:
   // Statuses the service sends; anything else is counted as "other".
-  static constexpr std::array<unsigned, 16> kStatuses = {200, 201, 204, 400, 401, 404, 405, 408,
-                                                         409, 413, 415, 422, 431, 503, 504, 0};
+  static constexpr std::array<unsigned, 17> kStatuses = {
+      200, 201, 204, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 431, 503, 504, 0};
   static constexpr std::size_t kRoutes = kRouteCount;
 
   HttpMetrics();

@@ -24,10 +24,15 @@ struct Request {
   std::string authorization;
   std::string expect;
   std::string idempotency_key;
+  // CORS (cors.hpp): where a browser's page comes from, and the method a preflight asks about.
+  std::string origin;
+  std::string access_control_request_method;
   // How often each of those fields appeared: a second one is refused, not silently ignored.
   unsigned content_type_count = 0;
   unsigned authorization_count = 0;
   unsigned idempotency_key_count = 0;
+  unsigned origin_count = 0;
+  unsigned access_control_request_method_count = 0;
   std::string body;
 
   // Ready for the next request; keeps buffers up to `kept` bytes and frees larger ones.

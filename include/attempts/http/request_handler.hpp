@@ -8,6 +8,7 @@
 
 #include "attempts/domain/answers.hpp"
 #include "attempts/domain/attempt_store.hpp"
+#include "attempts/http/cors.hpp"
 #include "attempts/http/request.hpp"
 #include "attempts/http/router.hpp"
 #include "attempts/http/types.hpp"
@@ -35,12 +36,15 @@ struct HandlerOptions {
   // act for no one in particular (an attempt's owner is not checked).
   const auth::Authenticator* authenticator = nullptr;
   std::int64_t (*clock)() = &unix_now;
+  // Which browser origins may call the API (off by default).
+  CorsPolicy cors;
 };
 
 // What a request's header alone decides, judged once, before its body is read.
 struct HeaderVerdict {
   RouteMatch match;
-  // The answer when the header alone refuses the request (then its body is never used).
+  // The answer when the header alone decides the request, a refusal or a CORS preflight (then
+  // its body is never used).
   std::optional<Response> rejection;
   std::optional<StudentId> student;  // the authenticated caller; nullopt with auth off
 };
@@ -68,6 +72,9 @@ class RequestHandler {
 
   // The response to a call the store has completed.
   Response respond(const StoreCall& call) const;
+
+  // Whoever writes a response adds the fields this policy gives for the request's Origin.
+  const CorsPolicy& cors() const { return options_.cors; }
 
  private:
   std::optional<Response> begin_save(const Request& request, StoreCall& call) const;

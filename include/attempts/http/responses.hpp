@@ -30,9 +30,11 @@ std::string attempt_json(const AttemptRecord& record);
 // The response to a completed store call.
 Response store_response(const StoreCall& call, std::chrono::seconds retry_after);
 
-// The bytes of a response as sent, appended to `out`: status line, fields, blank line, then the
-// body unless `omit_body` (HEAD). Version, keep-alive and Content-Length must already be set.
-// One contiguous buffer is far cheaper to write than Beast's general serializer.
-void serialize_response(const Response& response, bool omit_body, std::string& out);
+// The bytes of a response as sent, appended to `out`: status line, fields, then `extra_fields`
+// (whole lines, each ending in CRLF: the CORS fields, written once at start-up), blank line,
+// then the body unless `omit_body` (HEAD). Version, keep-alive and Content-Length must already
+// be set. One contiguous buffer is far cheaper to write than Beast's general serializer.
+void serialize_response(const Response& response, bool omit_body, std::string& out,
+                        std::string_view extra_fields = {});
 
 }  // namespace attempts::http

@@ -20,9 +20,10 @@ enum class Route {
   health,              // GET or HEAD /healthz
   readiness,           // GET or HEAD /readyz
   metrics,             // GET or HEAD /metrics
+  preflight,           // a CORS preflight of a known path (OPTIONS; cors.hpp), with CORS on
 };
 
-inline constexpr std::size_t kRouteCount = 11;
+inline constexpr std::size_t kRouteCount = 12;
 
 struct RouteMatch {
   Route route = Route::not_found;

@@ -108,6 +108,7 @@ class Session final : public std::enable_shared_from_this<Session>, private Stor
   void on_read_error(boost::beast::error_code ec);
   void on_store_complete(StoreCall& call) override;
   void send(Response response, bool close_after);
+  std::string_view cors_fields(const Response& response) const;
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void do_linger();
   void on_linger(boost::beast::error_code ec, std::size_t bytes);

@@ -1,0 +1,203 @@
+// The reference client's protocol rules (clients/js/README.md) against a scripted fetch, in Node:
+// no browser, no server. Each test names the rule it checks. Timings are shortened through the
+// client's options; no assertion depends on how fast anything ran, except that a retry never
+// comes before the server's Retry-After.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { AttemptsClient } from '../../clients/js/attempts-client.js';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// A fetch whose answers a test scripts: `respond(call)` returns [status, body, headers] or throws.
+// Records every call with its parsed body, and the most calls in flight at once.
+function scriptedFetch(respond) {
+  const calls = [];
+  let inFlight = 0;
+  const fetch = async (url, init) => {
+    const call = {
+      url,
+      method: init.method,
+      headers: init.headers,
+      body: init.body ? JSON.parse(init.body) : undefined,
+      keepalive: init.keepalive,
+      at: Date.now(),
+    };
+    calls.push(call);
+    inFlight += 1;
+    fetch.maxInFlight = Math.max(fetch.maxInFlight, inFlight);
+    try {
+      await sleep(5);
+      const [status, body, headers = {}] = await respond(call, calls.length);
+      return new Response(status === 204 ? null : JSON.stringify(body ?? {}), { status, headers });
+    } finally {
+      inFlight -= 1;
+    }
+  };
+  fetch.calls = calls;
+  fetch.maxInFlight = 0;
+  return fetch;
+}
+
+function client(fetch, options = {}) {
+  const made = new AttemptsClient({
+    baseUrl: 'http://api.test/',
+    token: 'jwt',
+    fetch,
+    flushOnHide: false,
+    debounceMs: 20,
+    maxWaitMs: 200,
+    retryBaseMs: 10,
+    retryMaxMs: 40,
+    ...options,
+  });
+  made.statuses = [];
+  made.addEventListener('status', (event) => made.statuses.push(event.detail.status));
+  return made;
+}
+
+const patches = (fetch) => fetch.calls.filter((call) => call.method === 'PATCH');
+
+test('rules 1 and 4: the whole set, debounced, one request in flight', async () => {
+  const fetch = scriptedFetch(() => [204]);
+  const c = client(fetch);
+  c.save(7, { 1: [1] });
+  c.save(7, { 1: [2] });
+  const status = await c.save(7, { 1: [2], 2: [3] });
+  assert.equal(status, 'saved');
+  assert.equal(patches(fetch).length, 1);
+  assert.deepEqual(patches(fetch)[0].body.answers, { 1: [2], 2: [3] });
+  assert.equal(patches(fetch)[0].url, 'http://api.test/attempts/7');
+  assert.equal(patches(fetch)[0].headers.Authorization, 'Bearer jwt');
+  // Clicks while a PATCH is in flight wait for it, then go as one.
+  const slow = scriptedFetch(async () => {
+    await sleep(60);
+    return [204];
+  });
+  const d = client(slow);
+  d.save(8, { 1: [1] });
+  await sleep(40); // the first PATCH is on its way
+  d.save(8, { 1: [2] });
+  d.save(8, { 1: [3] });
+  assert.equal(await d.flush(8), 'saved');
+  assert.equal(slow.maxInFlight, 1);
+  assert.deepEqual(patches(slow).at(-1).body.answers, { 1: [3] });
+  assert.ok(patches(slow).length <= 2);
+  assert.equal(c.statuses.at(-1), 'saved');
+});
+
+test('rule 2: every PATCH carries a greater revision, above what was loaded', async () => {
+  const fetch = scriptedFetch((call) =>
+    call.method === 'GET'
+      ? [200, { id: 9, revision: Date.now() + 60000, answers: {}, submitted_at: null }]
+      : [204]);
+  const c = client(fetch);
+  const loaded = await c.load(9);
+  for (let i = 0; i < 3; i += 1) await c.save(9, { 1: [i] });
+  const revisions = patches(fetch).map((call) => call.body.revision);
+  assert.equal(revisions.length, 3);
+  assert.ok(revisions[0] > loaded.revision);
+  assert.ok(revisions[1] > revisions[0] && revisions[2] > revisions[1]);
+});
+
+test('rule 3: a 409 for our own newer revision is no conflict; another device\'s is', async () => {
+  let storedRevision = 0;
+  const fetch = scriptedFetch((call) => {
+    // As if a later PATCH of ours had already been stored.
+    storedRevision = Math.max(storedRevision, call.body.revision);
+    return [409, { error: 'stale', revision: storedRevision }];
+  });
+  const c = client(fetch);
+  assert.equal(await c.save(1, { 1: [1] }), 'saved');
+  const elsewhere = scriptedFetch(() => [409, { error: 'stale', revision: Date.now() + 3600000 }]);
+  const d = client(elsewhere);
+  assert.equal(await d.save(2, { 1: [1] }), 'conflict');
+  await sleep(100);
+  assert.equal(patches(elsewhere).length, 1, 'nothing overwritten, nothing retried');
+});
+
+test('rule 5: 503, 504 and network errors are retried, never before Retry-After', async () => {
+  const answers = [
+    () => { throw new TypeError('Failed to fetch'); },
+    () => [504, { error: 'unknown', outcome: 'unknown' }, { 'Retry-After': '1' }],
+    () => [503, { error: 'unavailable' }],
+    () => [204],
+  ];
+  const fetch = scriptedFetch((call, n) => answers[n - 1]());
+  const c = client(fetch);
+  assert.equal(await c.save(3, { 1: [1] }), 'saved');
+  const sent = patches(fetch);
+  assert.equal(sent.length, 4);
+  assert.ok(sent[2].at - sent[1].at >= 1000, 'the retry waited for Retry-After: 1');
+  assert.ok(c.statuses.includes('offline'));
+  assert.ok(sent.every((call, i) => i === 0 || call.body.revision > sent[i - 1].body.revision));
+});
+
+test('rule 6: no 4xx is retried; 401 waits for a new token', async () => {
+  const fetch = scriptedFetch(() => [400, { error: 'question id "01" ...' }]);
+  const c = client(fetch);
+  assert.equal(await c.save(4, { 1: [1] }), 'error');
+  await sleep(100);
+  assert.equal(patches(fetch).length, 1);
+
+  let token = 'old';
+  const auth = scriptedFetch((call) =>
+    call.headers.Authorization === 'Bearer old' ? [401, { error: 'expired' }] : [204]);
+  const d = client(auth, { token: () => token });
+  assert.equal(await d.save(5, { 1: [1] }), 'unauthorized');
+  await sleep(100);
+  assert.equal(patches(auth).length, 1);
+  token = 'new';
+  d.setToken('new');
+  assert.equal(await d.flush(5), 'saved');
+  assert.deepEqual(patches(auth).at(-1).body.answers, { 1: [1] });
+});
+
+test('rule 7: 409 after submission or the deadline stops saving', async () => {
+  for (const [body, status] of [
+    [{ error: 'final', submitted_at: '2026-11-28T15:20:41+00:00' }, 'submitted'],
+    [{ error: 'late', deadline: '2026-11-28T16:00:00+00:00' }, 'deadline'],
+  ]) {
+    const fetch = scriptedFetch(() => [409, body]);
+    const c = client(fetch);
+    assert.equal(await c.save(6, { 1: [1] }), status);
+    assert.equal(await c.save(6, { 1: [2] }), status);
+    await sleep(60);
+    assert.equal(patches(fetch).length, 1, 'nothing sent after it is final');
+  }
+});
+
+test('rule 7: submit stores what is pending first', async () => {
+  const fetch = scriptedFetch((call) =>
+    call.method === 'POST' ? [200, { id: 6, revision: 1, answers: {}, submitted_at: 'now' }] : [204]);
+  const c = client(fetch, { debounceMs: 1000, maxWaitMs: 1000 });
+  c.save(6, { 1: [1] });
+  await c.submit(6);
+  assert.deepEqual(fetch.calls.map((call) => call.method), ['PATCH', 'POST']);
+  assert.equal(c.statuses.at(-1), 'submitted');
+});
+
+test('rule 8: a start sends the same Idempotency-Key with every retry', async () => {
+  const fetch = scriptedFetch((call, n) =>
+    n < 3 ? [503, { error: 'unavailable' }] : [201, { id: 11, revision: 0, answers: {} }]);
+  const c = client(fetch);
+  const attempt = await c.start(3);
+  assert.equal(attempt.id, 11);
+  const keys = fetch.calls.map((call) => call.headers['Idempotency-Key']);
+  assert.equal(keys.length, 3);
+  assert.ok(keys[0] && keys.every((key) => key === keys[0]));
+  assert.equal(fetch.calls[0].url, 'http://api.test/exams/3/attempts');
+});
+
+test('rule 9: a page hide sends what is pending at once, keepalive, with a newer revision',
+  async () => {
+    const fetch = scriptedFetch(() => [204]);
+    const c = client(fetch, { debounceMs: 5000, maxWaitMs: 5000 });
+    const saved = c.save(12, { 1: [1] });
+    c.flushAll({ keepalive: true });
+    // The page was only hidden and lives on: the keepalive request counts as the save.
+    assert.equal(await saved, 'saved');
+    assert.equal(patches(fetch).length, 1);
+    assert.equal(patches(fetch)[0].keepalive, true);
+    assert.deepEqual(patches(fetch)[0].body.answers, { 1: [1] });
+  });

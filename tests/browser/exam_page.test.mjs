@@ -1,0 +1,539 @@
+// The real-browser test: Debian's Chromium, driven by playwright-core, uses the demo exam page
+// (clients/js/demo) served on one loopback origin; the page saves through the reference client
+// (clients/js/attempts-client.js) to a real attempts-server on another origin, against the real
+// PostgreSQL of scripts/test.sh. scripts/browser-test.sh runs it (ctest label `browser`).
+//
+// Each scenario asserts what the student and the database see, never how long anything took;
+// every wait has a bound. Figures are printed as "[  FIGURE  ] name = value" lines.
+//
+// Environment (scripts/browser-test.sh sets it): BROWSER_TEST_SERVER, BROWSER_TEST_TOKEN_TOOL,
+// ATTEMPTS_TEST_DATABASE_URL, CHROMIUM (default /usr/bin/chromium).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+
+import { serveStatic } from '../../clients/js/demo/serve.mjs';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (scripts/browser-test.sh sets it)`);
+  return value;
+}
+
+const serverBinary = required('BROWSER_TEST_SERVER');
+const tokenTool = required('BROWSER_TEST_TOKEN_TOOL');
+const databaseUrl = required('ATTEMPTS_TEST_DATABASE_URL');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function figure(name, value) {
+  console.log(`[  FIGURE  ] ${name} = ${value}`);
+}
+
+// Polls `check` (async, truthy when done) every 100 ms for at most `timeoutMs`.
+async function eventually(what, check, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    last = await check().catch((error) => error);
+    if (last && !(last instanceof Error)) return last;
+    await sleep(100);
+  }
+  throw new Error(`not within ${timeoutMs} ms: ${what} (last: ${last})`);
+}
+
+// --- the API server: a child process whose pid alone is ever signalled ----------------------
+
+class ApiServer {
+  constructor(args, logPath) {
+    this.args = args;
+    this.logPath = logPath;
+    this.child = undefined;
+    this.port = 0;
+  }
+
+  async start(port = 0) {
+    const offset = fs.existsSync(this.logPath) ? fs.statSync(this.logPath).size : 0;
+    const log = fs.openSync(this.logPath, 'a');
+    this.child = spawn(serverBinary, ['--listen', `127.0.0.1:${port}`, ...this.args], {
+      stdio: ['ignore', log, log],
+    });
+    fs.closeSync(log);
+    const child = this.child;
+    let exited = false;
+    child.once('exit', () => {
+      exited = true;
+    });
+    const line = await eventually('attempts-server listening', async () => {
+      if (exited) throw new Error(`attempts-server exited: ${this.tail()}`);
+      const text = fs.readFileSync(this.logPath, 'utf8').slice(offset);
+      return /listening on 127\.0\.0\.1:(\d+)/.exec(text);
+    }, 30000);
+    this.port = Number(line[1]);
+    return this.port;
+  }
+
+  // SIGTERM, up to 15 s to exit (it drains), then SIGKILL.
+  async stop() {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  freeze() {
+    this.child.kill('SIGSTOP');
+  }
+
+  thaw() {
+    this.child.kill('SIGCONT');
+  }
+
+  tail() {
+    return fs.readFileSync(this.logPath, 'utf8').split('\n').slice(-20).join('\n');
+  }
+
+  // Where the log is now, and the access lines written since such a mark: [method, path, status].
+  mark() {
+    return fs.statSync(this.logPath).size;
+  }
+
+  requestsSince(mark) {
+    const text = fs.readFileSync(this.logPath, 'utf8').slice(mark);
+    return [...text.matchAll(/access \S+ (\S+) (\S+) (\d{3}) /g)].map((m) => m.slice(1, 4));
+  }
+}
+
+// --- shared set-up ----------------------------------------------------------------------------
+
+let tmp;
+let keys;
+let server;
+let api; // http://127.0.0.1:PORT, the API's origin
+let pageOrigin; // allowed by --cors-origin
+let otherOrigin; // the same page on another port: not allowed
+let staticServers = [];
+let browser;
+let nextStudent = Date.now() * 1000; // microseconds: students no earlier run used
+
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'attempts-browser-'));
+  keys = path.join(tmp, 'keys');
+  execFileSync(tokenTool, ['keygen', keys], { stdio: 'ignore' });
+  const root = path.join(repo, 'clients/js');
+  staticServers = [
+    await serveStatic(root, '127.0.0.1', 0),
+    await serveStatic(root, '127.0.0.1', 0),
+  ];
+  pageOrigin = `http://127.0.0.1:${staticServers[0].address().port}`;
+  otherOrigin = `http://127.0.0.1:${staticServers[1].address().port}`;
+  server = new ApiServer(
+    [
+      '--database-url', databaseUrl,
+      '--jwks', path.join(keys, 'jwks.json'),
+      '--jwt-leeway', '0', // the expired-token scenario need not wait out a leeway
+      '--cors-origin', pageOrigin,
+      '--access-log', // which URLs were preflighted
+    ],
+    path.join(tmp, 'server.log'),
+  );
+  api = `http://127.0.0.1:${await server.start()}`;
+  const headless = ['--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  if (process.getuid && process.getuid() === 0) headless.push('--no-sandbox');
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: headless });
+  console.log(`browser-test: ${browser.version()} (${chromiumPath}); page ${pageOrigin}, ` +
+    `other page ${otherOrigin}, API ${api}`);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  for (const s of staticServers) s.close();
+  if (server) {
+    const log = fs.readFileSync(server.logPath, 'utf8');
+    const report = /ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer/.exec(log);
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    assert.equal(report, null, `sanitizer report in the server's log:\n${log}`);
+  }
+});
+
+// --- the API, as a test reads it ----------------------------------------------------------------
+
+function sign(student, ttlSeconds = 3600) {
+  return execFileSync(tokenTool, ['sign', '--keys', keys, '--kid', 'dev-hs256', '--sub',
+    String(student), '--ttl', String(ttlSeconds)], { encoding: 'utf8' }).trim();
+}
+
+function newStudent(ttlSeconds) {
+  nextStudent += 1;
+  return { id: nextStudent, token: sign(nextStudent, ttlSeconds) };
+}
+
+async function call(method, urlPath, token) {
+  const response = await fetch(`${api}${urlPath}`, {
+    method,
+    headers: token ? { Authorization: `Bearer ${token}` } : {},
+    signal: AbortSignal.timeout(10000),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+async function stored(attemptId, token) {
+  const { status, body } = await call('GET', `/attempts/${attemptId}`, token);
+  assert.equal(status, 200, `GET /attempts/${attemptId}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+// Waits until the database holds `answers` for the attempt; returns the attempt.
+async function storedAs(attemptId, token, answers, timeoutMs = 20000) {
+  const wanted = JSON.stringify(normalized(answers));
+  return eventually(`attempt ${attemptId} stores ${wanted}`, async () => {
+    const attempt = await stored(attemptId, token);
+    return JSON.stringify(normalized(attempt.answers)) === wanted && attempt;
+  }, timeoutMs);
+}
+
+function normalized(answers) {
+  return Object.fromEntries(Object.entries(answers).sort(([a], [b]) => Number(a) - Number(b)));
+}
+
+// One series of attempts_http_requests_total, 0 until it appears.
+async function requestsCounted(route, code) {
+  const text = await (await fetch(`${api}/metrics`, { signal: AbortSignal.timeout(10000) })).text();
+  const series = `attempts_http_requests_total{route="${route}",code="${code}"} `;
+  const line = text.split('\n').find((l) => l.startsWith(series));
+  return line ? Number(line.slice(series.length)) : 0;
+}
+const PREFLIGHT = 'OPTIONS (CORS preflight)';
+const SAVE = 'PATCH /attempts/{id}';
+
+// --- the page -------------------------------------------------------------------------------------
+
+// Opens the demo page as `student`; resolves once it shows its attempt. `patches` collects the
+// body of every PATCH the page sends, in order.
+async function openExam(student, { origin = pageOrigin, query = '', context } = {}) {
+  const ownContext = context ?? (await browser.newContext());
+  const page = await ownContext.newPage();
+  const patches = [];
+  const errors = [];
+  page.on('request', (request) => {
+    if (request.method() === 'PATCH') patches.push(JSON.parse(request.postData()));
+  });
+  page.on('pageerror', (error) => errors.push(error));
+  await page.goto(`${origin}/demo/?api=${encodeURIComponent(api)}&exam=1${query}` +
+    `#token=${student.token}`);
+  return { context: ownContext, page, patches, errors };
+}
+
+async function status(page) {
+  return page.locator('#status').getAttribute('data-status');
+}
+
+async function showsStatus(page, wanted, timeoutMs = 20000) {
+  await page.waitForFunction((s) => document.getElementById('status').dataset.status === s,
+    wanted, { timeout: timeoutMs });
+}
+
+async function attemptOf(page) {
+  await showsStatus(page, 'saved');
+  return page.evaluate(() => window.demo.attemptId);
+}
+
+// A new student's page whose attempt holds the answers of `clicks` (`stored`) before it returns.
+async function answeredExam(clicks, stored, options) {
+  const student = newStudent();
+  const opened = await openExam(student, options);
+  const attemptId = await attemptOf(opened.page);
+  for (const id of clicks) await opened.page.click(id);
+  await storedAs(attemptId, student.token, stored);
+  return { ...opened, student, attemptId };
+}
+
+// The answers shown on the page: which inputs are checked.
+async function answersOnPage(page) {
+  return page.evaluate(() => {
+    const answers = {};
+    for (const input of document.querySelectorAll('#questions input:checked')) {
+      const question = input.name.slice(1);
+      (answers[question] ??= []).push(Number(input.value));
+    }
+    return answers;
+  });
+}
+
+function increasing(revisions) {
+  return revisions.every((revision, i) => i === 0 || revision > revisions[i - 1]);
+}
+
+// --- scenarios ------------------------------------------------------------------------------------
+
+test('answers clicked are saved and survive a reload', { timeout: 120000 }, async () => {
+  const student = newStudent();
+  const { context, page, errors } = await openExam(student);
+  const attemptId = await attemptOf(page);
+  for (const id of ['#q1-o2', '#q2-o3', '#q5-o1', '#q5-o3', '#q4-o4']) await page.click(id);
+  const expected = { 1: [2], 2: [3], 4: [4], 5: [1, 3] };
+  const attempt = await storedAs(attemptId, student.token, expected);
+  await showsStatus(page, 'saved');
+  assert.ok(attempt.revision > 0, 'the saves carried a revision');
+
+  await page.reload();
+  assert.equal(await attemptOf(page), attemptId, 'the same attempt after a reload');
+  assert.deepEqual(normalized(await answersOnPage(page)), normalized(expected));
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a burst of clicks is one PATCH or two, and the last answer is stored', { timeout: 120000 },
+  async () => {
+    const student = newStudent();
+    const { context, page, patches } = await openExam(student);
+    const attemptId = await attemptOf(page);
+    const clicks = [];
+    for (let i = 0; i < 24; i += 1) clicks.push(`q${1 + (i % 3)}-o${1 + ((i * 7) % 4)}`);
+    // Clicked as fast as the page can take them.
+    await page.evaluate((ids) => {
+      for (const id of ids) document.getElementById(id).click();
+    }, clicks);
+    const expected = await answersOnPage(page);
+    await storedAs(attemptId, student.token, expected);
+    await showsStatus(page, 'saved');
+    figure('burst_clicks', clicks.length);
+    figure('burst_patches', patches.length);
+    assert.ok(patches.length >= 1 && patches.length <= 2, `${patches.length} PATCHes`);
+    assert.deepEqual(normalized(patches.at(-1).answers), normalized(expected));
+    assert.ok(increasing(patches.map((p) => p.revision)));
+    await context.close();
+  });
+
+test('a 50-click session sends one preflight per URL', { timeout: 180000 }, async () => {
+  const student = newStudent();
+  const preflightsBefore = await requestsCounted(PREFLIGHT, 204);
+  const mark = server.mark();
+  // A new browser context: nothing in its preflight cache yet.
+  const { context, page, patches } = await openExam(student);
+  const attemptId = await attemptOf(page);
+  for (let i = 0; i < 50; i += 1) {
+    // Questions 1 to 4 in turn, another option each round: every click changes the answers.
+    await page.click(`#q${1 + (i % 4)}-o${1 + (Math.floor(i / 4) % 4)}`);
+    // Like a student who pauses now and then: the saves are spread over the session.
+    if (i % 10 === 9) await storedAs(attemptId, student.token, await answersOnPage(page));
+  }
+  await page.click('#submit');
+  await showsStatus(page, 'submitted');
+  const attempt = await stored(attemptId, student.token);
+  assert.ok(attempt.submitted_at);
+  assert.deepEqual(normalized(attempt.answers), normalized(await answersOnPage(page)));
+  const preflights = (await requestsCounted(PREFLIGHT, 204)) - preflightsBefore;
+  const seen = server.requestsSince(mark);
+  const preflighted = seen.filter(([method]) => method === 'OPTIONS').map(([, url]) => url);
+  const urls = new Set(seen.filter(([method]) => method !== 'OPTIONS').map(([, url]) => url));
+  figure('session_clicks', 50);
+  figure('session_patches', patches.length);
+  figure('session_preflights', `${preflights} (${preflighted.join(', ')})`);
+  // Start (/exams/1/attempts), the attempt (/attempts/{id}: every PATCH and the GET after the
+  // submit) and the submit (/attempts/{id}/submit): one each, thanks to Access-Control-Max-Age.
+  assert.equal(preflighted.length, preflights, 'the access log and the metrics agree');
+  assert.equal(new Set(preflighted).size, preflighted.length, `a URL preflighted twice: ${preflighted}`);
+  assert.ok(preflights <= urls.size, `${preflights} preflights for ${urls.size} URLs: ${[...urls]}`);
+  assert.ok(patches.length > 1 && patches.length < 50, `${patches.length} PATCHes for 50 clicks`);
+  await context.close();
+});
+
+test('the API stopped while clicking: every answer is saved once it is back, in order',
+  { timeout: 180000 }, async () => {
+    const { context, page, patches, student, attemptId } =
+      await answeredExam(['#q1-o1'], { 1: [1] });
+    const port = server.port;
+
+    await server.stop();
+    await page.click('#q2-o2');
+    await showsStatus(page, 'offline');
+    await page.click('#q3-o3');
+    await sleep(1000);
+    await page.click('#q4-o4');
+    await page.click('#q1-o2');
+    await sleep(1500); // the API stays down a few seconds in all
+    await showsStatus(page, 'offline');
+    await server.start(port);
+
+    const expected = { 1: [2], 2: [2], 3: [3], 4: [4] };
+    const attempt = await storedAs(attemptId, student.token, expected, 60000);
+    await showsStatus(page, 'saved');
+    const revisions = patches.map((p) => p.revision);
+    figure('outage_patches_sent', patches.length);
+    assert.ok(increasing(revisions), `revisions in send order: ${revisions}`);
+    assert.equal(attempt.revision, Math.max(...revisions), 'the newest revision is stored');
+    await context.close();
+  });
+
+test('the API frozen: requests delivered late never overwrite newer answers',
+  { timeout: 180000 }, async () => {
+    // The client gives up on a request after 1.5 s, so retries pile up behind the frozen API.
+    const { context, page, patches, student, attemptId } =
+      await answeredExam(['#q1-o1'], { 1: [1] }, { query: '&timeout=1500' });
+    const conflictsBefore = await requestsCounted(SAVE, 409);
+    const sentBefore = patches.length;
+
+    server.freeze();
+    try {
+      await page.click('#q1-o2');
+      await showsStatus(page, 'offline');
+      await page.click('#q1-o3');
+      await eventually('three PATCHes sent while frozen', async () =>
+        patches.length - sentBefore >= 3, 20000);
+      await page.click('#q1-o4');
+      await eventually('another PATCH with the last answer', async () =>
+        patches.at(-1).answers['1'][0] === 4, 20000);
+    } finally {
+      server.thaw();
+    }
+    const attempt = await storedAs(attemptId, student.token, { 1: [4] }, 60000);
+    await showsStatus(page, 'saved');
+    const revisions = patches.map((p) => p.revision);
+    assert.ok(increasing(revisions), `revisions in send order: ${revisions}`);
+    assert.equal(attempt.revision, Math.max(...revisions));
+    // Stale requests the API read after it thawed: applied before the newest, or refused.
+    await sleep(500);
+    const lateAndRefused = (await requestsCounted(SAVE, 409)) - conflictsBefore;
+    figure('frozen_patches_sent', patches.length - sentBefore);
+    figure('frozen_stale_patches_refused_409', lateAndRefused);
+    assert.deepEqual((await stored(attemptId, student.token)).answers, { 1: [4] });
+    await context.close();
+  });
+
+test('submit, then a click: the page shows it is final and the answers stay',
+  { timeout: 120000 }, async () => {
+    // Submitted on this page.
+    const { context, page, patches, student, attemptId } =
+      await answeredExam(['#q1-o1', '#q2-o2'], { 1: [1], 2: [2] });
+    await page.click('#submit');
+    await showsStatus(page, 'submitted');
+    assert.ok(await page.isDisabled('#q3-o1'), 'the answers cannot be changed on the page');
+    const sent = patches.length;
+    await page.click('#q3-o1', { force: true, timeout: 5000 });
+    await sleep(700); // longer than the client's debounce
+    assert.equal(patches.length, sent, 'no PATCH after the submission');
+    const attempt = await stored(attemptId, student.token);
+    assert.ok(attempt.submitted_at);
+    assert.deepEqual(attempt.answers, { 1: [1], 2: [2] });
+    await page.reload();
+    await showsStatus(page, 'submitted');
+    assert.ok(await page.isDisabled('#q1-o1'));
+    assert.deepEqual(normalized(await answersOnPage(page)), { 1: [1], 2: [2] });
+    await context.close();
+
+    // Submitted elsewhere (another device) while this page is open: its next click gets 409.
+    const second = await answeredExam(['#q1-o3'], { 1: [3] });
+    const { student: other, attemptId: otherAttempt } = second;
+    const submitted = await call('POST', `/attempts/${otherAttempt}/submit`, other.token);
+    assert.equal(submitted.status, 200);
+    await second.page.click('#q2-o1');
+    await showsStatus(second.page, 'submitted');
+    await eventually('the page shows the stored answers again', async () =>
+      JSON.stringify(await answersOnPage(second.page)) === JSON.stringify({ 1: [3] }), 10000);
+    assert.deepEqual((await stored(otherAttempt, other.token)).answers, { 1: [3] });
+    await second.context.close();
+  });
+
+test('an expired token: the page says so, and saving resumes with a new one',
+  { timeout: 120000 }, async () => {
+    const student = newStudent(6);
+    const expiry = JSON.parse(Buffer.from(student.token.split('.')[1], 'base64url')).exp;
+    const { context, page } = await openExam(student);
+    const attemptId = await attemptOf(page);
+    await page.click('#q1-o1');
+    const fresh = sign(student.id);
+    await storedAs(attemptId, fresh, { 1: [1] });
+    // The server refuses the token once now > exp (--jwt-leeway 0).
+    await sleep(Math.max(0, (expiry + 1) * 1000 - Date.now() + 200));
+    await page.click('#q2-o2');
+    await showsStatus(page, 'unauthorized');
+    assert.match(await page.locator('#status').textContent(), /expired/i);
+    assert.deepEqual((await stored(attemptId, fresh)).answers, { 1: [1] });
+    await page.evaluate((token) => window.demo.setToken(token), fresh);
+    await storedAs(attemptId, fresh, { 1: [1], 2: [2] });
+    await showsStatus(page, 'saved');
+    await context.close();
+  });
+
+test("a page on another origin cannot save", { timeout: 120000 }, async () => {
+  const student = newStudent();
+  const started = await call('POST', '/exams/1/attempts', student.token);
+  assert.equal(started.status, 201);
+  const attemptId = started.body.id;
+  const refusedBefore = await requestsCounted(PREFLIGHT, 403);
+  const savesBefore = await requestsCounted(SAVE, 204);
+  const { context, page } = await openExam(student, { origin: otherOrigin });
+  // Even with the student's valid token, the browser stops the PATCH at its preflight.
+  const direct = await page.evaluate(async ({ apiOrigin, id, token }) => {
+    try {
+      const response = await fetch(`${apiOrigin}/attempts/${id}`, {
+        method: 'PATCH',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ answers: { 1: [4] } }),
+      });
+      return `answered ${response.status}`;
+    } catch (error) {
+      return `${error.name}: ${error.message}`;
+    }
+  }, { apiOrigin: api, id: attemptId, token: student.token });
+  assert.match(direct, /^TypeError/);
+  // The reference client on that page: it keeps retrying, and says it is not saved.
+  await page.evaluate((id) => {
+    window.demo.client.save(id, { 1: [4] }); // its promise settles only once saved
+  }, attemptId);
+  await showsStatus(page, 'offline');
+  await sleep(1000);
+  assert.notEqual(await status(page), 'saved');
+  assert.deepEqual((await stored(attemptId, student.token)).answers, {});
+  assert.ok((await requestsCounted(PREFLIGHT, 403)) > refusedBefore, 'the preflight was refused');
+  assert.equal(await requestsCounted(SAVE, 204), savesBefore, 'no PATCH reached the API');
+  await context.close();
+});
+
+test("errors the server sends itself reach the page's script", { timeout: 60000 }, async () => {
+  const student = newStudent();
+  const { context, page } = await openExam(student);
+  const attemptId = await attemptOf(page);
+  const seen = await page.evaluate(async ({ apiOrigin, id, token }) => {
+    const url = `${apiOrigin}/attempts/${id}`;
+    const result = async (request) => {
+      try {
+        const response = await request();
+        return { status: response.status, challenge: response.headers.get('WWW-Authenticate') };
+      } catch (error) {
+        return { status: `${error.name}: ${error.message}` };
+      }
+    };
+    return {
+      tooLarge: await result(() => fetch(url, {
+        method: 'PATCH',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ answers: {}, pad: 'x'.repeat(70000) }),
+      })),
+      headerTooLarge: await result(() =>
+        fetch(url, { headers: { Authorization: `Bearer ${'x'.repeat(9000)}` } })),
+      badToken: await result(() => fetch(url, { headers: { Authorization: 'Bearer nope' } })),
+    };
+  }, { apiOrigin: api, id: attemptId, token: student.token });
+  assert.equal(seen.tooLarge.status, 413);
+  assert.equal(seen.headerTooLarge.status, 431);
+  assert.equal(seen.badToken.status, 401);
+  assert.match(seen.badToken.challenge ?? '', /^Bearer error="invalid_token"/);
+  await context.close();
+});
