@@ -1,4 +1,5 @@
--- wrk script: PATCH /attempts/<random id> with the k6 script's body, counting non-2xx responses.
+-- wrk script: PATCH /attempts/<random id> with the k6 script's body, counting non-2xx responses;
+-- each request formatted once, before the run (see init()).
 --
 --   wrk -t2 -c64 -d15s -s bench/patch.lua http://127.0.0.1:8000                 # as fast as it goes
 --   RATE=10000 THREADS=2 wrk -t2 -c256 -d15s -s bench/patch.lua http://127.0.0.1:8000   # paced
@@ -12,6 +13,8 @@
 --   STUDENTS     how many students own the seeded attempts (default 20000)
 --   ORIGIN       sent as the Origin field of every request, as a browser page on that origin
 --                would (bench.sh --cors-compare); unset: none
+--   FLOOR        1: GET /healthz instead of the PATCH, with the same header fields (the token
+--                included), for the HTTP floor: parse, route, answer (bench.sh's floor row)
 --   RATE         total requests/s to aim at; unset or 0 = no pacing (closed loop at full speed)
 --   PACING       "schedule" (default when THREADS is set) or "fixed" (default otherwise)
 --   THREADS      wrk's -t, for PACING=schedule: each thread hands out send times RATE/THREADS
@@ -40,7 +43,6 @@ local tokens_path = os.getenv("TOKENS")
 local body = '{"answers": {"1": [1], "2": [2], "3": [3], "4": [4]}}'
 local origin = os.getenv("ORIGIN")
 if origin == "" then origin = nil end
-local headers = { ["Content-Type"] = "application/json", ["Origin"] = origin }
 
 local rate = tonumber(os.getenv("RATE") or "") or 0
 local env_threads = tonumber(os.getenv("THREADS") or "")
@@ -81,32 +83,42 @@ function setup(thread)
 end
 
 -- ---- per-thread Lua states ------------------------------------------------------------------------
--- With TOKENS, the header table of each student: built once, so a request costs a lookup.
-local student_headers = nil
+-- Every request this thread can send, formatted once in init(): one per attempt id, with its
+-- owner's token when TOKENS is set. request() then only picks one, so the generator costs the
+-- same per request whatever the server does, and nothing is allocated per request (a new header
+-- table and string per call would cost the generator microseconds and LuaJIT garbage
+-- collections that show up as latency spikes).
+local prepared = nil
+local floor = os.getenv("FLOOR") == "1"
 
 function init(args)
   local seed = math.floor(now_ms() * 1000) % 2147483647 + 7919 * (thread_index or 0)
   math.randomseed(seed)
   non2xx = 0
+  local tokens = nil
   if tokens_path and tokens_path ~= "" then
-    student_headers = {}
+    tokens = {}
     local file = assert(io.open(tokens_path, "r"), "patch.lua: cannot open TOKENS " .. tokens_path)
-    for token in file:lines() do
-      student_headers[#student_headers + 1] =
-        { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token,
-          ["Origin"] = origin }
-    end
+    for token in file:lines() do tokens[#tokens + 1] = token end
     file:close()
-    assert(#student_headers >= students,
-      "patch.lua: TOKENS has " .. #student_headers .. " tokens, fewer than STUDENTS=" .. students)
+    assert(#tokens >= students,
+      "patch.lua: TOKENS has " .. #tokens .. " tokens, fewer than STUDENTS=" .. students)
+  end
+  prepared = {}
+  for id = 1, max_id do
+    local h = { ["Content-Type"] = "application/json", ["Origin"] = origin }
+    if tokens then h["Authorization"] = "Bearer " .. tokens[1 + (id - 1) % students] end
+    if floor then
+      h["Content-Type"] = nil
+      prepared[id] = wrk.format("GET", "/healthz", h)
+    else
+      prepared[id] = wrk.format("PATCH", "/attempts/" .. id, h, body)
+    end
   end
 end
 
 function request()
-  local id = math.random(1, max_id)
-  local h = headers
-  if student_headers then h = student_headers[1 + (id - 1) % students] end
-  return wrk.format("PATCH", "/attempts/" .. id, h, body)
+  return prepared[math.random(1, max_id)]
 end
 
 function response(status, headers, body)

@@ -26,6 +26,7 @@ std::uint64_t load_little_endian(const unsigned char* bytes) {
 TokenCache::TokenCache(TokenCacheOptions options)
     : options_(options),
       slots_(std::bit_ceil(std::max(options.capacity, kWays))),
+      filters_(slots_.size() / kWays),
       hands_(slots_.size() / kWays, 0) {
   options_.leeway = std::max(options_.leeway, std::chrono::seconds{0});
   if (RAND_bytes(siphash_key_, sizeof siphash_key_) != 1) {
@@ -139,8 +140,11 @@ TokenDigest TokenCache::Reader::digest(std::string_view token) {
 
 std::optional<TokenCache::Entry> TokenCache::Reader::find(const TokenDigest& digest,
                                                           std::int64_t now) {
-  Slot* const slots = &cache_.slots_[cache_.set_of(digest) * kWays];
+  const std::size_t set = cache_.set_of(digest);
+  const Filter& filter = cache_.filters_[set];
+  Slot* const slots = &cache_.slots_[set * kWays];
   for (std::size_t way = 0; way < kWays; ++way) {
+    if (filter.digest_low[way].load(std::memory_order_relaxed) != digest.low) continue;
     Slot& slot = slots[way];
     // The seqlock's read side: the fields, then the version again; a write in between (or in
     // progress) makes this a miss, never a mix of two entries.
@@ -173,8 +177,14 @@ void TokenCache::Reader::insert(const TokenDigest& digest, const Entry& entry, s
   if (entry.student_id == 0) return;  // 0 marks a free slot
   const std::lock_guard lock(cache_.insert_mutex_);
   bool evicts = false;
-  Slot& slot = cache_.slots_[cache_.victim(cache_.set_of(digest), digest, now, evicts)];
+  const std::size_t set = cache_.set_of(digest);
+  const std::size_t index = cache_.victim(set, digest, now, evicts);
+  Slot& slot = cache_.slots_[index];
+  std::atomic<std::uint64_t>& hint = cache_.filters_[set].digest_low[index % kWays];
   const bool was_free = slot.student_id.load(std::memory_order_relaxed) == 0;
+  // The hint goes first, so that no reader starts on the slot while it is written; it is set
+  // again once the slot holds the new entry.
+  hint.store(0, std::memory_order_relaxed);
   // The seqlock's write side: odd version, the fields, even version.
   const std::uint32_t version = slot.version.load(std::memory_order_relaxed);
   slot.version.store(version + 1, std::memory_order_relaxed);
@@ -186,6 +196,7 @@ void TokenCache::Reader::insert(const TokenDigest& digest, const Entry& entry, s
   slot.key.store(entry.key, std::memory_order_relaxed);
   slot.used.store(0, std::memory_order_relaxed);
   slot.version.store(version + 2, std::memory_order_release);
+  hint.store(digest.low, std::memory_order_release);
   if (was_free) cache_.size_.fetch_add(1, std::memory_order_relaxed);
   if (evicts)
     evictions_.store(evictions_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

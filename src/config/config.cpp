@@ -43,8 +43,7 @@ constexpr std::array kOptions = {
     Option{"pipeline-depth",
            "statements a connection sends before the first one's reply arrives (default 1)"},
     Option{"queue-capacity", "calls queued per connection before 503 (default 4096)"},
-    Option{"queue-bytes",
-           "bytes of answers queued per connection before 503 (default 16777216)"},
+    Option{"queue-bytes", "bytes of answers queued per connection before 503 (default 16777216)"},
     Option{"max-connections",
            "open client connections before new ones are refused (default 10000)"},
     Option{"idle-timeout",
@@ -62,8 +61,8 @@ constexpr std::array kOptions = {
     Option{"jwt-audience", "required aud claim (default: not checked)"},
     Option{"jwt-leeway", "seconds of clock skew allowed on exp, nbf and iat (default 30)"},
     Option{"token-cache-size",
-           "verified tokens the process remembers, rounded up to a power of two; 48 bytes each "
-           "(default 131072: 6 MiB)"},
+           "verified tokens the process remembers, rounded up to a power of two; 56 bytes each "
+           "(default 131072: 7 MiB)"},
     Option{"durability",
            "unlogged (UNLOGGED table), async (LOGGED, synchronous_commit off) or sync (LOGGED, "
            "synchronous_commit on); the table must match (default unlogged)"},

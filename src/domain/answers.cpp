@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -14,8 +14,7 @@
 namespace attempts {
 namespace {
 
-constexpr const char* kRevisionRule =
-    "\"revision\" must be a positive integer of at most 64 bits";
+constexpr const char* kRevisionRule = "\"revision\" must be a positive integer of at most 64 bits";
 
 // What a scalar the document holds is, for the rules (and the messages) about where it sits.
 enum class Scalar { string, integer, unsigned_integer, number, boolean, null };
@@ -167,7 +166,7 @@ class AnswersReader {
                     describe(kind, text));
       }
       if (count > 0) out_.push_back(',');
-      append_integer(text);
+      append_integer(integer_);
       if (!after_member(']')) return false;
       if (closed_) {
         out_.push_back(']');
@@ -181,17 +180,10 @@ class AnswersReader {
     if (at_end()) return malformed("the document ends before a value");
     const char c = peek();
     if (c == '{' || c == '[') return fail(kRevisionRule);
-    const std::size_t start = pos_;
     Scalar kind;
     if (!read_scalar(kind)) return false;
-    std::int64_t value = 0;
-    const std::string_view text = body_.substr(start, pos_ - start);
-    if (kind != Scalar::integer ||
-        std::from_chars(text.data(), text.data() + text.size(), value).ec != std::errc() ||
-        value <= 0) {
-      return fail(kRevisionRule);
-    }
-    revision_ = value;
+    if (kind != Scalar::integer || integer_ <= 0) return fail(kRevisionRule);
+    revision_ = integer_;
     return true;
   }
 
@@ -278,17 +270,12 @@ class AnswersReader {
       kind = Scalar::string;
       return read_string(nullptr);
     }
-    if (c == '-' || (c >= '0' && c <= '9')) return read_number(kind);
-    for (const auto& [word, word_kind] : {std::pair{std::string_view("true"), Scalar::boolean},
-                                          std::pair{std::string_view("false"), Scalar::boolean},
-                                          std::pair{std::string_view("null"), Scalar::null}}) {
-      if (body_.substr(pos_, word.size()) == word) {
-        pos_ += word.size();
-        kind = word_kind;
-        return true;
-      }
-    }
-    return malformed("unexpected character");
+    if (c == '-' || is_digit(c)) return read_number(kind);
+    const std::string_view word = c == 't' ? "true" : c == 'f' ? "false" : "null";
+    if (body_.substr(pos_, word.size()) != word) return malformed("unexpected character");
+    pos_ += word.size();
+    kind = c == 'n' ? Scalar::null : Scalar::boolean;
+    return true;
   }
 
   // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? — an integer, unless it has a fraction or an
@@ -316,14 +303,13 @@ class AnswersReader {
     }
     const std::string_view text = body_.substr(start, pos_ - start);
     if (integral) {
-      std::int64_t as_signed = 0;
       std::uint64_t as_unsigned = 0;
-      if (std::from_chars(text.data(), text.data() + text.size(), as_signed).ec == std::errc()) {
+      if (std::from_chars(text.data(), text.data() + text.size(), integer_).ec == std::errc()) {
         kind = Scalar::integer;
         return true;
       }
-      if (!negative && std::from_chars(text.data(), text.data() + text.size(), as_unsigned).ec ==
-                           std::errc()) {
+      if (!negative &&
+          std::from_chars(text.data(), text.data() + text.size(), as_unsigned).ec == std::errc()) {
         kind = Scalar::unsigned_integer;
         return true;
       }
@@ -350,6 +336,10 @@ class AnswersReader {
   bool read_string(std::string* decoded) {
     ++pos_;  // '"'
     while (true) {
+      // A run of plain ASCII, the usual content, taken at once.
+      const std::size_t run = pos_;
+      while (!at_end() && is_plain_ascii(static_cast<unsigned char>(peek()))) ++pos_;
+      if (decoded != nullptr) decoded->append(body_.data() + run, pos_ - run);
       if (at_end()) return malformed("the document ends inside a string");
       const auto byte = static_cast<unsigned char>(peek());
       if (byte == '"') {
@@ -368,22 +358,45 @@ class AnswersReader {
     }
   }
 
+  // A byte that stands for itself in a string: printable ASCII but the quote and backslash.
+  static bool is_plain_ascii(unsigned char byte) {
+    return byte >= 0x20 && byte < 0x80 && byte != '"' && byte != '\\';
+  }
+
   bool read_escape(std::string* decoded) {
     ++pos_;  // '\'
     if (at_end()) return malformed("the document ends inside an escape");
     const char c = body_[pos_++];
     char simple = 0;
     switch (c) {
-      case '"': simple = '"'; break;
-      case '\\': simple = '\\'; break;
-      case '/': simple = '/'; break;
-      case 'b': simple = '\b'; break;
-      case 'f': simple = '\f'; break;
-      case 'n': simple = '\n'; break;
-      case 'r': simple = '\r'; break;
-      case 't': simple = '\t'; break;
-      case 'u': break;
-      default: return malformed("invalid escape in a string");
+      case '"':
+        simple = '"';
+        break;
+      case '\\':
+        simple = '\\';
+        break;
+      case '/':
+        simple = '/';
+        break;
+      case 'b':
+        simple = '\b';
+        break;
+      case 'f':
+        simple = '\f';
+        break;
+      case 'n':
+        simple = '\n';
+        break;
+      case 'r':
+        simple = '\r';
+        break;
+      case 't':
+        simple = '\t';
+        break;
+      case 'u':
+        break;
+      default:
+        return malformed("invalid escape in a string");
     }
     if (c != 'u') {
       if (decoded != nullptr) decoded->push_back(simple);
@@ -438,9 +451,7 @@ class AnswersReader {
   }
 
   // An option id as its canonical decimal ("-0" is 0).
-  void append_integer(std::string_view text) {
-    std::int64_t value = 0;
-    std::from_chars(text.data(), text.data() + text.size(), value);
+  void append_integer(std::int64_t value) {
     char digits[24];
     const auto [end, error] = std::to_chars(digits, digits + sizeof digits, value);
     out_.append(digits, end);
@@ -513,6 +524,7 @@ class AnswersReader {
   std::string& key_;
   std::size_t pos_ = 0;
   std::size_t depth_ = 0;
+  std::int64_t integer_ = 0;  // the last number read, when it was a 64-bit integer
   bool closed_ = false;
   bool answers_seen_ = false;
   bool revision_seen_ = false;

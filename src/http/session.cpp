@@ -89,13 +89,12 @@ void Session::do_wait_request() {
   // Asio reads only once the socket is readable (a read on an exhausted socket waits for epoll
   // without a system call), which async_wait would cost an epoll_ctl to find out.
   if (buffer_.size() > 0) return begin_request();
-  socket_.async_read_some(
-      buffer_.prepare(kFirstRead),
-      [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
-        if (ec || self->phase_ != Phase::idle) return self->do_close();
-        self->buffer_.commit(bytes);
-        self->begin_request();
-      });
+  socket_.async_read_some(buffer_.prepare(kFirstRead),
+                          [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                            if (ec || self->phase_ != Phase::idle) return self->do_close();
+                            self->buffer_.commit(bytes);
+                            self->begin_request();
+                          });
 }
 
 void Session::begin_request() {
@@ -112,9 +111,34 @@ void Session::begin_request() {
   version_ = 11;
   keep_alive_ = true;
   head_request_ = false;
+  // What is already buffered (usually the whole request: it came in one read) is parsed here;
+  // the asynchronous read, which would only hand it back through the loop's queue, is for a
+  // request that has not arrived whole.
+  beast::error_code ec;
+  if (parse_buffered(ec, /*header_only=*/true) && reader_->is_header_done()) {
+    return on_read_header(ec, 0);
+  }
+  if (ec) return on_read_error(ec);
   beast_http::async_read_header(
       socket_, buffer_, *reader_,
       beast::bind_front_handler(&Session::on_read_header, shared_from_this()));
+}
+
+bool Session::parse_buffered(beast::error_code& ec, bool header_only) {
+  // As Beast's read operations feed the parser, without reading: put() takes what it can
+  // (the header, then the body), and asks for more bytes with need_more. The header is judged
+  // before any of the body is parsed, as when it is read.
+  while (buffer_.size() > 0 && !reader_->is_done() && !(header_only && reader_->is_header_done())) {
+    const std::size_t used = reader_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == beast_http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec) return false;
+    if (used == 0) break;
+  }
+  return true;
 }
 
 void Session::on_read_header(beast::error_code ec, std::size_t) {
@@ -154,6 +178,8 @@ void Session::on_read_header(beast::error_code ec, std::size_t) {
 }
 
 void Session::do_read_body() {
+  beast::error_code ec;
+  if (!parse_buffered(ec, /*header_only=*/false)) return on_read_body(ec, 0);
   if (reader_->is_done()) return on_read_body({}, 0);
   beast_http::async_read(socket_, buffer_, *reader_,
                          beast::bind_front_handler(&Session::on_read_body, shared_from_this()));
@@ -184,11 +210,11 @@ void Session::on_store_complete(StoreCall&) {
 
 void Session::on_read_error(beast::error_code ec) {
   if (timed_out_ && phase_ == Phase::reading) {
-    return send(error_response(Status::request_timeout,
-                               "request not received within " +
-                                   std::to_string(services_.options.request_timeout.count()) +
-                                   " ms"),
-                true);
+    return send(
+        error_response(Status::request_timeout,
+                       "request not received within " +
+                           std::to_string(services_.options.request_timeout.count()) + " ms"),
+        true);
   }
   if (ec == beast_http::error::header_limit) {
     return send(error_response(Status::request_header_fields_too_large,
@@ -211,11 +237,11 @@ void Session::on_read_error(beast::error_code ec) {
                                      std::to_string(services_.options.header_limit) + " bytes"),
                   true);
     }
-    return send(error_response(Status::bad_request,
-                               "chunk-size line or trailer longer than " +
-                                   std::to_string(services_.options.read_buffer_limit()) +
-                                   " bytes"),
-                true);
+    return send(
+        error_response(Status::bad_request,
+                       "chunk-size line or trailer longer than " +
+                           std::to_string(services_.options.read_buffer_limit()) + " bytes"),
+        true);
   }
   // A client that closes, goes silent or resets between or within requests gets no answer.
   const bool peer_gone = ec == beast_http::error::end_of_stream ||

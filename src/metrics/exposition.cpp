@@ -49,7 +49,7 @@ void render_auth(TextWriter& out, const AuthCounters& auth) {
          "Tokens the cache holds (expired ones until their place is taken).",
          static_cast<double>(cache.size()));
   single(out, "attempts_auth_token_cache_bytes", "gauge",
-         "Memory of the token cache's table, fixed at start (--token-cache-size x 48 bytes).",
+         "Memory of the token cache's table, fixed at start (--token-cache-size x 56 bytes).",
          static_cast<double>(cache.bytes()));
 }
 

@@ -102,7 +102,8 @@ TEST(ExpositionTest, CountsRequestsByRouteAndStatusAndPoolState) {
 TEST(ExpositionTest, EveryLineIsACommentOrANameLabelsValueSample) {
   http::HttpMetrics http;
   http.record(http::Route::readiness, 503, std::chrono::milliseconds(1));
-  const std::string text = render_exposition(http, AuthCounters{}, db::PoolMetrics{}, {{true, 0, 0}});
+  const std::string text =
+      render_exposition(http, AuthCounters{}, db::PoolMetrics{}, {{true, 0, 0}});
   std::istringstream lines(text);
   std::string line;
   int samples = 0;
@@ -119,26 +120,25 @@ TEST(ExpositionTest, EveryLineIsACommentOrANameLabelsValueSample) {
 }
 
 TEST(ExpositionTest, CountsRejectionsByReasonAndTheTokenCaches) {
-  const auth::Authenticator authenticator(
-      std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(),
-                                                  auth::VerifierOptions{}));
+  const auth::Authenticator authenticator(std::make_shared<const auth::TokenVerifier>(
+      auth::test::test_key_set(), auth::VerifierOptions{}));
   auth::TokenCache cache({.capacity = 64, .readers = 2});
   auto& first = cache.reader(0);
   auto& second = cache.reader(1);
   const std::string token = auth::test::make_token("test-hs256");
-  (void)authenticator.authenticate("", first, auth::test::kNow);                  // missing
-  (void)authenticator.authenticate("Bearer " + token, first, auth::test::kNow);   // miss
-  (void)authenticator.authenticate("Bearer " + token, second, auth::test::kNow);  // hit
+  (void)authenticator.authenticate("", first, auth::test::kNow);                         // missing
+  (void)authenticator.authenticate("Bearer " + token, first, auth::test::kNow);          // miss
+  (void)authenticator.authenticate("Bearer " + token, second, auth::test::kNow);         // hit
   (void)authenticator.authenticate("Bearer " + token, second, auth::test::kNow + 7200);  // expired
-  const std::string text = render_exposition(http::HttpMetrics{}, AuthCounters{&authenticator, &cache},
-                                             db::PoolMetrics{}, {});
+  const std::string text = render_exposition(
+      http::HttpMetrics{}, AuthCounters{&authenticator, &cache}, db::PoolMetrics{}, {});
   EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"missing\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"expired\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_rejections_total{reason=\"bad_signature\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_hits_total 1\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_misses_total 2\n"));
   EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_entries 1\n"));
-  EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_bytes 3072\n"));
+  EXPECT_THAT(text, HasSubstr("attempts_auth_token_cache_bytes 3584\n"));
 }
 
 }  // namespace

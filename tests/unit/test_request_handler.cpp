@@ -2,8 +2,6 @@
 // Content-Type, Idempotency-Key, authentication), what reaches the store for a complete
 // request, and the response to a completed call. Version and keep-alive belong to the session.
 
-#include "attempts/http/request_handler.hpp"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,6 +9,7 @@
 
 #include "attempts/auth/authenticator.hpp"
 #include "attempts/auth/token_cache.hpp"
+#include "attempts/http/request_handler.hpp"
 #include "auth_test_support.hpp"
 
 namespace attempts::http {
@@ -76,9 +75,9 @@ class RequestHandlerTest : public testing::Test {
 // ---- routes the header alone refuses ----------------------------------------------------------
 
 TEST_F(RequestHandlerTest, UnknownPathsAre404) {
-  for (const char* target : {"/", "/attempt/1", "/attempts", "/attempts/1/",
-                             "/attempts/1/submit/", "/attempts/1/other", "/exams/1",
-                             "/exams/1/attempts/2", "/healthz/", "/HEALTHZ"}) {
+  for (const char* target :
+       {"/", "/attempt/1", "/attempts", "/attempts/1/", "/attempts/1/submit/", "/attempts/1/other",
+        "/exams/1", "/exams/1/attempts/2", "/healthz/", "/HEALTHZ"}) {
     const auto response = run(request(Verb::get, target));
     ASSERT_TRUE(response) << target;
     EXPECT_EQ(response->result(), Status::not_found) << target;
@@ -131,7 +130,7 @@ TEST_F(RequestHandlerTest, MalformedIdsAre400) {
 }
 
 TEST_F(RequestHandlerTest, PatchNeedsOneJsonContentType) {
-  for (const std::optional<std::string> type :
+  for (const std::optional<std::string>& type :
        {std::optional<std::string>{}, std::optional<std::string>{"text/plain"},
         std::optional<std::string>{"application/json; charset=latin1"}}) {
     const auto response = run(patch("/attempts/1", R"({"answers":{}})", type));
@@ -315,15 +314,16 @@ TEST_F(AuthenticatedHandlerTest, TwoAuthorizationHeadersAreRefused) {
 }
 
 TEST_F(AuthenticatedHandlerTest, AValidTokenNamesTheStudentOfEveryCall) {
-  const auto token = auth::test::make_token("test-eddsa", json::object(), auth::test::claims_for(77));
+  const auto token =
+      auth::test::make_token("test-eddsa", json::object(), auth::test::claims_for(77));
   EXPECT_FALSE(run(with_bearer(patch("/attempts/3", R"({"answers":{}})"), token)));
   EXPECT_EQ(verdict_.student, 77);
   EXPECT_EQ(call_.student, 77);
   EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), token)));
   EXPECT_EQ(call_.student, 77);
   // The token, not the body, says who starts an attempt.
-  EXPECT_FALSE(run(with_bearer(request(Verb::post, "/exams/2/attempts", R"({"student_id": 1})"),
-                               token)));
+  EXPECT_FALSE(
+      run(with_bearer(request(Verb::post, "/exams/2/attempts", R"({"student_id": 1})"), token)));
   EXPECT_EQ(call_.student, 77);
   EXPECT_EQ(tokens_.hits(), 2u);
   EXPECT_EQ(tokens_.misses(), 1u);

@@ -78,12 +78,12 @@ TEST(TokenCacheTest, TheSameTokenAgainRenewsItsEntry) {
 TEST(TokenCacheTest, TheTableIsFixedAndItsBytesStated) {
   TokenCache cache({.capacity = 100});
   EXPECT_EQ(cache.capacity(), 128u);
-  EXPECT_EQ(cache.bytes(), 128u * TokenCache::kSlotBytes);
+  EXPECT_EQ(cache.bytes(), 128u * TokenCache::kEntryBytes);
   TokenCache tiny({.capacity = 1});
   EXPECT_EQ(tiny.capacity(), TokenCache::kWays);
   const TokenCache by_default;
   EXPECT_GE(by_default.capacity(), 100'000u) << "an exam's students";
-  EXPECT_EQ(by_default.bytes(), 6u << 20);
+  EXPECT_EQ(by_default.bytes(), 7u << 20);
 }
 
 TEST(TokenCacheTest, AFullSetEvictsAnEntryNotUsedSinceTheHandPassedIt) {

@@ -20,7 +20,7 @@ struct ListenAddress {
 struct Config {
   ListenAddress listen;
   std::string database_url = "postgresql:///attempts";
-  unsigned threads = 1;  // event loops; the parser defaults it to the hardware concurrency
+  unsigned threads = 1;       // event loops; the parser defaults it to the hardware concurrency
   std::size_t pool_size = 1;  // the parser defaults it to one connection per event loop
   std::size_t body_limit = 64 * 1024;
   std::string log_level = "info";
@@ -41,7 +41,7 @@ struct Config {
   std::string jwt_issuer;    // empty: iss is not checked
   std::string jwt_audience;  // empty: aud is not checked
   unsigned jwt_leeway_seconds = 30;
-  std::size_t token_cache_size = 131072;  // verified tokens kept by the process (48 B each)
+  std::size_t token_cache_size = 131072;  // verified tokens kept by the process (56 B each)
   // unlogged, async or sync: what a crash of PostgreSQL may lose (README, Durability).
   std::string durability = "unlogged";
   // auto, on or off: whether attempts is a Citus distributed table, whose batches go by shard

@@ -6,14 +6,13 @@
 #include <optional>
 #include <string>
 
+#include "attempts/auth/token_cache.hpp"
 #include "attempts/domain/answers.hpp"
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/cors.hpp"
 #include "attempts/http/request.hpp"
 #include "attempts/http/router.hpp"
 #include "attempts/http/types.hpp"
-
-#include "attempts/auth/token_cache.hpp"
 
 namespace attempts::auth {
 class Authenticator;
@@ -25,19 +24,19 @@ namespace attempts::http {
 std::int64_t unix_now();
 
 struct HandlerOptions {
-  AnswersLimits answers_limits;
+  AnswersLimits answers_limits{};
   // What 503 and 504 responses tell clients to wait before retrying.
   std::chrono::seconds retry_after{1};
   // /readyz answers within this, whatever the database does.
   std::chrono::milliseconds readiness_timeout{2000};
   // The /metrics page (Prometheus text format); empty means /metrics answers 404.
-  std::function<std::string()> metrics_text;
+  std::function<std::string()> metrics_text{};
   // Verifies bearer tokens; null when authentication is off (--auth none), and then requests
   // act for no one in particular (an attempt's owner is not checked).
   const auth::Authenticator* authenticator = nullptr;
   std::int64_t (*clock)() = &unix_now;
   // Which browser origins may call the API (off by default).
-  CorsPolicy cors;
+  CorsPolicy cors{};
 };
 
 // What a request's header alone decides, judged once, before its body is read.

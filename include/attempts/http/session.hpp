@@ -1,11 +1,11 @@
 #pragma once
 
+#include <array>
 #include <boost/asio/basic_stream_socket.hpp>
 #include <boost/asio/basic_waitable_timer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -27,9 +27,8 @@ namespace attempts::http {
 using Executor = boost::asio::io_context::executor_type;
 // Concrete executor types: no type-erased executor is copied on the request path.
 using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
-using Timer = boost::asio::basic_waitable_timer<std::chrono::steady_clock,
-                                                boost::asio::wait_traits<std::chrono::steady_clock>,
-                                                Executor>;
+using Timer = boost::asio::basic_waitable_timer<
+    std::chrono::steady_clock, boost::asio::wait_traits<std::chrono::steady_clock>, Executor>;
 
 struct SessionOptions {
   std::size_t body_limit = 64 * 1024;
@@ -102,6 +101,9 @@ class Session final : public std::enable_shared_from_this<Session>, private Stor
 
   void do_wait_request();
   void begin_request();
+  // Parses what the read buffer holds (up to the header's end if `header_only`); false (with
+  // `ec`) if the request is malformed.
+  bool parse_buffered(boost::beast::error_code& ec, bool header_only);
   void on_read_header(boost::beast::error_code ec, std::size_t bytes);
   void do_read_body();
   void on_read_body(boost::beast::error_code ec, std::size_t bytes);
