@@ -29,7 +29,7 @@ struct TokenDigest {
 };
 
 struct TokenCacheOptions {
-  // Tokens the cache holds, rounded up to a power of two; each takes kSlotBytes.
+  // Tokens the cache holds, rounded up to a power of two; each takes kEntryBytes.
   std::size_t capacity = 131'072;
   // The verifier's leeway: an entry answers until expires_at + leeway, as verify() would.
   std::chrono::seconds leeway{30};
