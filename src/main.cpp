@@ -87,6 +87,7 @@ std::variant<std::shared_ptr<const attempts::auth::TokenVerifier>, std::string> 
   attempts::auth::VerifierOptions options;
   if (!config.jwt_issuer.empty()) options.issuer = config.jwt_issuer;
   if (!config.jwt_audience.empty()) options.audience = config.jwt_audience;
+  options.student_claim = config.jwt_student_claim;
   options.leeway = std::chrono::seconds(config.jwt_leeway_seconds);
   spdlog::info("{}: {} verification keys", config.jwks_path, keys.key_set.keys().size());
   return std::make_shared<const attempts::auth::TokenVerifier>(

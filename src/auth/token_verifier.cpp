@@ -62,7 +62,25 @@ TimeClaim time_claim(const json& claims, const char* name) {
   return {true, false, 0};  // a string, a fraction, an exponent, a number beyond 64 bits...
 }
 
-// The claims checked after the signature: times first, then iss, aud and sub.
+// The student id in claim `name`: a decimal string (as sub must be, RFC 7519) or a JSON integer,
+// positive and within a bigint. A fraction or an exponent (42.0, 4.2e1) is not an id.
+std::optional<std::int64_t> student_claim(const json& claims, const std::string& name) {
+  const auto found = claims.find(name);
+  if (found == claims.end()) return std::nullopt;
+  if (found->is_string()) return parse_positive_decimal(found->get_ref<const std::string&>());
+  if (found->is_number_unsigned()) {
+    const auto value = found->get<std::uint64_t>();
+    if (value == 0 ||
+        value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      return std::nullopt;
+    }
+    return static_cast<std::int64_t>(value);
+  }
+  // nlohmann reads a non-negative integer as unsigned: a signed one here is negative.
+  return std::nullopt;
+}
+
+// The claims checked after the signature: times first, then iss, aud and the student claim.
 VerifyResult check_claims(const json& claims, const VerifierOptions& options, std::int64_t now) {
   const std::int64_t leeway = options.leeway.count();
   const TimeClaim expiry = time_claim(claims, "exp");
@@ -103,9 +121,7 @@ VerifyResult check_claims(const json& claims, const VerifierOptions& options, st
     }
   }
 
-  const auto subject = claims.find("sub");
-  if (subject == claims.end() || !subject->is_string()) return TokenError::bad_subject;
-  const auto student_id = parse_positive_decimal(subject->get_ref<const std::string&>());
+  const auto student_id = student_claim(claims, options.student_claim);
   if (!student_id) return TokenError::bad_subject;
   return VerifiedToken{*student_id, expiry.value};
 }
@@ -257,7 +273,8 @@ TokenVerifier::TokenVerifier(std::shared_ptr<const KeySet> keys, VerifierOptions
   // Each option with a marker of whether it is set, so that no two settings spell alike.
   std::string options_text = std::to_string(options_.leeway.count()) + '\0' +
                              std::to_string(options_.max_token_bytes) + '\0';
-  for (const auto& option : {options_.issuer, options_.audience}) {
+  for (const auto& option :
+       {options_.issuer, options_.audience, std::optional<std::string>(options_.student_claim)}) {
     options_text += option ? "1" + *option : "0";
     options_text += '\0';
   }

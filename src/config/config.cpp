@@ -59,6 +59,9 @@ constexpr std::array kOptions = {
     Option{"jwks", "JWKS file with the keys tokens are verified with; re-read on SIGHUP"},
     Option{"jwt-issuer", "required iss claim (default: not checked)"},
     Option{"jwt-audience", "required aud claim (default: not checked)"},
+    Option{"jwt-student-claim",
+           "the claim holding the student id, a positive integer as a JSON number or a decimal "
+           "string (default sub)"},
     Option{"jwt-leeway", "seconds of clock skew allowed on exp, nbf and iat (default 30)"},
     Option{"token-cache-size",
            "verified tokens the process remembers, rounded up to a power of two; 56 bytes each "
@@ -481,6 +484,16 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
   }
   if (const auto issuer = reader.get("jwt-issuer")) config.jwt_issuer = *issuer;
   if (const auto audience = reader.get("jwt-audience")) config.jwt_audience = *audience;
+  if (const auto claim = reader.get("jwt-student-claim")) {
+    // Logged and compared as given: printable ASCII, as every registered claim name is.
+    const bool printable =
+        std::all_of(claim->begin(), claim->end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+    if (claim->empty() || claim->size() > 128 || !printable) {
+      return fail(reader.source() +
+                  ": not a claim name (1 to 128 printable ASCII characters, no spaces)");
+    }
+    config.jwt_student_claim = *claim;
+  }
   if (const auto format = reader.get("log-format")) {
     if (*format != "text" && *format != "json") {
       return fail(reader.source() + ": '" + *format + "' is not text or json");
@@ -569,6 +582,7 @@ std::string describe(const Config& config) {
     line << " jwks=" << config.jwks_path
          << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
          << " jwt-audience=" << (config.jwt_audience.empty() ? "-" : config.jwt_audience)
+         << " jwt-student-claim=" << config.jwt_student_claim
          << " jwt-leeway=" << config.jwt_leeway_seconds << "s"
          << " token-cache-size=" << config.token_cache_size;
   }
@@ -607,6 +621,7 @@ std::string to_toml(const Config& config) {
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'
       << "jwt-audience = " << quoted(config.jwt_audience) << '\n'
+      << "jwt-student-claim = " << quoted(config.jwt_student_claim) << '\n'
       << "jwt-leeway = " << config.jwt_leeway_seconds << '\n'
       << "token-cache-size = " << config.token_cache_size << '\n'
       << "cors-origin = [";

@@ -186,6 +186,43 @@ TEST_F(AuthTest, AStudentCannotReadWriteOrSubmitAnotherStudentsAttempt) {
   EXPECT_EQ(body_of(mine)["student_id"], owner_of(kId));
 }
 
+// As identity providers issue them: sub is the provider's own id, and the student id comes from
+// the claim --jwt-student-claim names (a JSON number here, a decimal string for the other).
+TEST_F(AuthTest, TheStudentIdComesFromTheConfiguredClaim) {
+  constexpr std::int64_t kId = 9615;
+  db_.reset_attempts(kId, kId);
+  const auto before = db_.read_attempt(kId);
+  ServerProcess server(with_auth(jwks_, {"--jwt-student-claim", "student_id"}));
+  HttpClient client(server.port());
+  const auto save = [&](const std::string& token, const char* answers) {
+    return client.request(
+        with_token(patch_request(attempt_target(kId), answers_body(answers)), token));
+  };
+  const json uuid = "f81d4fae-7dec-11d0-a765-00a0c91e6bf6";
+  // The sub claim alone (the owner's id in it) no longer says who is calling.
+  const auto sub_only = save(token_for(owner_of(kId)), R"({"1":[7]})");
+  EXPECT_EQ(sub_only.status, 401) << sub_only;
+  EXPECT_NE(sub_only.header("WWW-Authenticate").value_or("").find("error=\"invalid_token\""),
+            std::string::npos);
+  const auto intruder =
+      save(token_for(0, "test-hs256", {{"sub", uuid}, {"student_id", owner_of(kId) + 1}}),
+           R"({"1":[8]})");
+  EXPECT_TRUE(IsJsonError(intruder, 404)) << intruder;
+  EXPECT_EQ(db_.read_attempt(kId), before) << "a refused token changed the attempt";
+
+  const auto by_number =
+      save(token_for(0, "test-rs256", {{"sub", uuid}, {"student_id", owner_of(kId)}}),
+           R"({"1":[1]})");
+  EXPECT_EQ(by_number.status, 204) << by_number;
+  const auto by_string = save(
+      token_for(0, "test-hs256",
+                {{"sub", "auth0|5f7c8ec7c33c6c004bbafe82"},
+                 {"student_id", std::to_string(owner_of(kId))}}),
+      R"({"1":[2]})");
+  EXPECT_EQ(by_string.status, 204) << by_string;
+  EXPECT_TRUE(db_.answers_equal(kId, R"({"1":[2]})")) << db_.answers_text(kId);
+}
+
 TEST_F(AuthTest, InOneBatchEachWriteIsCheckedAgainstItsOwnStudent) {
   constexpr std::int64_t kDecoy = 9620;
   db_.reset_attempts(kDecoy, kDecoy + 4);

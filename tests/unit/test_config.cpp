@@ -89,6 +89,7 @@ TEST(ConfigDefaultsTest, AuthenticationIsOnUnlessTurnedOff) {
   EXPECT_EQ(result.config.token_cache_size, 131072u);
   EXPECT_TRUE(result.config.jwt_issuer.empty());
   EXPECT_TRUE(result.config.jwt_audience.empty());
+  EXPECT_EQ(result.config.jwt_student_claim, "sub");
 }
 
 TEST(ConfigTest, FewerConnectionsThanExplicitThreadsIsRefused) {
@@ -117,7 +118,8 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                    "QUEUE_BYTES", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
                                    "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
                                    "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
-                                   "JWT_AUDIENCE", "JWT_LEEWAY", "TOKEN_CACHE_SIZE",
+                                   "JWT_AUDIENCE", "JWT_STUDENT_CLAIM", "JWT_LEEWAY",
+                                   "TOKEN_CACHE_SIZE",
                                    "DURABILITY", "CITUS", "CORS_ORIGIN"}));
 }
 
@@ -214,6 +216,9 @@ INSTANTIATE_TEST_SUITE_P(
                     [](const Config& config) { return config.jwt_issuer; }},
         SettingCase{"jwt-audience", "JWT_AUDIENCE", "attempts", "exams",
                     [](const Config& config) { return config.jwt_audience; }},
+        SettingCase{"jwt-student-claim", "JWT_STUDENT_CLAIM", "student_id",
+                    "https://exams.example/student",
+                    [](const Config& config) { return config.jwt_student_claim; }},
         SettingCase{"jwt-leeway", "JWT_LEEWAY", "0", "120",
                     number_field(&Config::jwt_leeway_seconds)},
         SettingCase{"token-cache-size", "TOKEN_CACHE_SIZE", "100", "200",
@@ -340,6 +345,11 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"CitusUnknown", {"--citus=yes"}, {}, "--citus: 'yes' is not auto, on or off"},
         InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
         InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
+        InvalidCase{"StudentClaimEmpty", {"--jwt-student-claim="}, {}, "--jwt-student-claim"},
+        InvalidCase{"StudentClaimWithSpace", {"--jwt-student-claim=student id"}, {},
+                    "--jwt-student-claim"},
+        InvalidCase{"StudentClaimTooLong", {"--jwt-student-claim=" + std::string(129, 'c')}, {},
+                    "--jwt-student-claim"},
         InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},
         InvalidCase{"IdleTimeoutZero", {"--idle-timeout=0"}, {}, "--idle-timeout"},
         InvalidCase{"ShutdownTimeoutZero", {"--shutdown-timeout=0"}, {}, "--shutdown-timeout"},
@@ -369,6 +379,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"IdleTimeoutZero", {}, {{"IDLE_TIMEOUT", "0"}}, "IDLE_TIMEOUT"},
         InvalidCase{"ShutdownTimeoutZero", {}, {{"SHUTDOWN_TIMEOUT", "0"}}, "SHUTDOWN_TIMEOUT"},
         InvalidCase{"DatabaseUrlEmpty", {}, {{"DATABASE_URL", ""}}, "DATABASE_URL"},
+        InvalidCase{"StudentClaimControl", {}, {{"JWT_STUDENT_CLAIM", "student\x01"}},
+                    "JWT_STUDENT_CLAIM"},
         InvalidCase{"ListenNoPort", {}, {{"LISTEN", "nohost"}}, "LISTEN: 'nohost'"},
         InvalidCase{"ListenPortTooLarge", {}, {{"LISTEN", "1.2.3.4:70000"}}, "LISTEN"},
         InvalidCase{"ListenV6WithoutBrackets", {}, {{"LISTEN", "::1:80"}}, "LISTEN"}),

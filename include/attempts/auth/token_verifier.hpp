@@ -63,6 +63,10 @@ struct VerifierOptions {
   std::chrono::seconds leeway{30};
   // Longer tokens are refused before any parsing.
   std::size_t max_token_bytes = 4096;
+  // The claim that holds the student id: a positive integer that fits PostgreSQL's bigint, as a
+  // JSON number or a decimal string (identity providers put a UUID or their own id in sub, and
+  // the student id in a claim of their own).
+  std::string student_claim = "sub";
 };
 
 // Verifies JWS compact tokens (RFC 7515, 7519) against a key set, following RFC 8725: the

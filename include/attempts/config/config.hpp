@@ -38,8 +38,9 @@ struct Config {
   // Authentication: "jwt" (bearer tokens verified against the JWKS file) or "none".
   std::string auth = "jwt";
   std::string jwks_path;
-  std::string jwt_issuer;    // empty: iss is not checked
-  std::string jwt_audience;  // empty: aud is not checked
+  std::string jwt_issuer;                 // empty: iss is not checked
+  std::string jwt_audience;               // empty: aud is not checked
+  std::string jwt_student_claim = "sub";  // the claim holding the student id
   unsigned jwt_leeway_seconds = 30;
   std::size_t token_cache_size = 131072;  // verified tokens kept by the process (56 B each)
   // unlogged, async or sync: what a crash of PostgreSQL may lose (README, Durability).
