@@ -1,11 +1,17 @@
 // TokenCache: digests, hits and misses, expiry at the leeway boundary, the fixed table and its
-// CLOCK eviction within a set, and readers on several threads while entries are replaced (no
-// torn entry is ever answered).
+// CLOCK eviction within a set, readers on several threads while entries are replaced (no torn
+// entry is ever answered), and generated sequences of many students' tokens checked against a
+// model of what the cache may answer.
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -165,6 +171,150 @@ TEST(TokenCacheTest, ReadersNeverSeeATornEntryWhileEntriesAreReplaced) {
   for (auto& thread : readers) thread.join();
   for (const auto& error : errors) EXPECT_EQ(error, "");
   EXPECT_GT(hits.load(), 0);
+}
+
+// ---- generated sequences against a model -----------------------------------------------------
+// ATTEMPTS_CACHE_SEED=<n> replays a run (printed, and each failing case's seed with it).
+
+std::uint64_t run_seed() {
+  if (const char* text = std::getenv("ATTEMPTS_CACHE_SEED"))
+    return std::strtoull(text, nullptr, 10);
+  return std::random_device{}();
+}
+
+// One generated case: many students' tokens (digests crowded into a few sets, so that sets fill
+// and evict), inserted, looked up and renewed in random order while the clock moves. What the
+// cache may answer for a token, whatever it evicted: nothing, or exactly the entry last inserted
+// for that token, and only until its expiry plus the leeway. What it must answer: a token just
+// inserted; and every live token of a set that never held more than kWays tokens.
+std::string check_case(std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  const auto pick = [&random](std::uint64_t bound) {
+    return std::uniform_int_distribution<std::uint64_t>(0, bound - 1)(random);
+  };
+  const std::size_t sets = std::size_t{1} << pick(4);  // 1 to 8 sets
+  const std::int64_t leeway = static_cast<std::int64_t>(pick(3)) * 15;
+  TokenCache cache(
+      {.capacity = sets * TokenCache::kWays, .leeway = std::chrono::seconds(leeway), .readers = 2});
+  const std::size_t token_count = 4 + pick(60);
+  std::vector<TokenDigest> tokens;
+  std::set<std::pair<std::uint64_t, std::uint64_t>> seen;
+  while (tokens.size() < token_count) {
+    // A few tokens share their low half with another (only the high half tells them apart).
+    const std::uint64_t low =
+        !tokens.empty() && pick(8) == 0 ? tokens[pick(tokens.size())].low : random();
+    const TokenDigest digest{low, random()};
+    if (seen.insert({digest.low, digest.high}).second) tokens.push_back(digest);
+  }
+  std::map<std::size_t, TokenCache::Entry> model;           // token -> last inserted entry
+  std::map<std::size_t, std::set<std::size_t>> set_tokens;  // set -> tokens ever inserted
+  std::int64_t now = kNow;
+  std::ostringstream log;
+  for (int step = 0; step < 400; ++step) {
+    if (pick(10) == 0) now += static_cast<std::int64_t>(pick(120));
+    const std::size_t token = pick(tokens.size());
+    auto& reader = cache.reader(pick(2));
+    const std::size_t set = static_cast<std::size_t>(tokens[token].low) & (sets - 1);
+    if (pick(3) == 0) {
+      const TokenCache::Entry inserted{static_cast<std::int64_t>(1 + pick(20000)),
+                                       now + static_cast<std::int64_t>(pick(300)) - 60,
+                                       1 + pick(3)};
+      reader.insert(tokens[token], inserted, now);
+      model[token] = inserted;
+      set_tokens[set].insert(token);
+      log << "step " << step << ": insert token " << token << " (set " << set << ") student "
+          << inserted.student_id << " expires " << inserted.expires_at - kNow << ", now "
+          << now - kNow << '\n';
+      const bool live = now <= inserted.expires_at + leeway;
+      if (reader.find(tokens[token], now) != (live ? std::optional(inserted) : std::nullopt)) {
+        return log.str() + "  a token just inserted is not answered as inserted";
+      }
+      continue;
+    }
+    const auto found = reader.find(tokens[token], now);
+    const auto known = model.find(token);
+    const bool live = known != model.end() && now <= known->second.expires_at + leeway;
+    if (found && (!live || *found != known->second)) {
+      return log.str() + "step " + std::to_string(step) + ": token " + std::to_string(token) +
+             " answered student " + std::to_string(found->student_id) +
+             (live ? ", not the entry last inserted" : ", but it has no live entry");
+    }
+    if (!found && live && set_tokens[set].size() <= TokenCache::kWays) {
+      return log.str() + "step " + std::to_string(step) + ": token " + std::to_string(token) +
+             " was evicted from a set that never held more than kWays tokens";
+    }
+  }
+  if (cache.size() > cache.capacity()) return "size " + std::to_string(cache.size());
+  return {};
+}
+
+TEST(TokenCacheModelTest, GeneratedSequencesAnswerOnlyWhatWasInsertedForThatToken) {
+  const std::uint64_t seed = run_seed();
+  constexpr int kCases = 3000;
+  int failures = 0;
+  for (int i = 0; i < kCases && failures < 3; ++i) {
+    const std::uint64_t case_seed = seed + static_cast<std::uint64_t>(i);
+    if (const std::string error = check_case(case_seed); !error.empty()) {
+      ++failures;
+      ADD_FAILURE() << "case seed " << case_seed << " (ATTEMPTS_CACHE_SEED=" << seed << ")\n"
+                    << error;
+    }
+  }
+  std::cout << "[ model ] " << kCases << " cases, seed " << seed
+            << " (ATTEMPTS_CACHE_SEED replays them)\n";
+}
+
+// Readers on their threads look up random tokens of many sets while a writer inserts and renews
+// them (and so evicts): every entry a reader is given is the one derived from its token, whole,
+// and never past its expiry.
+TEST(TokenCacheModelTest, ConcurrentReadersGetOnlyTheirTokensEntriesWhileSetsEvict) {
+  const std::uint64_t seed = run_seed();
+  constexpr int kReaders = 3;
+  constexpr std::size_t kTokens = 512;  // for 64 slots: sets overflow all the time
+  TokenCache cache({.capacity = 64, .leeway = 0s, .readers = kReaders + 1});
+  std::mt19937_64 random(seed);
+  std::vector<TokenDigest> tokens(kTokens);
+  for (auto& token : tokens) token = {random(), random()};
+  // What token i is always inserted with: its student, expiry and key follow from i.
+  const auto entry_of = [](std::size_t i) {
+    return TokenCache::Entry{static_cast<std::int64_t>(i + 1),
+                             kNow + static_cast<std::int64_t>(i % 7) * 10,
+                             static_cast<std::uint64_t>(i) * 3 + 1};
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<long> hits{0};
+  std::vector<std::string> errors(kReaders);
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937_64 mine(seed + static_cast<std::uint64_t>(r) + 1);
+      auto& reader = cache.reader(static_cast<std::size_t>(r));
+      while (!stop.load(std::memory_order_relaxed)) {
+        const std::size_t i = mine() % kTokens;
+        const std::int64_t now = kNow + static_cast<std::int64_t>(mine() % 80);
+        const auto found = reader.find(tokens[i], now);
+        if (!found) continue;
+        hits.fetch_add(1, std::memory_order_relaxed);
+        if (*found != entry_of(i) || now > found->expires_at) {
+          errors[static_cast<std::size_t>(r)] =
+              "token " + std::to_string(i) + " gave student " + std::to_string(found->student_id) +
+              " expiring at " + std::to_string(found->expires_at - kNow) + " at " +
+              std::to_string(now - kNow);
+          return;
+        }
+      }
+    });
+  }
+  auto& writer = cache.reader(kReaders);
+  for (int round = 0; round < 200'000; ++round) {
+    const std::size_t i = random() % kTokens;
+    writer.insert(tokens[i], entry_of(i), kNow);
+  }
+  stop = true;
+  for (auto& thread : readers) thread.join();
+  for (const auto& error : errors) EXPECT_EQ(error, "") << "seed " << seed;
+  EXPECT_GT(hits.load(), 0);
+  EXPECT_GT(cache.evictions(), 0u);
 }
 
 }  // namespace
