@@ -24,6 +24,14 @@ nlohmann::json nullable(const std::optional<std::string>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
+// A student's attempt (answers, deadline, submission) for that student alone: no shared cache
+// may keep it, and no browser cache may answer a later read with it (RFC 9111 5.2.2.5).
+Response attempt_response(Status status, const AttemptRecord& record) {
+  Response response = json_response(status, attempt_json(record));
+  response.set(beast_http::field::cache_control, "no-store");
+  return response;
+}
+
 Response with_retry_after(Response response, std::chrono::seconds retry_after) {
   response.set(beast_http::field::retry_after, std::to_string(retry_after.count()));
   return response;
@@ -87,7 +95,7 @@ Response save_response(const StoreCall& call, std::chrono::seconds retry_after) 
 Response read_response(const StoreCall& call, std::chrono::seconds retry_after) {
   switch (call.outcome) {
     case StoreOutcome::done:
-      return json_response(Status::ok, attempt_json(call.record));
+      return attempt_response(Status::ok, call.record);
     case StoreOutcome::not_found:
       return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
     case StoreOutcome::overloaded:
@@ -100,7 +108,7 @@ Response read_response(const StoreCall& call, std::chrono::seconds retry_after) 
 Response submit_response(const StoreCall& call, std::chrono::seconds retry_after) {
   switch (call.outcome) {
     case StoreOutcome::done:
-      return json_response(Status::ok, attempt_json(call.record));
+      return attempt_response(Status::ok, call.record);
     case StoreOutcome::not_found:
       return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
     case StoreOutcome::unknown:
@@ -118,7 +126,7 @@ Response start_response(const StoreCall& call, std::chrono::seconds retry_after)
   switch (call.outcome) {
     case StoreOutcome::done:
     case StoreOutcome::replayed: {
-      Response response = json_response(Status::created, attempt_json(call.record));
+      Response response = attempt_response(Status::created, call.record);
       response.set(beast_http::field::location, "/attempts/" + std::to_string(call.record.id));
       // The same answer as the first time, marked as a replay (Stripe's and the IETF
       // Idempotency-Key draft's practice).

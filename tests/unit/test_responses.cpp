@@ -158,8 +158,9 @@ TEST(StoreResponseTest, ReadsAndSubmitsReturnTheAttempt) {
     const auto found = store_response(completed(kind, StoreOutcome::done), kRetry);
     EXPECT_EQ(found.result(), Status::ok);
     EXPECT_EQ(body_of(found)["id"], 42);
-    EXPECT_EQ(store_response(completed(kind, StoreOutcome::not_found), kRetry).result(),
-              Status::not_found);
+    EXPECT_EQ(found[Field::cache_control], "no-store") << "a student's answers, for them alone";
+    const auto missing = store_response(completed(kind, StoreOutcome::not_found), kRetry);
+    EXPECT_EQ(missing.result(), Status::not_found);
   }
 }
 
@@ -168,6 +169,7 @@ TEST(StoreResponseTest, StartCreatesWithLocationAndMarksReplays) {
   EXPECT_EQ(created.result(), Status::created);
   EXPECT_EQ(created[Field::location], "/attempts/42");
   EXPECT_EQ(created.count("Idempotent-Replayed"), 0u);
+  EXPECT_EQ(created[Field::cache_control], "no-store");
   const auto replayed =
       store_response(completed(Kind::start_attempt, StoreOutcome::replayed), kRetry);
   EXPECT_EQ(replayed.result(), Status::created);
