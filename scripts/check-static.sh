@@ -301,6 +301,18 @@ bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update.sql |
   fail "sql/pgbench/update.sql no longer matches kSaveOne (update it so pgbench measures the service's statement):
   service: $service_sql
   pgbench: $bench_sql"
+# The same for Citus: sql/pgbench/update-citus.sql is kSaveOneShard (scripts/bench-citus.sh).
+say "sql/pgbench/update-citus.sql: the same UPDATE as kSaveOneShard in src/db/sql.hpp"
+service_sql=$(sed -n '/kSaveOneShard = R"sql(/,/)sql"/p' src/db/sql.hpp | sed -e 's/.*R"sql(//' -e 's/)sql".*//' | normalize)
+# shellcheck disable=SC1003,SC2016 # literal backslash and $1/$2
+bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update-citus.sql |
+  sed -e 's/:id\b/$1/g' -e 's/:student::bigint\b/$2/g' -e 's/:student\b/$2/g' \
+    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' | normalize)
+[[ -n $service_sql ]] || fail "kSaveOneShard not found in src/db/sql.hpp"
+[[ $service_sql == "$bench_sql" ]] ||
+  fail "sql/pgbench/update-citus.sql no longer matches kSaveOneShard:
+  service: $service_sql
+  pgbench: $bench_sql"
 
 # ---- 5. shell scripts -----------------------------------------------------------------------------------
 scripts=(.ci/run scripts/*.sh scripts/lib/*.sh)
