@@ -76,6 +76,7 @@ void LoopRouter::follow_shard_map() {
   map_version_ = reader.shard_map_version();
   map_ = reader.shard_map();
   shard_routes_.clear();
+  for (Node& node : nodes_) node.in_map = false;
   if (map_ == nullptr) return;
   shard_routes_.resize(map_->size(), nullptr);
   for (std::size_t i = 0; i < map_->size(); ++i) {
@@ -85,13 +86,15 @@ void LoopRouter::follow_shard_map() {
 }
 
 PgConnection* LoopRouter::node_connection(const std::string& node) {
-  for (const Node& known : nodes_) {
-    if (known.name == node) return known.connection;
+  for (Node& known : nodes_) {
+    if (known.name != node) continue;
+    known.in_map = true;
+    return known.connection;
   }
   if (nodes_.size() >= kMaxEntryNodes) return nullptr;
   PgConnection* connection = open_node_(node);
   if (connection == nullptr) return nullptr;
-  nodes_.push_back({node, connection});
+  nodes_.push_back({node, connection, true});
   all_.push_back(connection);
   return connection;
 }
@@ -99,7 +102,7 @@ PgConnection* LoopRouter::node_connection(const std::string& node) {
 std::string LoopRouter::unreachable_nodes() const {
   std::string down;
   for (const Node& node : nodes_) {
-    if (!node.connection->unreachable()) continue;
+    if (!node.in_map || !node.connection->unreachable()) continue;
     down.append(down.empty() ? "" : ", ").append(node.name);
   }
   if (down.empty()) return down;

@@ -50,6 +50,9 @@ class LoopRouter final : public AttemptStore {
   struct Node {
     std::string name;  // "host:port"
     PgConnection* connection;
+    // Whether the map in use routes shards to it: a node that left the cluster keeps its
+    // connection (retrying, idle) but is not reported down.
+    bool in_map = true;
   };
 
   const bool to_nodes_;

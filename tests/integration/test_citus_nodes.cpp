@@ -68,10 +68,15 @@ class StatementsPerNode {
   std::vector<std::string> urls_;
 };
 
-// Writes one attempt (on whichever loop takes the connection), then whether pool connections
-// `first` .. `first + count - 1` (the node connections, opened after the pool's) are all up.
+// Writes one attempt on each of two connections (the server hands connections to its 2 loops in
+// turn, so each loop gets one), then whether pool connections `first` .. `first + count - 1` (the
+// node connections, opened after the pool's) are all up.
 bool node_connections_up(const ServerProcess& server, int first, int count) {
-  HttpClient(server.port()).request(patch_request(attempt_target(9000), answers_body("{}")));
+  HttpClient one(server.port());
+  HttpClient two(server.port());
+  for (HttpClient* client : {&one, &two}) {
+    client->request(patch_request(attempt_target(9000), answers_body("{}")));
+  }
   for (int i = first; i < first + count; ++i) {
     const auto sample = "attempts_db_connection_up{connection=\"" + std::to_string(i) + "\"}";
     if (metric(server.port(), sample) != 1) return false;
