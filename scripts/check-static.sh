@@ -13,7 +13,7 @@
 #      folder) names the services and paths the compose file gives them. promtool and the
 #      dashboard's metric names are checked by scripts/test.sh -L operations.
 #   4. sql/pgbench/update.sql: the same statement as kSaveOne in src/db/sql.hpp (pgbench must
-#      measure what the service runs).
+#      measure what the service runs), and sql/pgbench/update-citus.sql as kSaveOneShard.
 #   5. Shell scripts: `bash -n` on each; shellcheck too when it is installed.
 #
 # Missing tools come from Debian packages (nodejs, wrk, docker-compose) through apt-get.
