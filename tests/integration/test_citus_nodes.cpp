@@ -1,5 +1,6 @@
 // The service on a Citus cluster with --citus-entry nodes (the default): every write enters at
-// the node holding its shard, which runs it without a hop, and a worker that stops under load
+// the node holding its shard, which runs it without a hop (reads and submits too), and a worker
+// that stops under load
 // costs its shards' writes (503, or 504 for those in flight) but nothing acknowledged, while
 // /readyz names it. Skipped with the reason when Citus is not installed (CitusCluster).
 //
@@ -145,6 +146,36 @@ TEST_F(CitusNodesTest, EveryWriteEntersAtTheNodeHoldingItsShard) {
   EXPECT_GT(coordinator[0].from_service, 0);
   EXPECT_GT(coordinator[1].forwarded + coordinator[2].forwarded, 0);
   EXPECT_EQ(coordinator[1].from_service + coordinator[2].from_service, 0);
+}
+
+// Reads and submits of an attempt go to its shard's node too, where submit_attempt() exists
+// because sql/citus.sql creates schema.sql's functions on every node.
+TEST_F(CitusNodesTest, ReadsAndSubmitsRunAtTheShardsNodeToo) {
+  const std::vector<std::string> urls = {url(), cluster_->worker(0).url, cluster_->worker(1).url};
+  auto server = start_server({"--threads", "2", "--pool-size", "2"});
+  ASSERT_TRUE(eventually([&] { return node_connections_up(server, 2, 4); }, seconds(20)))
+      << server.log();
+  for (const auto& node : urls) {
+    pqxx::connection connection(node);
+    pqxx::nontransaction(connection).exec("SELECT pg_stat_statements_reset()");
+  }
+  HttpClient client(server.port());
+  const std::string target = attempt_target(6001);
+  EXPECT_EQ(client.request(get_request(target)).status, 200);
+  EXPECT_EQ(client.request({"POST", target + "/submit", {}, ""}).status, 200);
+  const auto late = client.request(patch_request(target, answers_body("{}")));
+  EXPECT_EQ(late.status, 409) << late;
+
+  std::vector<std::int64_t> submits;
+  for (const auto& node : urls) {
+    pqxx::connection connection(node);
+    pqxx::nontransaction tx(connection);
+    submits.push_back(tx.exec1("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                               "WHERE query LIKE '%FROM submit_attempt(%'")[0]
+                          .as<std::int64_t>());
+  }
+  EXPECT_EQ(submits[0], 0) << "the submit ran on the coordinator";
+  EXPECT_EQ(submits[1] + submits[2], 1) << "the submit ran on no worker";
 }
 
 TEST_F(CitusNodesTest, AStoppedWorkerCostsItsShardsWritesButNothingAcknowledged) {
