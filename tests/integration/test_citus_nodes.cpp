@@ -1,8 +1,8 @@
 // The service on a Citus cluster with --citus-entry nodes (the default): every write enters at
 // the node holding its shard, which runs it without a hop (reads and submits too), and a worker
-// that stops under load
-// costs its shards' writes (503, or 504 for those in flight) but nothing acknowledged, while
-// /readyz names it. Skipped with the reason when Citus is not installed (CitusCluster).
+// that stops under load costs its shards' writes (503, or 504 for those in flight) but nothing
+// acknowledged, while /readyz names it. Skipped with the reason when Citus is not installed
+// (CitusCluster).
 //
 // Where a statement entered is read from pg_stat_statements on each node: a statement the
 // service sent to a node is recorded there under its own text (UPDATE attempts AS a ...); one a
