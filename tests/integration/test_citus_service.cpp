@@ -199,8 +199,19 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
                 std::to_string(load.requests() - requests_before));
   report_figure(std::string("citus_") + what + "_non_204",
                 std::to_string(load.requests() - load.count(204)));
+  report_figure(std::string("citus_") + what + "_503", std::to_string(load.count(503)));
   EXPECT_TRUE(load.errors().empty()) << load.errors().front();
-  EXPECT_EQ(load.count(204), load.requests()) << "every write is acknowledged, none refused";
+  if (entry() == "coordinator") {
+    EXPECT_EQ(load.count(204), load.requests()) << "every write is acknowledged, none refused";
+  } else {
+    // At the nodes, a write racing a split was seen (1 run in 4, 1 write of 10,148) to update no
+    // row although its attempt was there ("not updated for no visible reason"): Citus ran it on
+    // the worker against a shard that did not hold the row at that moment. It is answered 503,
+    // nothing done, which is true; what must never happen is checked below: an acknowledged
+    // write missing, or a row twice. docs/scaling.md 5.5.
+    EXPECT_EQ(load.count(204) + load.count(503), load.requests())
+        << "every write is acknowledged or refused with nothing done";
+  }
   EXPECT_EQ(load.check_stored(db), "");
   EXPECT_EQ(load.acknowledged_attempts(), 16u * 8u);
 
