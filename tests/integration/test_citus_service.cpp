@@ -206,9 +206,10 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
   } else {
     // At the nodes, a write racing a split was seen (1 run in 4, 1 write of 10,148) to update no
     // row although its attempt was there ("not updated for no visible reason"): Citus ran it on
-    // the worker against a shard that did not hold the row at that moment. It is answered 503,
-    // nothing done, which is true; what must never happen is checked below: an acknowledged
-    // write missing, or a row twice. docs/scaling.md 5.5.
+    // the worker against a shard that did not hold the row at that moment. Such writes are now
+    // sent again (up to 3 times) after the map is read again; one that still finds no row is
+    // answered 503, nothing done, which is true. What must never happen is checked below: an
+    // acknowledged write missing, or a row twice. docs/scaling.md 5.5.
     EXPECT_EQ(load.count(204) + load.count(503), load.requests())
         << "every write is acknowledged or refused with nothing done";
   }
