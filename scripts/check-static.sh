@@ -13,7 +13,7 @@
 #      folder) names the services and paths the compose file gives them. promtool and the
 #      dashboard's metric names are checked by scripts/test.sh -L operations.
 #   4. sql/pgbench/update.sql: the same statement as kSaveOne in src/db/sql.hpp (pgbench must
-#      measure what the service runs).
+#      measure what the service runs), and sql/pgbench/update-citus.sql as kSaveOneShard.
 #   5. Shell scripts: `bash -n` on each; shellcheck too when it is installed.
 #
 # Missing tools come from Debian packages (nodejs, wrk, docker-compose) through apt-get.
@@ -299,6 +299,18 @@ bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update.sql |
 [[ -n $service_sql ]] || fail "kSaveOne not found in src/db/sql.hpp"
 [[ $service_sql == "$bench_sql" ]] ||
   fail "sql/pgbench/update.sql no longer matches kSaveOne (update it so pgbench measures the service's statement):
+  service: $service_sql
+  pgbench: $bench_sql"
+# The same for Citus: sql/pgbench/update-citus.sql is kSaveOneShard (scripts/bench-citus.sh).
+say "sql/pgbench/update-citus.sql: the same UPDATE as kSaveOneShard in src/db/sql.hpp"
+service_sql=$(sed -n '/kSaveOneShard = R"sql(/,/)sql"/p' src/db/sql.hpp | sed -e 's/.*R"sql(//' -e 's/)sql".*//' | normalize)
+# shellcheck disable=SC1003,SC2016 # literal backslash and $1/$2
+bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update-citus.sql |
+  sed -e 's/:id\b/$1/g' -e 's/:student::bigint\b/$2/g' -e 's/:student\b/$2/g' \
+    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' | normalize)
+[[ -n $service_sql ]] || fail "kSaveOneShard not found in src/db/sql.hpp"
+[[ $service_sql == "$bench_sql" ]] ||
+  fail "sql/pgbench/update-citus.sql no longer matches kSaveOneShard:
   service: $service_sql
   pgbench: $bench_sql"
 

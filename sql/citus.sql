@@ -44,10 +44,13 @@
 -- `off` on a worker configured with off). For --durability sync, set synchronous_commit = on in
 -- every worker's configuration (the PostgreSQL default); for async, off there.
 --
--- The functions of schema.sql stay on the coordinator and work unchanged there: each statement
--- in them names one attempt or one student, so Citus routes it to one shard. (schema.sql warns
--- on a Citus coordinator that submit_attempt "will be created only locally": that is expected,
--- the service calls it on the coordinator.)
+-- The functions of schema.sql are created on every node (create_distributed_function without a
+-- distribution argument: a copy everywhere, called where it is called, not delegated), because
+-- the service prepares its statements on every node it writes through (--citus-entry nodes, the
+-- default) and a prepared statement must name functions that exist there. Each statement in them
+-- names one attempt or one student, so Citus routes it to one shard from whichever node runs it.
+-- (schema.sql warns on a Citus coordinator that submit_attempt "will be created only locally":
+-- this file then creates it on the workers.)
 
 BEGIN;
 
@@ -67,3 +70,9 @@ SELECT create_distributed_table('attempt_starts', 'student_id', colocate_with =>
                     WHERE logicalrelid = 'attempt_starts'::regclass);
 
 COMMIT;
+
+-- After the tables: submit_attempt() returns attempts' row type, which must be distributed first.
+-- Re-runnable: distributing a function again changes nothing.
+SELECT create_distributed_function('start_attempt(bigint, bigint, text)');
+SELECT create_distributed_function('attempts_written_too_late(bigint, timestamptz)');
+SELECT create_distributed_function('submit_attempt(bigint, bigint)');

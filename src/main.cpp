@@ -63,6 +63,9 @@ attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config)
   options.citus = config.citus == "on"    ? attempts::db::CitusMode::required
                   : config.citus == "off" ? attempts::db::CitusMode::off
                                           : attempts::db::CitusMode::detect;
+  options.citus_entry = config.citus_entry == "coordinator"
+                            ? attempts::db::CitusEntry::coordinator
+                            : attempts::db::CitusEntry::nodes;
   options.pool_size = config.pool_size;
   options.max_batch = config.max_batch;
   options.pipeline_depth = config.pipeline_depth;

@@ -72,6 +72,10 @@ constexpr std::array kOptions = {
     Option{"citus",
            "auto (detect a Citus cluster with attempts distributed, and batch by shard), on "
            "(require one) or off (plain PostgreSQL statements) (default auto)"},
+    Option{"citus-entry",
+           "nodes (each shard's batches enter at the Citus node holding the shard, through one "
+           "extra connection per node and event loop) or coordinator (everything through "
+           "--database-url) (default nodes)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
     Option{"cors-origin",
@@ -482,6 +486,12 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.citus = *citus;
   }
+  if (const auto entry = reader.get("citus-entry")) {
+    if (*entry != "nodes" && *entry != "coordinator") {
+      return fail(reader.source() + ": '" + *entry + "' is not nodes or coordinator");
+    }
+    config.citus_entry = *entry;
+  }
   if (const auto issuer = reader.get("jwt-issuer")) config.jwt_issuer = *issuer;
   if (const auto audience = reader.get("jwt-audience")) config.jwt_audience = *audience;
   if (const auto claim = reader.get("jwt-student-claim")) {
@@ -573,7 +583,7 @@ std::string describe(const Config& config) {
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
        << config.access_log << " reuse-port=" << config.reuse_port
        << " durability=" << config.durability << " citus=" << config.citus
-       << " auth=" << config.auth << " cors-origin=";
+       << " citus-entry=" << config.citus_entry << " auth=" << config.auth << " cors-origin=";
   for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
     line << (i == 0 ? "" : ",") << config.cors_origins[i];
   }
@@ -617,6 +627,7 @@ std::string to_toml(const Config& config) {
       << "reuse-port = " << config.reuse_port << '\n'
       << "durability = " << quoted(config.durability) << '\n'
       << "citus = " << quoted(config.citus) << '\n'
+      << "citus-entry = " << quoted(config.citus_entry) << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'

@@ -9,11 +9,22 @@ std::size_t CallQueue::bytes_of(const PendingCall& pending) {
   return pending.call->answers_json.size();
 }
 
+void CallQueue::counted(const PendingCall& pending, bool queued) {
+  const AttemptId attempt = pending.call->attempt_id;
+  if (attempt == 0) return;
+  if (queued) {
+    attempts_.increment(attempt);
+  } else {
+    attempts_.decrement(attempt);
+  }
+}
+
 bool CallQueue::admit(const PendingCall& pending) {
   const std::size_t bytes = bytes_of(pending);
   if (calls_.size() >= limits_.calls || bytes_ + bytes > limits_.bytes) return false;
   calls_.push_back(pending);
   bytes_ += bytes;
+  counted(pending, true);
   return true;
 }
 
@@ -21,12 +32,14 @@ void CallQueue::requeue_front(std::span<const PendingCall> calls) {
   for (auto it = calls.rbegin(); it != calls.rend(); ++it) {
     calls_.push_front(*it);
     bytes_ += bytes_of(*it);
+    counted(*it, true);
   }
 }
 
 PendingCall CallQueue::take(std::size_t slot) {
   PendingCall taken = std::exchange(calls_[slot], PendingCall{});
   bytes_ -= bytes_of(taken);
+  counted(taken, false);
   return taken;
 }
 
@@ -42,6 +55,7 @@ void CallQueue::answer_where(Pick&& answer_it, StoreOutcome outcome, CallAnswere
   for (auto& pending : calls_) {
     if (!answer_it(*pending.call)) continue;
     bytes_ -= bytes_of(pending);
+    counted(pending, false);
     answerer.answer(pending, outcome);
     any = true;
   }

@@ -31,6 +31,7 @@ bool ClusterMonitor::saw_setup(std::optional<bool> distributed) {
   distributed_ = distributed.value_or(false);
   // Grouped by shard once the map is read.
   if (distributed_ && options_.citus != CitusMode::off) return true;
+  if (shard_map_) ++shard_map_version_;
   shard_map_.reset();
   metrics_.citus_shards.store(0, std::memory_order_relaxed);
   std::optional<std::string> problem;
@@ -69,6 +70,7 @@ void ClusterMonitor::saw_shard_map(ShardMap map) {
         index_, map.size());
   }
   shard_map_ = std::move(map);
+  ++shard_map_version_;
   metrics_.citus_shards.store(shard_map_->size(), std::memory_order_relaxed);
   set_citus_problem(std::nullopt);
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -46,6 +47,9 @@ class ClusterMonitor {
   }
   // The shard map batches are grouped by: on Citus, unless --citus off.
   const ShardMap* shard_map() const { return shard_map_ ? &*shard_map_ : nullptr; }
+  // Changes whenever shard_map() does (another map, or none), so routes built on it can tell
+  // they are stale with one comparison.
+  std::uint64_t shard_map_version() const { return shard_map_version_; }
   // Whether attempts is a Citus distributed table, whatever --citus says: the save statements
   // must then be the ones Citus accepts (sql.hpp), grouped by shard or not.
   bool distributed() const { return distributed_; }
@@ -59,6 +63,7 @@ class ClusterMonitor {
   std::optional<std::string> misconfigured_;
   bool distributed_ = false;
   std::optional<ShardMap> shard_map_;
+  std::uint64_t shard_map_version_ = 0;
   std::optional<std::string> citus_problem_;
   bool shard_map_reading_ = false;
 };

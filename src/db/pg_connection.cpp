@@ -399,11 +399,28 @@ void PgConnection::finish_why_not_saved(const Sent& sent, WhyNotSaved& why) {
     errors_.log(spdlog::level::err, "saving", "checking unsaved attempts failed: " + message,
                 message);
     why.batch->failed(StoreOutcome::unavailable, *this);  // those rows were not updated
-  } else if (const std::size_t unexplained = why.batch->explained(*this); unexplained > 0) {
+    return done_with(std::move(why.batch));
+  }
+  // On Citus, a statement that races a shard split can run against a placement that does not
+  // hold the row at that moment (seen at the nodes): those writes were not applied, so they are
+  // sent again, after the map is read again, as a rolled-back batch's are.
+  retry_.clear();
+  const bool citus = monitor_.shard_map() != nullptr;
+  if (const std::size_t unexplained =
+          why.batch->explained(*this, citus ? &retry_ : nullptr, kMaxRetries);
+      unexplained > 0) {
     // Nothing the query could see explains it; the write may race a change it cannot see.
     errors_.log(spdlog::level::warn, "saving",
-                std::to_string(unexplained) + " attempts were not updated for no visible reason",
+                std::to_string(unexplained) + " attempts were not updated for no visible reason" +
+                    (retry_.empty() ? "" : "; sending them again"),
                 "not updated for no visible reason");
+  }
+  if (!retry_.empty()) {
+    send_shard_map_read();
+    metrics_.writes_retried.add(retry_.size());
+    queue_.requeue_front(retry_);
+    for (const auto& pending : retry_) watch_deadline(pending.call->deadline);
+    schedule_flush();
   }
   done_with(std::move(why.batch));
 }

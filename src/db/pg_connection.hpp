@@ -51,6 +51,19 @@ class PgConnection final : PipelineDriver::Handler, CallAnswerer {
 
   void start();
   void submit(StoreCall& call, StoreCompletion& completion);
+
+  // For the loop's router (LoopRouter), on this connection's loop:
+  // whether a call of `attempt` is queued here or a statement of it is in flight;
+  bool holds(AttemptId attempt) const {
+    return queue_.holds(attempt) || planner_.in_flight(attempt);
+  }
+  // whether a call sent now would be sent (set up, not refusing, not closing);
+  bool accepting() const { return ready_ && !closing_ && !monitor_.refusal(); }
+  // whether its server cannot be reached: not set up, and the last connection attempt failed;
+  bool unreachable() const { return !ready_ && !closed_ && driver_.failed_connects() > 0; }
+  // the Citus shard map it last read, if any, and its version (ClusterMonitor).
+  const ShardMap* shard_map() const { return monitor_.shard_map(); }
+  std::uint64_t shard_map_version() const { return monitor_.shard_map_version(); }
   // Refuses new calls; once nothing is queued or in flight, closes and runs `on_closed`.
   void close_when_idle(std::function<void()> on_closed);
 

@@ -1,53 +1,16 @@
 #include "attempts/db/pg_pool.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <boost/asio/post.hpp>
 #include <stdexcept>
 
-#include "attempts/db/shard_map.hpp"
+#include "loop_router.hpp"
 #include "pg_connection.hpp"
 #include "pqxx_connection.hpp"
 
 namespace attempts::db {
-
-// The store of one event loop: routes each call to one of the loop's connections.
-class PgPool::LoopStore final : public AttemptStore {
- public:
-  void add(PgConnection& connection) { connections_.push_back(&connection); }
-
-  void execute(StoreCall& call, StoreCompletion& completion) override {
-    connection_for(call).submit(call, completion);
-  }
-
- private:
-  PgConnection& connection_for(const StoreCall& call) {
-    const std::size_t count = connections_.size();
-    switch (call.kind) {
-      case StoreCall::Kind::ping:
-        // Round robin, so over a few probes every connection is exercised.
-        return *connections_[next_ping_++ % count];
-      case StoreCall::Kind::start_attempt:
-        return *connections_[static_cast<std::size_t>(call.student.value_or(0)) % count];
-      default:
-        return *connections_[slice_of(call.attempt_id, count)];
-    }
-  }
-
-  // One attempt, one connection, always: its calls take effect in the order they were made.
-  // The connection is the slice of the hash range that the attempt's hash falls in (PostgreSQL's
-  // hashint8, as Citus hashes the distribution column). Citus gives each shard a contiguous hash
-  // range, so on a distributed table each connection serves whole shards (or part of one) and
-  // its batches split into few single-shard statements; the choice needs no shard map, so it
-  // never changes while shards move. On one PostgreSQL it spreads ids evenly, like id % count.
-  static std::size_t slice_of(AttemptId id, std::size_t count) {
-    // Signed hash order to unsigned order: INT32_MIN..INT32_MAX to 0..UINT32_MAX.
-    const std::uint32_t position = static_cast<std::uint32_t>(citus_hash_int8(id)) ^ 0x80000000u;
-    return static_cast<std::size_t>((std::uint64_t{position} * count) >> 32);
-  }
-
-  std::vector<PgConnection*> connections_;
-  std::size_t next_ping_ = 0;
-};
 
 PgPool::PgPool(runtime::EventLoops& loops, PgPoolOptions options)
     : loops_(loops), options_(std::move(options)) {
@@ -55,17 +18,46 @@ PgPool::PgPool(runtime::EventLoops& loops, PgPoolOptions options)
     throw std::invalid_argument("the pool needs at least one connection per event loop");
   }
   const std::string conninfo = pool_conninfo(options_.database_url);
+  // Node connections only where batches go by shard: Citus, not turned off.
+  const bool to_nodes =
+      options_.citus_entry == CitusEntry::nodes && options_.citus != CitusMode::off;
   for (std::size_t loop = 0; loop < loops.size(); ++loop) {
-    stores_.push_back(std::make_unique<LoopStore>());
+    stores_.push_back(std::make_unique<LoopRouter>(
+        to_nodes, [this, loop](const std::string& node) { return open_node(loop, node); }));
   }
+  std::lock_guard lock(mutex_);
   for (std::size_t i = 0; i < options_.pool_size; ++i) {
     const std::size_t loop = i % loops.size();
-    gauges_.push_back(std::make_unique<ConnectionGauges>());
-    connections_.push_back(std::make_unique<PgConnection>(loops.context(loop), i, conninfo,
-                                                          options_, metrics_, *gauges_.back()));
-    stores_[loop]->add(*connections_.back());
-    connections_.back()->start();
+    stores_[loop]->add(add_connection(loop, conninfo));
   }
+}
+
+PgConnection& PgPool::add_connection(std::size_t loop, const std::string& conninfo) {
+  const std::size_t index = connections_.size();
+  gauges_.push_back(std::make_unique<ConnectionGauges>());
+  connections_.push_back(std::make_unique<PgConnection>(loops_.context(loop), index, conninfo,
+                                                        options_, metrics_, *gauges_.back()));
+  loop_of_.push_back(loop);
+  PgConnection& connection = *connections_.back();
+  connection.start();
+  return connection;
+}
+
+PgConnection* PgPool::open_node(std::size_t loop, const std::string& node) {
+  std::string conninfo;
+  try {
+    conninfo = pool_conninfo(options_.database_url, node);
+  } catch (const std::invalid_argument& error) {
+    spdlog::error("Citus node {}: cannot connect to it: {}", node, error.what());
+    return nullptr;
+  }
+  // One lock from the check to the push: close_when_idle() closes every connection it sees, and
+  // a connection opened once it has started would never be closed.
+  std::lock_guard lock(mutex_);
+  if (closing_) return nullptr;
+  spdlog::info("event loop {}: opening a connection to Citus node {}, for its shards' writes", loop,
+               node);
+  return &add_connection(loop, conninfo);
 }
 
 PgPool::~PgPool() = default;
@@ -75,6 +67,7 @@ AttemptStore& PgPool::store(std::size_t loop) {
 }
 
 std::vector<ConnectionState> PgPool::connection_states() const {
+  std::lock_guard lock(mutex_);
   std::vector<ConnectionState> states;
   states.reserve(gauges_.size());
   for (const auto& gauges : gauges_) states.push_back(gauges->read());
@@ -82,6 +75,7 @@ std::vector<ConnectionState> PgPool::connection_states() const {
 }
 
 std::size_t PgPool::pending_calls() const {
+  std::lock_guard lock(mutex_);
   std::size_t pending = 0;
   for (const auto& gauges : gauges_) {
     const auto state = gauges->read();
@@ -95,12 +89,14 @@ void PgPool::close_when_idle(std::function<void()> on_closed) {
     std::atomic<std::size_t> left;
     std::function<void()> on_closed;
   };
+  std::lock_guard lock(mutex_);
+  closing_ = true;
   auto countdown = std::make_shared<Countdown>();
   countdown->left = connections_.size();
   countdown->on_closed = std::move(on_closed);
   for (std::size_t i = 0; i < connections_.size(); ++i) {
     PgConnection* connection = connections_[i].get();
-    boost::asio::post(loops_.context(i % loops_.size()), [connection, countdown] {
+    boost::asio::post(loops_.context(loop_of_[i]), [connection, countdown] {
       connection->close_when_idle([countdown] {
         if (countdown->left.fetch_sub(1) == 1) countdown->on_closed();
       });

@@ -69,6 +69,8 @@ class PipelineDriver {
   bool open() const { return phase_ == Phase::open; }
   // Not connected and not trying to be right now: calls would only wait for the backoff.
   bool down() const { return phase_ == Phase::waiting || phase_ == Phase::closed; }
+  // Connection attempts that failed since the last session was set up.
+  unsigned failed_connects() const { return failed_connects_; }
 
   // Sends a statement with its sync; false if libpq refused either (nothing of it will run, and
   // the connection is failed, at once or after the results being handled).

@@ -46,7 +46,7 @@ PqxxConnection::PqxxConnection(const std::string& conninfo) {
 // libpqxx's destructor closes the handle (PQfinish).
 PqxxConnection::~PqxxConnection() = default;
 
-std::string pool_conninfo(const std::string& database_url) {
+std::string pool_conninfo(const std::string& database_url, std::string_view node) {
   char* error = nullptr;
   PQconninfoOption* parsed = PQconninfoParse(database_url.c_str(), &error);
   if (parsed == nullptr) {
@@ -60,6 +60,21 @@ std::string pool_conninfo(const std::string& database_url) {
     if (option->val != nullptr) settings.emplace_back(option->keyword, option->val);
   }
   PQconninfoFree(parsed);
+  if (!node.empty()) {
+    const auto colon = node.rfind(':');
+    if (colon == std::string_view::npos || colon + 1 == node.size()) {
+      throw std::invalid_argument("not host:port: " + std::string(node));
+    }
+    std::string_view host = node.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    std::erase_if(settings, [](const auto& setting) {
+      return setting.first == "host" || setting.first == "hostaddr" || setting.first == "port";
+    });
+    settings.emplace_back("host", std::string(host));
+    settings.emplace_back("port", std::string(node.substr(colon + 1)));
+  }
 
   const auto set_default = [&](const char* keyword, const char* value) {
     for (const auto& [key, existing] : settings) {

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace attempts::db {
 
@@ -33,6 +34,9 @@ class PqxxConnection {
 // for what a pool connection needs and the operator did not set: TCP keepalives and a TCP user
 // timeout so a dead or black-holed server is noticed by the kernel, and an application_name.
 // Throws std::invalid_argument with libpq's message if the operator's string does not parse.
-std::string pool_conninfo(const std::string& database_url);
+// With `node` ("host:port", an IPv6 host in brackets, as ShardRange::node names it): the same
+// user, password, database and options, but that host and port (a Citus node), in place of
+// whatever hosts, host addresses and ports the operator's string names.
+std::string pool_conninfo(const std::string& database_url, std::string_view node = {});
 
 }  // namespace attempts::db

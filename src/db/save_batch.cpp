@@ -125,14 +125,23 @@ void SaveBatch::saw_stored(const StoredAttempt& stored) {
   }
 }
 
-std::size_t SaveBatch::explained(CallAnswerer& answerer) {
+std::size_t SaveBatch::explained(CallAnswerer& answerer, std::vector<PendingCall>* retry,
+                                 std::uint8_t max_retries) {
   std::size_t unexplained = 0;
   for (auto& state : rows_) {
     // Not read at all: there is no such attempt.
     if (state.fate == Fate::pending) state.fate = Fate::not_found;
     unexplained += state.fate == Fate::unexplained;
   }
-  for (auto& member : members_) answer(member, answerer);
+  for (auto& member : members_) {
+    if (retry != nullptr && !member.pending.answered() &&
+        rows_[member.row].fate == Fate::unexplained && member.pending.retries < max_retries) {
+      ++member.pending.retries;
+      retry->push_back(std::exchange(member.pending, PendingCall{}));
+      continue;
+    }
+    answer(member, answerer);
+  }
   phase_ = Phase::done;
   return unexplained;
 }

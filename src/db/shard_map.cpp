@@ -146,6 +146,7 @@ ShardMap parse_shard_map(std::span<const ShardMapRow> rows) {
     if (ipv6) shard.node.push_back(']');
     shard.node.push_back(':');
     shard.node.append(std::to_string(port));
+    shard.routable = row[5] && *row[5] == "t";
     shards.push_back(std::move(shard));
   }
   return ShardMap(std::move(shards));

@@ -35,6 +35,7 @@ void StoreCall::reset() {
   deadline = {};
   outcome = StoreOutcome::unavailable;
   problem.clear();
+  degraded.clear();
   record.release_memory();
   record.id = record.exam_id = record.student_id = record.revision = 0;
 }

@@ -217,7 +217,11 @@ Response store_response(const StoreCall& call, std::chrono::seconds retry_after)
     case StoreCall::Kind::ping:
       break;
   }
-  if (call.outcome == StoreOutcome::done) return json_response(Status::ok, R"({"status":"ready"})");
+  if (call.outcome == StoreOutcome::done) {
+    if (call.degraded.empty()) return json_response(Status::ok, R"({"status":"ready"})");
+    // Ready: what is down is worked around, but an operator should know.
+    return json_response(Status::ok, dump({{"status", "ready"}, {"degraded", call.degraded}}));
+  }
   return unavailable_response(
       call.problem.empty() ? "database unreachable" : "database misconfigured: " + call.problem,
       retry_after);

@@ -23,11 +23,13 @@
 #include <pqxx/pqxx>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "attempts/db/shard_map.hpp"
 #include "support/assertions.hpp"
 #include "support/citus_cluster.hpp"
+#include "support/citus_load.hpp"
 #include "support/http_client.hpp"
 #include "support/postgres.hpp"
 #include "support/server_process.hpp"
@@ -35,214 +37,7 @@
 namespace attempts::integration {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-using std::chrono::seconds;
-
-void report_figure(const std::string& name, const std::string& value) {
-  std::cout << "[  FIGURE  ] " << name << " = " << value << std::endl;
-  testing::Test::RecordProperty(name, value);
-}
-
-std::string tagged_answers(int client, int seq) {
-  return R"({"1":[)" + std::to_string(client) + R"(],"2":[)" + std::to_string(seq) + "]}";
-}
-
-// ---- Citus's view ----
-
-struct StatementCounts {
-  std::int64_t single_shard = 0;
-  std::int64_t multi_shard = 0;
-};
-
-// Citus's per-database execution counters (citus_stat_counters, Citus 13.1+), switched on for
-// the database's new sessions and reset, so that what the service's connections run is counted.
-class CitusCounters {
- public:
-  explicit CitusCounters(std::string url) : url_(std::move(url)) {
-    exec("ALTER DATABASE attempts SET citus.enable_stat_counters = on");
-    reset();
-  }
-
-  void reset() const { exec("SELECT citus_stat_counters_reset()"); }
-
-  StatementCounts read() const {
-    pqxx::connection connection(url_);
-    pqxx::nontransaction tx(connection);
-    const auto row = tx.exec1(
-        "SELECT query_execution_single_shard, query_execution_multi_shard "
-        "FROM citus_stat_counters WHERE name = current_database()");
-    return {row[0].as<std::int64_t>(), row[1].as<std::int64_t>()};
-  }
-
- private:
-  void exec(const std::string& sql) const {
-    pqxx::connection connection(url_);
-    pqxx::nontransaction tx(connection);
-    tx.exec(sql);
-  }
-
-  std::string url_;
-};
-
-db::ShardMap read_shard_map(const std::string& url) {
-  pqxx::connection connection(url);
-  pqxx::nontransaction tx(connection);
-  const auto rows = tx.exec(db::kShardMapQuery);
-  std::vector<db::ShardMapRow> parsed(rows.size());
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    for (std::size_t c = 0; c < db::kShardMapColumns; ++c) {
-      const auto field = rows[static_cast<int>(r)][static_cast<int>(c)];
-      if (!field.is_null()) parsed[r][c] = field.c_str();
-    }
-  }
-  return db::parse_shard_map(parsed);
-}
-
-// The Citus node id of a worker.
-std::int64_t node_id(const std::string& coordinator_url, std::uint16_t port) {
-  pqxx::connection connection(coordinator_url);
-  pqxx::nontransaction tx(connection);
-  return tx
-      .exec_params1("SELECT nodeid FROM pg_dist_node WHERE nodeport = $1 AND noderole = 'primary'",
-                    static_cast<int>(port))[0]
-      .as<std::int64_t>();
-}
-
-// ---- load: each client writes its own attempts, every write tagged ----
-
-// `clients` threads, each with one connection, writing its own ids round after round with
-// answers tagged (client, seq), until stopped or a bound (count and time) is reached. It keeps
-// per attempt the last write answered 204 and any later write whose outcome is unknown, so that
-// the stored value can be checked exactly.
-class TaggedLoad {
- public:
-  struct Attempt {
-    std::optional<int> last_acknowledged;   // seq
-    std::optional<int> later_unknown;       // a later seq answered 504 or not at all
-  };
-
-  TaggedLoad(std::uint16_t port, std::vector<std::vector<std::int64_t>> ids_per_client,
-             int max_rounds)
-      : ids_(std::move(ids_per_client)), attempts_(ids_.size()) {
-    for (std::size_t c = 0; c < ids_.size(); ++c) {
-      threads_.emplace_back([this, port, c, max_rounds] { run(port, c, max_rounds); });
-    }
-  }
-
-  ~TaggedLoad() { stop(); }
-
-  // Stops the clients after their current request.
-  void stop() {
-    stop_ = true;
-    join();
-  }
-  // Waits until every client has made all its rounds.
-  void join() {
-    for (auto& thread : threads_) {
-      if (thread.joinable()) thread.join();
-    }
-  }
-
-  std::int64_t count(int status) const {
-    std::lock_guard lock(mutex_);
-    const auto at = statuses_.find(status);
-    return at == statuses_.end() ? 0 : at->second;
-  }
-  std::int64_t requests() const { return requests_.load(); }
-  const std::vector<std::string>& errors() const { return errors_; }
-
-  // Every attempt's stored answers are its last acknowledged write (or a later write whose
-  // outcome was unknown); describes the first mismatches, empty when all agree.
-  std::string check_stored(const Database& db) const {
-    std::string problems;
-    int shown = 0;
-    for (std::size_t c = 0; c < ids_.size(); ++c) {
-      for (const auto& [id, attempt] : attempts_[c]) {
-        if (!attempt.last_acknowledged) continue;
-        const auto stored = db.answers_text(id);
-        bool fits = db.answers_equal(id, tagged_answers(static_cast<int>(c),
-                                                        *attempt.last_acknowledged));
-        if (!fits && attempt.later_unknown) {
-          fits = db.answers_equal(id,
-                                  tagged_answers(static_cast<int>(c), *attempt.later_unknown));
-        }
-        if (!fits && shown++ < 5) {
-          problems += "attempt " + std::to_string(id) + " holds " + stored +
-                      ", the last acknowledged write was seq " +
-                      std::to_string(*attempt.last_acknowledged) + "\n";
-        }
-      }
-    }
-    return problems;
-  }
-
-  std::size_t acknowledged_attempts() const {
-    std::size_t n = 0;
-    for (const auto& client : attempts_) {
-      for (const auto& [id, attempt] : client) n += attempt.last_acknowledged.has_value();
-    }
-    return n;
-  }
-
- private:
-  void run(std::uint16_t port, std::size_t client, int max_rounds) {
-    const auto deadline = Clock::now() + seconds(120);
-    try {
-      HttpClient http(port);
-      int seq = 0;
-      for (int round = 0; round < max_rounds && !stop_ && Clock::now() < deadline; ++round) {
-        for (const auto id : ids_[client]) {
-          if (stop_) break;
-          auto& attempt = attempts_[client][id];
-          const int this_seq = seq++;
-          int status = 0;
-          try {
-            status = http.request(patch_request(attempt_target(id),
-                                                answers_body(tagged_answers(
-                                                    static_cast<int>(client), this_seq))))
-                         .status;
-          } catch (const std::exception&) {
-            attempt.later_unknown = this_seq;  // no answer: it may or may not have applied
-            http = HttpClient(port);
-          }
-          ++requests_;
-          if (status == 204) {
-            attempt.last_acknowledged = this_seq;
-            attempt.later_unknown.reset();
-          } else if (status == 504) {
-            attempt.later_unknown = this_seq;
-          }
-          std::lock_guard lock(mutex_);
-          ++statuses_[status];
-        }
-      }
-    } catch (const std::exception& error) {
-      std::lock_guard lock(mutex_);
-      errors_.push_back("client " + std::to_string(client) + ": " + error.what());
-    }
-  }
-
-  std::vector<std::vector<std::int64_t>> ids_;
-  std::vector<std::map<std::int64_t, Attempt>> attempts_;  // per client, written by it only
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::int64_t> requests_{0};
-  mutable std::mutex mutex_;
-  std::map<int, std::int64_t> statuses_;
-  std::vector<std::string> errors_;
-};
-
-// Waits until `ready()` holds, up to `timeout`; whether it did.
-template <typename Ready>
-bool eventually(Ready ready, milliseconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (!ready()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  return true;
-}
+using namespace citus_load;  // NOLINT: the shared helpers of these tests
 
 class CitusServiceTest : public testing::Test {
  protected:
@@ -263,18 +58,6 @@ class CitusServiceTest : public testing::Test {
   std::unique_ptr<CitusCluster> cluster_;
 };
 
-// Ids spread over many shards, `per_client` for each of `clients`, none shared.
-std::vector<std::vector<std::int64_t>> spread_ids(int clients, int per_client,
-                                                  std::int64_t first) {
-  std::vector<std::vector<std::int64_t>> ids(static_cast<std::size_t>(clients));
-  for (int c = 0; c < clients; ++c) {
-    for (int k = 0; k < per_client; ++k) {
-      ids[static_cast<std::size_t>(c)].push_back(first + c + static_cast<std::int64_t>(k) * clients);
-    }
-  }
-  return ids;
-}
-
 TEST_F(CitusServiceTest, EveryStatementOfTheServiceIsSingleShardAndNaiveBatchesAreNot) {
   const Database db(url());
   const CitusCounters counters(url());
@@ -285,7 +68,10 @@ TEST_F(CitusServiceTest, EveryStatementOfTheServiceIsSingleShardAndNaiveBatchesA
     counters.reset();
     // One event loop, two connections: each owns 16 of the 32 shards, so every batch must be
     // split by shard to stay single-shard.
-    auto server = start_server({"--threads", "1", "--pool-size", "2", "--citus", mode});
+    // Through the coordinator, whose counters see every statement (test_citus_nodes.cpp: at
+    // the nodes).
+    auto server = start_server(
+        {"--threads", "1", "--pool-size", "2", "--citus", mode, "--citus-entry", "coordinator"});
     ASSERT_EQ(when_status(server.port(), get_request("/readyz"), 200, seconds(10)).status, 200);
     if (mode == "auto") {
       EXPECT_NE(server.log().find("Citus distributed table with 32 shards"), std::string::npos)
@@ -302,13 +88,14 @@ TEST_F(CitusServiceTest, EveryStatementOfTheServiceIsSingleShardAndNaiveBatchesA
     EXPECT_EQ(load.count(204), 32 * 8 * 3);
     EXPECT_EQ(load.check_stored(db), "");
     for (const std::int64_t id : {7001, 7002, 7003}) {
-      EXPECT_TRUE(IsJsonError(HttpClient(server.port())
-                                  .request(patch_request(attempt_target(id), answers_body("{}"))),
-                              409));
+      EXPECT_TRUE(IsJsonError(
+          HttpClient(server.port()).request(patch_request(attempt_target(id), answers_body("{}"))),
+          409));
     }
-    EXPECT_TRUE(IsJsonError(HttpClient(server.port())
-                                .request(patch_request(attempt_target(200'000), answers_body("{}"))),
-                            404));
+    EXPECT_TRUE(
+        IsJsonError(HttpClient(server.port())
+                        .request(patch_request(attempt_target(200'000), answers_body("{}"))),
+                    404));
     EXPECT_EQ(HttpClient(server.port()).request(get_request(attempt_target(6000))).status, 200);
     const double batches = metric(server.port(), "attempts_db_batch_rows_count");
     const double rows = metric(server.port(), "attempts_db_batch_rows_sum");
@@ -330,8 +117,15 @@ TEST_F(CitusServiceTest, EveryStatementOfTheServiceIsSingleShardAndNaiveBatchesA
 // clients write; returns the new shard count.
 enum class Reshard { move, split };
 
+// Either way into the cluster: through the coordinator, or at the node holding the shard, whose
+// connection keeps taking the moved shard's writes (Citus forwards them) until the map is read
+// again.
 class CitusReshardTest : public CitusServiceTest,
-                         public testing::WithParamInterface<Reshard> {};
+                         public testing::WithParamInterface<std::tuple<Reshard, const char*>> {
+ protected:
+  Reshard reshard() const { return std::get<0>(GetParam()); }
+  std::string entry() const { return std::get<1>(GetParam()); }
+};
 
 TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMapIsReadAgain) {
   const Database db(url());
@@ -343,8 +137,8 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
   const std::uint16_t from = shard.node == cluster_->worker(0).host_port()
                                  ? cluster_->worker(0).port
                                  : cluster_->worker(1).port;
-  const std::uint16_t to = from == cluster_->worker(0).port ? cluster_->worker(1).port
-                                                            : cluster_->worker(0).port;
+  const std::uint16_t to =
+      from == cluster_->worker(0).port ? cluster_->worker(1).port : cluster_->worker(0).port;
   // Half the clients write attempts in that shard, the others anywhere.
   std::vector<std::int64_t> in_shard;
   for (std::int64_t id = 1; id <= 100000 && in_shard.size() < 64; ++id) {
@@ -356,7 +150,7 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
                   in_shard.begin() + static_cast<std::ptrdiff_t>(c * 8 + 8));
   }
 
-  auto server = start_server({"--threads", "2", "--pool-size", "4"});
+  auto server = start_server({"--threads", "2", "--pool-size", "4", "--citus-entry", entry()});
   TaggedLoad load(server.port(), ids, 100000);
   ASSERT_TRUE(eventually([&] { return load.requests() >= 500; }, seconds(30)));
   const auto requests_before = load.requests();
@@ -366,14 +160,13 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
     // with writes blocked; the service's writes wait for it, as they would for a lock.
     pqxx::connection connection(url());
     pqxx::nontransaction tx(connection);
-    if (GetParam() == Reshard::move) {
+    if (reshard() == Reshard::move) {
       tx.exec_params(
           "SELECT citus_move_shard_placement($1, '127.0.0.1', $2, '127.0.0.1', $3, "
           "shard_transfer_mode => 'block_writes')",
           shard.shard_id, static_cast<int>(from), static_cast<int>(to));
     } else {
-      const std::int64_t middle =
-          (static_cast<std::int64_t>(shard.min_hash) + shard.max_hash) / 2;
+      const std::int64_t middle = (static_cast<std::int64_t>(shard.min_hash) + shard.max_hash) / 2;
       tx.exec_params(
           "SELECT citus_split_shard_by_split_points($1, ARRAY[$2::text], ARRAY[$3::int, $4::int], "
           "shard_transfer_mode => 'block_writes')",
@@ -381,9 +174,8 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
           static_cast<int>(node_id(url(), to)));
     }
   }
-  const auto reshard_ms =
-      std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
-  const std::size_t shards_after = GetParam() == Reshard::move ? 32 : 33;
+  const auto reshard_ms = std::chrono::duration_cast<milliseconds>(Clock::now() - started).count();
+  const std::size_t shards_after = reshard() == Reshard::move ? 32 : 33;
   // Each connection reads the map again within its check interval (5 s).
   EXPECT_TRUE(eventually(
       [&] {
@@ -399,16 +191,28 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
       eventually([&] { return load.requests() >= requests_after_change + 500; }, seconds(30)));
   load.stop();
 
-  const char* what = GetParam() == Reshard::move ? "move" : "split";
+  const std::string what =
+      std::string(reshard() == Reshard::move ? "move" : "split") + "_" + entry();
   report_figure(std::string("citus_") + what + "_ms", std::to_string(reshard_ms));
-  report_figure(std::string("citus_") + what + "_requests_total",
-                std::to_string(load.requests()));
+  report_figure(std::string("citus_") + what + "_requests_total", std::to_string(load.requests()));
   report_figure(std::string("citus_") + what + "_requests_during_and_after",
                 std::to_string(load.requests() - requests_before));
   report_figure(std::string("citus_") + what + "_non_204",
                 std::to_string(load.requests() - load.count(204)));
+  report_figure(std::string("citus_") + what + "_503", std::to_string(load.count(503)));
   EXPECT_TRUE(load.errors().empty()) << load.errors().front();
-  EXPECT_EQ(load.count(204), load.requests()) << "every write is acknowledged, none refused";
+  if (entry() == "coordinator") {
+    EXPECT_EQ(load.count(204), load.requests()) << "every write is acknowledged, none refused";
+  } else {
+    // At the nodes, a write racing a split was seen (1 run in 4, 1 write of 10,148) to update no
+    // row although its attempt was there ("not updated for no visible reason"): Citus ran it on
+    // the worker against a shard that did not hold the row at that moment. Such writes are now
+    // sent again (up to 3 times) after the map is read again; one that still finds no row is
+    // answered 503, nothing done, which is true. What must never happen is checked below: an
+    // acknowledged write missing, or a row twice. docs/scaling.md 5.5.
+    EXPECT_EQ(load.count(204) + load.count(503), load.requests())
+        << "every write is acknowledged or refused with nothing done";
+  }
   EXPECT_EQ(load.check_stored(db), "");
   EXPECT_EQ(load.acknowledged_attempts(), 16u * 8u);
 
@@ -427,18 +231,23 @@ TEST_P(CitusReshardTest, UnderLoadNothingAcknowledgedIsLostOrDuplicatedAndTheMap
     const auto& now = after.shard(after.index_of(id));
     pqxx::connection worker("postgresql://postgres@" + now.node + "/attempts");
     pqxx::nontransaction tx(worker);
-    const auto rows = tx.exec_params1(
-        "SELECT count(*) FROM " + std::string("attempts_") + std::to_string(now.shard_id) +
-            " WHERE id = $1",
-        id);
+    const auto rows = tx.exec_params1("SELECT count(*) FROM " + std::string("attempts_") +
+                                          std::to_string(now.shard_id) + " WHERE id = $1",
+                                      id);
     EXPECT_EQ(rows[0].as<std::int64_t>(), 1) << "attempt " << id << " in shard " << now.shard_id;
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Reshards, CitusReshardTest, testing::Values(Reshard::move, Reshard::split),
-                         [](const testing::TestParamInfo<Reshard>& param_info) {
-                           return param_info.param == Reshard::move ? "ShardMove" : "ShardSplit";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Reshards, CitusReshardTest,
+    testing::Combine(testing::Values(Reshard::move, Reshard::split),
+                     testing::Values("coordinator", "nodes")),
+    [](const testing::TestParamInfo<std::tuple<Reshard, const char*>>& param_info) {
+      return std::string(std::get<0>(param_info.param) == Reshard::move ? "ShardMove"
+                                                                        : "ShardSplit") +
+             (std::string(std::get<1>(param_info.param)) == "nodes" ? "AtNodes"
+                                                                    : "ThroughCoordinator");
+    });
 
 // ---- on one PostgreSQL ----
 

@@ -85,6 +85,7 @@ TEST(ConfigDefaultsTest, AuthenticationIsOnUnlessTurnedOff) {
   EXPECT_EQ(result.config.auth, "jwt");
   EXPECT_EQ(result.config.durability, "unlogged");
   EXPECT_EQ(result.config.citus, "auto");
+  EXPECT_EQ(result.config.citus_entry, "nodes");
   EXPECT_EQ(result.config.jwt_leeway_seconds, 30u);
   EXPECT_EQ(result.config.token_cache_size, 131072u);
   EXPECT_TRUE(result.config.jwt_issuer.empty());
@@ -119,8 +120,8 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                    "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
                                    "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
                                    "JWT_AUDIENCE", "JWT_STUDENT_CLAIM", "JWT_LEEWAY",
-                                   "TOKEN_CACHE_SIZE",
-                                   "DURABILITY", "CITUS", "CORS_ORIGIN"}));
+                                   "TOKEN_CACHE_SIZE", "DURABILITY", "CITUS", "CITUS_ENTRY",
+                                   "CORS_ORIGIN"}));
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -227,6 +228,8 @@ INSTANTIATE_TEST_SUITE_P(
                     [](const Config& config) { return config.durability; }},
         SettingCase{"citus", "CITUS", "on", "off",
                     [](const Config& config) { return config.citus; }},
+        SettingCase{"citus-entry", "CITUS_ENTRY", "coordinator", "nodes",
+                    [](const Config& config) { return config.citus_entry; }},
         SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
                     number_field(&Config::max_connections)},
         SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
@@ -343,6 +346,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"DurabilityUnknown", {"--durability=fsync"}, {},
                     "--durability: 'fsync' is not unlogged, async or sync"},
         InvalidCase{"CitusUnknown", {"--citus=yes"}, {}, "--citus: 'yes' is not auto, on or off"},
+        InvalidCase{"CitusEntryUnknown", {"--citus-entry=workers"}, {},
+                    "--citus-entry: 'workers' is not nodes or coordinator"},
         InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
         InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
         InvalidCase{"StudentClaimEmpty", {"--jwt-student-claim="}, {}, "--jwt-student-claim"},

@@ -192,5 +192,16 @@ TEST(StoreResponseTest, ReadinessIsOkOnlyWhenThePingWasAnswered) {
             Status::service_unavailable);
 }
 
+TEST(StoreResponseTest, ReadinessNamesWhatIsDegradedAndStaysOk) {
+  const auto plain = store_response(completed(Kind::ping, StoreOutcome::done), kRetry);
+  EXPECT_FALSE(body_of(plain).contains("degraded"));
+  auto call = completed(Kind::ping, StoreOutcome::done);
+  call.degraded = "Citus nodes unreachable: 10.0.0.2:5432";
+  const auto degraded = store_response(call, kRetry);
+  EXPECT_EQ(degraded.result(), Status::ok);
+  EXPECT_EQ(body_of(degraded)["status"], "ready");
+  EXPECT_EQ(body_of(degraded)["degraded"], "Citus nodes unreachable: 10.0.0.2:5432");
+}
+
 }  // namespace
 }  // namespace attempts::http

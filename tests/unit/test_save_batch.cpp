@@ -195,6 +195,43 @@ TEST(SaveBatchTest, RowsNotAppliedAreExplainedByWhatIsStored) {
   EXPECT_EQ(calls.calls[0].record.submitted_at, std::nullopt);
 }
 
+TEST(SaveBatchTest, UnexplainedRowsCanBeSentAgainUntilTheyHaveTriedEnough) {
+  Calls calls;
+  SaveBatch batch;
+  batch.reset(0, 256);
+  batch.add(calls.save(2, 1));  // submitted
+  batch.add(calls.save(7, 1));  // nothing explains it
+  batch.add(calls.save(8, 1));  // nothing explains it
+  batch.seal();
+  ASSERT_TRUE(batch.committed(calls));
+  batch.saw_stored({2, 1, 0, "2026-01-01T00:00:00Z", std::nullopt, false});
+  batch.saw_stored({7, 1, 0, std::nullopt, std::nullopt, false});
+  batch.saw_stored({8, 1, 0, std::nullopt, std::nullopt, false});
+  std::vector<PendingCall> retry;
+  EXPECT_EQ(batch.explained(calls, &retry, 3), 2u);
+  EXPECT_EQ(calls.outcome(0), StoreOutcome::submitted);
+  ASSERT_EQ(retry.size(), 2u);
+  EXPECT_EQ(retry[0].call, &calls.calls[1]);
+  EXPECT_EQ(retry[0].retries, 1);
+  EXPECT_FALSE(calls.was_answered(1));
+  EXPECT_EQ(retry[1].call, &calls.calls[2]);
+  EXPECT_FALSE(calls.was_answered(2));
+
+  // Sent again and still unexplained, up to the limit; then unavailable.
+  SaveBatch again;
+  again.reset(0, 256);
+  PendingCall tried = retry[0];
+  tried.retries = 3;
+  again.add(tried);
+  again.seal();
+  ASSERT_TRUE(again.committed(calls));
+  again.saw_stored({7, 1, 0, std::nullopt, std::nullopt, false});
+  std::vector<PendingCall> none;
+  EXPECT_EQ(again.explained(calls, &none, 3), 1u);
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(calls.outcome(1), StoreOutcome::unavailable);
+}
+
 TEST(SaveBatchTest, ARollbackSendsTheWritesAgainInArrivalOrderUntilTheyHaveTriedEnough) {
   Calls calls;
   SaveBatch batch;

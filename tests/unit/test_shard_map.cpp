@@ -216,13 +216,23 @@ TEST(ShardMapTest, EqualityDetectsAMovedOrSplitShard) {
 
 TEST(ShardMapTest, ParsesTheQueryRows) {
   const std::vector<ShardMapRow> rows = {
-      {"102008", "-2147483648", "-1", "10.0.0.1", "5432"},
-      {"102009", "0", "2147483647", "::1", "6432"},
+      {"102008", "-2147483648", "-1", "10.0.0.1", "5432", "t"},
+      {"102009", "0", "2147483647", "::1", "6432", "f"},
   };
   const auto map = parse_shard_map(rows);
   ASSERT_EQ(map.size(), 2u);
-  EXPECT_EQ(map.shard(0), (ShardRange{102008, kMin32, -1, "10.0.0.1:5432"}));
-  EXPECT_EQ(map.shard(1), (ShardRange{102009, 0, kMax32, "[::1]:6432"}));
+  EXPECT_EQ(map.shard(0), (ShardRange{102008, kMin32, -1, "10.0.0.1:5432", true}));
+  EXPECT_EQ(map.shard(1), (ShardRange{102009, 0, kMax32, "[::1]:6432", false}));
+}
+
+TEST(ShardMapTest, ANodeThatStopsTakingStatementsChangesTheMap) {
+  std::vector<ShardMapRow> rows = {{"1", "-2147483648", "2147483647", "h", "5432", "t"}};
+  const auto routable = parse_shard_map(rows);
+  rows[0][5] = std::nullopt;
+  const auto unset = parse_shard_map(rows);
+  EXPECT_TRUE(routable.shard(0).routable);
+  EXPECT_FALSE(unset.shard(0).routable);
+  EXPECT_NE(routable, unset);
 }
 
 void expect_parse_error(std::vector<ShardMapRow> rows, const std::string& fragment) {

@@ -48,6 +48,7 @@ struct Config {
   // auto, on or off: whether attempts is a Citus distributed table, whose batches go by shard
   // (docs/scaling.md).
   std::string citus = "auto";
+  std::string citus_entry = "nodes";  // "nodes" or "coordinator"
   // Browser origins allowed to call the API (CORS), each exactly as a browser sends it in the
   // Origin header; empty: CORS off.
   std::vector<std::string> cors_origins;

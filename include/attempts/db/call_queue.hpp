@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 
+#include "attempts/db/attempt_map.hpp"
 #include "attempts/db/pending_call.hpp"
 
 namespace attempts::db {
@@ -32,6 +33,8 @@ class CallQueue {
   void requeue_front(std::span<const PendingCall> calls);
 
   bool empty() const { return calls_.empty(); }
+  // Whether a call of this attempt is queued.
+  bool holds(AttemptId attempt) const { return attempt != 0 && attempts_.find(attempt) != 0; }
   std::size_t size() const { return calls_.size(); }
   std::size_t bytes() const { return bytes_; }
 
@@ -55,6 +58,8 @@ class CallQueue {
 
  private:
   static std::size_t bytes_of(const PendingCall& pending);
+  // Counts a call of an attempt in or out of the queue.
+  void counted(const PendingCall& pending, bool queued);
   // Answers the calls `answer_it` picks (it may set call fields first) and keeps the others.
   template <class Pick>
   void answer_where(Pick&& answer_it, StoreOutcome outcome, CallAnswerer& answerer);
@@ -62,6 +67,7 @@ class CallQueue {
   Limits limits_;
   std::deque<PendingCall> calls_;
   std::size_t bytes_ = 0;
+  AttemptMap attempts_;  // attempt -> calls of it queued
 };
 
 }  // namespace attempts::db

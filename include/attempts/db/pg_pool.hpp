@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,26 @@ enum class CitusMode {
              // Citus accepts: it refuses the single-node ones)
 };
 
+// Where the batches of a distributed attempts enter the cluster (--citus-entry).
+enum class CitusEntry {
+  // At the node holding their shard: Citus runs them there, without the coordinator's hop.
+  // Each event loop opens one more connection to each node that takes distributed statements
+  // (active, metadata synced) and holds shards, at most kMaxEntryNodes of them; the loop's pool
+  // connections stay on database_url, for everything else and for the shards of a node that
+  // cannot be reached.
+  nodes,
+  coordinator,  // everything through database_url
+};
+
+// The most nodes an event loop opens connections to under CitusEntry::nodes; the shards of
+// nodes past it go through database_url. Bounds the connections: pool_size + loops * nodes.
+inline constexpr std::size_t kMaxEntryNodes = 64;
+
 struct PgPoolOptions {
   std::string database_url = "postgresql:///attempts";
   Durability durability = Durability::unlogged;
   CitusMode citus = CitusMode::detect;
+  CitusEntry citus_entry = CitusEntry::nodes;
   // Connections in all, spread over the event loops (at least one per loop).
   std::size_t pool_size = 2;
   // Most writes one UPDATE statement carries.
@@ -64,12 +81,15 @@ struct PgPoolOptions {
 };
 
 class PgConnection;
+class LoopRouter;
 
 // The AttemptStore on PostgreSQL: a fixed pool of libpqxx connections, each owned by one event
 // loop and driven from it with libpq's non-blocking API in pipeline mode. A request is parsed,
-// sent, committed and answered on the thread that read it. Within a loop, an attempt id always
-// goes to the same connection (chosen by the hash of the id), so the writes to one attempt
-// made through one loop take effect in the order they were made.
+// sent, committed and answered on the thread that read it. Within a loop, an attempt's call
+// goes to the connection that still holds a call of it, if one does (LoopRouter), so the writes
+// to one attempt made through one loop take effect in the order they were made. On Citus with
+// CitusEntry::nodes, each loop also opens a connection to each node holding shards, once the
+// shard map names them.
 class PgPool {
  public:
   // Creates the connections and starts connecting in the background, so a database that is
@@ -85,7 +105,8 @@ class PgPool {
   AttemptStore& store(std::size_t loop);
 
   const PoolMetrics& metrics() const { return metrics_; }
-  // Each connection's state, in pool order. Thread-safe.
+  // Each connection's state, in pool order (node connections last, as they were opened).
+  // Thread-safe.
   std::vector<ConnectionState> connection_states() const;
   // Calls queued or in flight on all connections. Thread-safe.
   std::size_t pending_calls() const;
@@ -95,14 +116,22 @@ class PgPool {
   void close_when_idle(std::function<void()> on_closed);
 
  private:
-  class LoopStore;
+  // Opens a connection to a Citus node ("host:port") on event loop `loop`, from that loop's
+  // thread; nullptr once closing.
+  PgConnection* open_node(std::size_t loop, const std::string& node);
+  // Creates and starts a connection; mutex_ held.
+  PgConnection& add_connection(std::size_t loop, const std::string& conninfo);
 
   runtime::EventLoops& loops_;
   PgPoolOptions options_;
   PoolMetrics metrics_;
+  // Node connections are added from the loops' threads while others read the gauges.
+  mutable std::mutex mutex_;
+  bool closing_ = false;
   std::vector<std::unique_ptr<ConnectionGauges>> gauges_;
   std::vector<std::unique_ptr<PgConnection>> connections_;
-  std::vector<std::unique_ptr<LoopStore>> stores_;
+  std::vector<std::size_t> loop_of_;  // by connection
+  std::vector<std::unique_ptr<LoopRouter>> stores_;
 };
 
 }  // namespace attempts::db

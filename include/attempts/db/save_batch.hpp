@@ -97,8 +97,12 @@ class SaveBatch {
   // The why-not-saved query read one attempt.
   void saw_stored(const StoredAttempt& stored);
   // The why-not-saved query finished: answers the rest. Returns how many rows were not applied
-  // for no reason the query could see (answered unavailable: nothing changed).
-  std::size_t explained(CallAnswerer& answerer);
+  // for no reason the query could see (answered unavailable: nothing changed). With `retry`,
+  // the writes of those rows sent fewer than `max_retries` times are appended to it instead (no
+  // longer this batch's), to be sent again: the UPDATE did not apply them, so sending them again
+  // cannot apply one twice.
+  std::size_t explained(CallAnswerer& answerer, std::vector<PendingCall>* retry = nullptr,
+                        std::uint8_t max_retries = 0);
 
   // The statement in flight failed. `rolled_back`: it (the UPDATE) rolled back with a transient
   // error, so nothing of it was applied and each write may be sent again: those sent fewer than

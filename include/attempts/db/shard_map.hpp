@@ -29,6 +29,9 @@ struct ShardRange {
   std::int32_t min_hash = 0;
   std::int32_t max_hash = 0;
   std::string node;  // "host:port" of the worker holding the placement
+  // Whether that node can run distributed statements itself (active, with synced metadata), so
+  // that a statement sent to it runs there without a hop through the coordinator.
+  bool routable = false;
 
   bool operator==(const ShardRange&) const = default;
 };
@@ -74,25 +77,27 @@ SELECT CASE
        END AS attempts_is_distributed)sql";
 
 // The shard map of `attempts`: one row per shard and active primary placement, columns shard id,
-// min hash, max hash (int4), node name, node port, ordered by the min hash. Read on the
+// min hash, max hash (int4), node name, node port, whether the node takes distributed statements
+// (bool), ordered by the min hash. Read on the
 // coordinator (or any node with Citus metadata). parse_shard_map() turns the rows into a
 // ShardMap.
 inline constexpr const char* kShardMapQuery = R"sql(
-SELECT s.shardid, s.shardminvalue::int, s.shardmaxvalue::int, n.nodename, n.nodeport
+SELECT s.shardid, s.shardminvalue::int, s.shardmaxvalue::int, n.nodename, n.nodeport,
+       n.isactive AND n.hasmetadata AND n.metadatasynced
   FROM pg_catalog.pg_dist_shard s
   JOIN pg_catalog.pg_dist_placement p ON p.shardid = s.shardid AND p.shardstate = 1
   JOIN pg_catalog.pg_dist_node n ON n.groupid = p.groupid AND n.noderole = 'primary'
  WHERE s.logicalrelid = 'attempts'::regclass
  ORDER BY s.shardminvalue::int, s.shardid)sql";
 
-inline constexpr std::size_t kShardMapColumns = 5;
+inline constexpr std::size_t kShardMapColumns = 6;
 // One row of kShardMapQuery in libpq's text format; nullopt for an SQL NULL.
 using ShardMapRow = std::array<std::optional<std::string_view>, kShardMapColumns>;
 
 // Builds the ShardMap from kShardMapQuery's rows. Throws std::invalid_argument naming the row
 // and column if a value is NULL or not an integer in range, if a shard has more than one
 // placement (a replication factor above 1 is not supported), or if the ranges are not valid
-// (see ShardMap).
+// (see ShardMap). The last column is true only as 't' (libpq's text for true); NULL is false.
 ShardMap parse_shard_map(std::span<const ShardMapRow> rows);
 
 }  // namespace attempts::db

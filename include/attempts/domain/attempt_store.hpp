@@ -74,6 +74,9 @@ struct StoreCall {
   // With `unavailable`: why, when the store knows something an operator must fix (for example
   // a table whose persistence does not fit the durability mode); empty otherwise.
   std::string problem;
+  // A ping answered `done`: what is down although the store still answers (a Citus node whose
+  // shards' writes go another way meanwhile), for /readyz to name; empty when nothing is.
+  std::string degraded;
 
   // Clears inputs and outputs for the next request, keeping small buffers and freeing large.
   void reset();

@@ -34,7 +34,8 @@ constexpr const char* kDatabase = "attempts";
 constexpr const char* kNodeSettings = R"conf(
 # ---- added by CitusCluster (tests/integration/support/citus_cluster.cpp) ----
 listen_addresses = '127.0.0.1'
-shared_preload_libraries = 'citus'
+# pg_stat_statements: the tests see on which node each of the service's statements entered
+shared_preload_libraries = 'citus, pg_stat_statements'
 shared_buffers = 32MB
 max_connections = 100
 fsync = off
@@ -96,6 +97,13 @@ Availability check_availability() {
             "at " +
                 std::string(bin) + " (no " + library + " or no " + control +
                 "). Install Citus 13 for this PostgreSQL to run them; CI has no Citus."};
+  }
+  const std::string statements = *pkglibdir + "/pg_stat_statements.so";
+  if (!std::filesystem::exists(statements, ignored)) {
+    return {false,
+            "Citus tests skipped: the nodes need pg_stat_statements (PostgreSQL's "
+            "contrib), and there is no " +
+                statements};
   }
   return {true, ""};
 }
@@ -230,6 +238,7 @@ CitusCluster::CitusCluster() : dir_("attempts-citus") {
   for (const auto& running : nodes_) {
     run_sql_on(running->node, "postgres", std::string("CREATE DATABASE ") + kDatabase);
     run_sql_on(running->node, kDatabase, "CREATE EXTENSION citus");
+    run_sql_on(running->node, kDatabase, "CREATE EXTENSION pg_stat_statements");
   }
   const Node& coordinator_node = coordinator();
   run_sql_on(coordinator_node, kDatabase,

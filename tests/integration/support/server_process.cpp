@@ -26,7 +26,7 @@ constexpr const char* kServerEnvironment[] = {
     "MAX_CONNECTIONS", "IDLE_TIMEOUT",     "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_FORMAT",
     "ACCESS_LOG",      "REUSE_PORT",       "CONFIG",       "AUTH",            "JWKS",
     "JWT_ISSUER",      "JWT_AUDIENCE",     "JWT_LEEWAY",   "TOKEN_CACHE_SIZE", "DURABILITY",
-    "JWT_STUDENT_CLAIM",
+    "JWT_STUDENT_CLAIM", "CITUS",            "CITUS_ENTRY",  "CORS_ORIGIN",
 };
 
 constexpr int kStartAttempts = 3;  // a free port can be taken before the server binds it
