@@ -323,11 +323,14 @@ TEST_F(AuthTest, ARetriedStartWithTheSameIdempotencyKeyReturnsTheSameAttempt) {
   EXPECT_NE(body_of(other_key)["id"], body_of(first)["id"]);
   const auto no_key = client.request(with_token(start_request(8), token));
   EXPECT_NE(body_of(no_key)["id"], body_of(other_key)["id"]);
-  // Another student's key of the same name is theirs alone.
-  const auto someone_else = client.request(with_token(start_request(8, "key-1"), token_for(kStudent + 1)));
+  // Another student's key of the same name is theirs alone. (A fresh student of their own:
+  // kStudent + 1 is the next test's, when the tests share one process.)
+  const std::int64_t kOther = fresh_student();
+  const auto someone_else =
+      client.request(with_token(start_request(8, "key-1"), token_for(kOther)));
   ASSERT_EQ(someone_else.status, 201);
   EXPECT_NE(body_of(someone_else)["id"], body_of(first)["id"]);
-  EXPECT_EQ(body_of(someone_else)["student_id"], kStudent + 1);
+  EXPECT_EQ(body_of(someone_else)["student_id"], kOther);
   // The same key for another exam is a client error.
   const auto reused = client.request(with_token(start_request(9, "key-1"), token));
   EXPECT_TRUE(IsJsonError(reused, 422)) << reused;
