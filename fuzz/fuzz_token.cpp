@@ -11,8 +11,9 @@
 //     no crit, a kid naming a key of that alg (or none, and one key of that alg), and the
 //     signature is the one the matching private key makes (HS256, RS256 and EdDSA are
 //     deterministic) or verifies under the private key's own EVP_PKEY (ES256);
-//   - a success agrees with the claims: sub is the decimal student id (positive), expires_at is
-//     exp, now is within exp/nbf/iat and the leeway, iss and aud are the configured ones;
+//   - a success agrees with the claims: sub is the student id (positive, a decimal string or a
+//     JSON integer), expires_at is exp, now is within exp/nbf/iat and the leeway, iss and aud
+//     are the configured ones;
 //   - for a signed payload under the default header, the verdict equals an independent reading of
 //     the claims (integer arithmetic in 128 bits, not the verifier's saturating additions);
 //   - verify() is deterministic, and the Authenticator agrees with it, through its cache too
@@ -153,11 +154,16 @@ VerifyResult expected_for_claims(const json& claims) {
   } else if (*aud != kAudience) {
     return TokenError::wrong_audience;
   }
+  // The student claim (sub here): a decimal string, or a JSON integer, positive, within int64.
   const auto sub = claims.find("sub");
-  if (sub == claims.end() || !sub->is_string() || !is_student_id(sub->get<std::string>())) {
-    return TokenError::bad_subject;
+  if (sub == claims.end()) return TokenError::bad_subject;
+  if (sub->is_string()) {
+    if (!is_student_id(sub->get<std::string>())) return TokenError::bad_subject;
+    return VerifiedToken{std::stoll(sub->get<std::string>()), *expiry};
   }
-  return VerifiedToken{std::stoll(sub->get<std::string>()), *expiry};
+  const auto student = integer(*sub);
+  if (!student || *student <= 0) return TokenError::bad_subject;
+  return VerifiedToken{*student, *expiry};
 }
 
 bool signature_is_the_keys(const tools::SigningKey& key, std::string_view signing_input,
