@@ -85,24 +85,7 @@ bool node_connections_up(const ServerProcess& server, int first, int count) {
   return true;
 }
 
-class CitusNodesTest : public testing::Test {
- protected:
-  void SetUp() override {
-    (void)TestEnvironment::get();
-    if (!CitusCluster::available()) GTEST_SKIP() << CitusCluster::unavailable_reason();
-    cluster_ = std::make_unique<CitusCluster>();
-  }
-
-  const std::string& url() const { return cluster_->coordinator_url(); }
-
-  ServerProcess start_server(std::vector<std::string> flags) const {
-    ServerSettings settings = ServerSettings::with_flags(std::move(flags));
-    settings.database_url = url();
-    return ServerProcess(settings);
-  }
-
-  std::unique_ptr<CitusCluster> cluster_;
-};
+class CitusNodesTest : public ServiceOnCitusTest {};
 
 TEST_F(CitusNodesTest, EveryWriteEntersAtTheNodeHoldingItsShard) {
   const Database db(url());

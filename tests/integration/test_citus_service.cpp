@@ -39,24 +39,7 @@ namespace {
 
 using namespace citus_load;  // NOLINT: the shared helpers of these tests
 
-class CitusServiceTest : public testing::Test {
- protected:
-  void SetUp() override {
-    (void)TestEnvironment::get();
-    if (!CitusCluster::available()) GTEST_SKIP() << CitusCluster::unavailable_reason();
-    cluster_ = std::make_unique<CitusCluster>();
-  }
-
-  const std::string& url() const { return cluster_->coordinator_url(); }
-
-  ServerProcess start_server(std::vector<std::string> flags) const {
-    ServerSettings settings = ServerSettings::with_flags(std::move(flags));
-    settings.database_url = url();
-    return ServerProcess(settings);
-  }
-
-  std::unique_ptr<CitusCluster> cluster_;
-};
+class CitusServiceTest : public ServiceOnCitusTest {};
 
 TEST_F(CitusServiceTest, EveryStatementOfTheServiceIsSingleShardAndNaiveBatchesAreNot) {
   const Database db(url());

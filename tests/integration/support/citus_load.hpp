@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
@@ -19,8 +20,10 @@
 #include <vector>
 
 #include "attempts/db/shard_map.hpp"
+#include "support/citus_cluster.hpp"
 #include "support/http_client.hpp"
 #include "support/postgres.hpp"
+#include "support/server_process.hpp"
 
 namespace attempts::integration::citus_load {
 
@@ -36,6 +39,27 @@ inline void report_figure(const std::string& name, const std::string& value) {
 inline std::string tagged_answers(int client, int seq) {
   return R"({"1":[)" + std::to_string(client) + R"(],"2":[)" + std::to_string(seq) + "]}";
 }
+
+// A fresh local Citus cluster per test (skipped with the reason where Citus is missing), and the
+// server started against its coordinator.
+class ServiceOnCitusTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    (void)TestEnvironment::get();
+    if (!CitusCluster::available()) GTEST_SKIP() << CitusCluster::unavailable_reason();
+    cluster_ = std::make_unique<CitusCluster>();
+  }
+
+  const std::string& url() const { return cluster_->coordinator_url(); }
+
+  ServerProcess start_server(std::vector<std::string> flags) const {
+    ServerSettings settings = ServerSettings::with_flags(std::move(flags));
+    settings.database_url = url();
+    return ServerProcess(settings);
+  }
+
+  std::unique_ptr<CitusCluster> cluster_;
+};
 
 // ---- Citus's view ----
 
