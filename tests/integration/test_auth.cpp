@@ -56,6 +56,19 @@ std::string unsigned_token(const std::string& token) {
 
 class AuthTest : public testing::Test {
  protected:
+  // A new exam whose attempts last `seconds`.
+  std::int64_t timed_exam(int seconds) const {
+    pqxx::connection connection(db_.url());
+    pqxx::work tx(connection);
+    const auto id = tx.exec_params1(
+                          "INSERT INTO exams (title, duration_seconds) VALUES ('Timed', $1) "
+                          "RETURNING id",
+                          seconds)[0]
+                        .as<std::int64_t>();
+    tx.commit();
+    return id;
+  }
+
   Database db_;
   TestJwks jwks_;
 };
@@ -367,14 +380,7 @@ TEST_F(AuthTest, ConcurrentStartsWithOneKeyCreateOneAttempt) {
 
 TEST_F(AuthTest, AfterItsDeadlineAnAttemptRefusesWritesInTheStatementItself) {
   const std::int64_t kStudent = fresh_student();
-  std::int64_t exam = 0;
-  {
-    pqxx::connection connection(db_.url());
-    pqxx::work tx(connection);
-    exam = tx.exec1("INSERT INTO exams (title, duration_seconds) VALUES ('Timed', 1) RETURNING id")[0]
-               .as<std::int64_t>();
-    tx.commit();
-  }
+  const std::int64_t exam = timed_exam(1);
   ServerProcess server(with_auth(jwks_));
   HttpClient client(server.port());
   const std::string token = token_for(kStudent);
@@ -405,14 +411,7 @@ TEST_F(AuthTest, AfterItsDeadlineAnAttemptRefusesWritesInTheStatementItself) {
 // decision.
 TEST_F(AuthTest, AWriteThatWaitedOnALockPastTheDeadlineIsRefused) {
   const std::int64_t kStudent = fresh_student();
-  std::int64_t exam = 0;
-  {
-    pqxx::connection connection(db_.url());
-    pqxx::work tx(connection);
-    exam = tx.exec1("INSERT INTO exams (title, duration_seconds) VALUES ('Timed', 2) RETURNING id")[0]
-               .as<std::int64_t>();
-    tx.commit();
-  }
+  const std::int64_t exam = timed_exam(2);
   ServerProcess server(with_auth(jwks_));
   HttpClient client(server.port());
   const std::string token = token_for(kStudent);
