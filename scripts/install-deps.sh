@@ -12,6 +12,8 @@ packages=("$@")
   libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libtoml11-dev libssl-dev
   postgresql postgresql-contrib
   curl wrk procps util-linux
+  # the identity provider tests make their test CA with the openssl command
+  openssl
   # scripts/check-deploy.sh: promtool (Debian ships it in prometheus; where systemd runs, the
   # package also starts a Prometheus on :9090) and systemd-analyze, neither run as a service here.
   prometheus systemd

@@ -21,7 +21,8 @@ fi
 stamp=node_modules/.attempts-installed-from
 wanted=$(cat package.json package-lock.json .npmrc | sha256sum | cut -d' ' -f1)
 if [[ -f $stamp && $(<"$stamp") == "$wanted" && -x node_modules/.bin/redocly &&
-  -x node_modules/.bin/prism && -f node_modules/playwright-core/package.json ]]; then
+  -x node_modules/.bin/prism && -f node_modules/playwright-core/package.json &&
+  -f node_modules/oidc-provider/package.json ]]; then
   echo "install-node-tools: node_modules is up to date"
   exit 0
 fi

@@ -2,3 +2,5 @@
 // in every translation unit that includes them.
 #include <boost/asio/impl/src.hpp>
 #include <boost/beast/src.hpp>
+// Asio's TLS (the key source's https client), compiled here for the same reason.
+#include <boost/asio/ssl/impl/src.hpp>

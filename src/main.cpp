@@ -16,6 +16,7 @@
 
 #include "attempts/auth/authenticator.hpp"
 #include "attempts/auth/jwks.hpp"
+#include "attempts/auth/remote_keys.hpp"
 #include "attempts/auth/token_cache.hpp"
 #include "attempts/auth/token_verifier.hpp"
 #include "attempts/config/config.hpp"
@@ -63,9 +64,8 @@ attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config)
   options.citus = config.citus == "on"    ? attempts::db::CitusMode::required
                   : config.citus == "off" ? attempts::db::CitusMode::off
                                           : attempts::db::CitusMode::detect;
-  options.citus_entry = config.citus_entry == "coordinator"
-                            ? attempts::db::CitusEntry::coordinator
-                            : attempts::db::CitusEntry::nodes;
+  options.citus_entry = config.citus_entry == "coordinator" ? attempts::db::CitusEntry::coordinator
+                                                            : attempts::db::CitusEntry::nodes;
   options.pool_size = config.pool_size;
   options.max_batch = config.max_batch;
   options.pipeline_depth = config.pipeline_depth;
@@ -79,6 +79,16 @@ attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config)
   return options;
 }
 
+// What a token's claims must say, whichever keys verify it.
+attempts::auth::VerifierOptions verifier_options(const attempts::config::Config& config) {
+  attempts::auth::VerifierOptions options;
+  if (!config.jwt_issuer.empty()) options.issuer = config.jwt_issuer;
+  if (!config.jwt_audience.empty()) options.audience = config.jwt_audience;
+  options.student_claim = config.jwt_student_claim;
+  options.leeway = std::chrono::seconds(config.jwt_leeway_seconds);
+  return options;
+}
+
 // A verifier for the keys in --jwks, or why there is none. Keys the file has but this service
 // cannot use are logged and skipped (KeySet decides which).
 std::variant<std::shared_ptr<const attempts::auth::TokenVerifier>, std::string> load_verifier(
@@ -87,14 +97,28 @@ std::variant<std::shared_ptr<const attempts::auth::TokenVerifier>, std::string> 
   if (auto* error = std::get_if<attempts::auth::KeySetError>(&loaded)) return error->message;
   auto& keys = std::get<attempts::auth::LoadedKeySet>(loaded);
   for (const auto& warning : keys.warnings) spdlog::warn("{}: {}", config.jwks_path, warning);
-  attempts::auth::VerifierOptions options;
-  if (!config.jwt_issuer.empty()) options.issuer = config.jwt_issuer;
-  if (!config.jwt_audience.empty()) options.audience = config.jwt_audience;
-  options.student_claim = config.jwt_student_claim;
-  options.leeway = std::chrono::seconds(config.jwt_leeway_seconds);
   spdlog::info("{}: {} verification keys", config.jwks_path, keys.key_set.keys().size());
   return std::make_shared<const attempts::auth::TokenVerifier>(
-      std::make_shared<const attempts::auth::KeySet>(std::move(keys.key_set)), options);
+      std::make_shared<const attempts::auth::KeySet>(std::move(keys.key_set)),
+      verifier_options(config));
+}
+
+// Keys from an identity provider: --jwks-url, or discovered from --jwt-issuer.
+attempts::auth::RemoteKeysOptions remote_keys_options(const attempts::config::Config& config) {
+  attempts::auth::RemoteKeysOptions options;
+  options.jwks_url = config.jwks_url;
+  options.issuer = config.jwt_issuer;
+  options.ca_file = config.jwks_ca;
+  if (config.jwks_refresh_seconds != 0) {
+    options.refresh = std::chrono::seconds(config.jwks_refresh_seconds);
+  }
+  options.min_refresh = std::chrono::seconds(config.jwks_min_refresh_seconds);
+  options.verifier = verifier_options(config);
+  return options;
+}
+
+bool keys_from_provider(const attempts::config::Config& config) {
+  return config.auth == "jwt" && (!config.jwks_url.empty() || config.oidc_discovery);
 }
 
 // SIGHUP re-reads what can be re-read: the --jwks key file (key rotation without a restart).
@@ -122,6 +146,12 @@ class Reloader {
   void reload() {
     if (authenticator_ == nullptr) {
       spdlog::info("SIGHUP: nothing to reload (--auth none)");
+      return;
+    }
+    if (config_.jwks_path.empty()) {
+      spdlog::info(
+          "SIGHUP: nothing to reload (the keys come from the identity provider, and "
+          "are fetched again on their own schedule)");
       return;
     }
     auto verifier = load_verifier(config_);
@@ -169,17 +199,29 @@ int main(int argc, char* argv[]) {
       break;
   }
   auto& config = parsed.config;
-  if (config.auth == "jwt" && config.jwks_path.empty()) {
-    std::cerr << "attempts-server: --auth jwt (the default) needs --jwks FILE, the keys tokens "
-                 "are verified with; --auth none turns authentication off (trusted networks "
-                 "only)\n";
+  if (config.auth == "jwt" && config.jwks_path.empty() && !keys_from_provider(config)) {
+    std::cerr << "attempts-server: --auth jwt (the default) needs the keys tokens are verified "
+                 "with: --jwks FILE, --jwks-url URL, or --jwt-issuer URL (OIDC discovery); "
+                 "--auth none turns authentication off (trusted networks only)\n";
     return kExitUsage;
   }
   attempts::configure_logging(config.log_level, config.log_format);
   spdlog::info("attempts-server starting: {}", attempts::config::describe(config));
 
   std::unique_ptr<attempts::auth::Authenticator> authenticator;
-  if (config.auth == "jwt") {
+  // Outlives the server (declared before the loops): tokens naming an unknown kid call it.
+  std::unique_ptr<attempts::auth::RemoteKeys> remote_keys;
+  if (keys_from_provider(config)) {
+    authenticator = std::make_unique<attempts::auth::Authenticator>();
+    try {
+      remote_keys =
+          std::make_unique<attempts::auth::RemoteKeys>(remote_keys_options(config), *authenticator);
+    } catch (const std::runtime_error& error) {
+      std::cerr << "attempts-server: " << error.what() << '\n';
+      return kExitUsage;
+    }
+    remote_keys->start();
+  } else if (config.auth == "jwt") {
     auto verifier = load_verifier(config);
     if (auto* error = std::get_if<std::string>(&verifier)) {
       std::cerr << "attempts-server: --jwks " << config.jwks_path << ": " << *error << '\n';
@@ -200,9 +242,10 @@ int main(int argc, char* argv[]) {
   const rlim_t files = raise_file_limit(config.max_connections + reserve);
   if (files < config.max_connections + reserve) {
     const std::size_t fitted = files > reserve + 1 ? files - reserve : 1;
-    spdlog::warn("open-file limit {} is below what --max-connections {} needs (plus {} kept for "
-                 "the pool and the process); serving at most {} connections",
-                 files, config.max_connections, reserve, fitted);
+    spdlog::warn(
+        "open-file limit {} is below what --max-connections {} needs (plus {} kept for "
+        "the pool and the process); serving at most {} connections",
+        files, config.max_connections, reserve, fitted);
     config.max_connections = fitted;
   }
 
@@ -230,11 +273,15 @@ int main(int argc, char* argv[]) {
           .readers = loops.size()});
       auth_counters.authenticator = authenticator.get();
       auth_counters.cache = &*token_cache;
+      auth_counters.remote_keys = remote_keys.get();
       spdlog::info("token cache: {} tokens in {} KiB", token_cache->capacity(),
                    token_cache->bytes() >> 10);
     }
     attempts::http::HandlerOptions handler_options;
     handler_options.authenticator = authenticator.get();
+    if (remote_keys) {
+      handler_options.key_status = [&remote_keys] { return remote_keys->status(); };
+    }
     handler_options.cors = attempts::http::CorsPolicy(config.cors_origins);
     if (handler_options.cors.enabled()) {
       spdlog::info("CORS: pages from {} may call the API from a browser",
@@ -248,8 +295,8 @@ int main(int argc, char* argv[]) {
     attempts::http::Server server(
         server_options(config), loops, handler,
         [&](std::size_t loop) {
-          return attempts::http::LoopResources{
-              pool->store(loop), token_cache ? &token_cache->reader(loop) : nullptr};
+          return attempts::http::LoopResources{pool->store(loop),
+                                               token_cache ? &token_cache->reader(loop) : nullptr};
         },
         http_metrics);
     server.start(
@@ -257,6 +304,7 @@ int main(int argc, char* argv[]) {
         // loops run out of work.
         [&] {
           reloader.stop();
+          if (remote_keys) remote_keys->stop();
           pool->close_when_idle([&] { loops.release(); });
         },
         [&] { return pool->pending_calls(); });

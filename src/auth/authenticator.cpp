@@ -57,7 +57,8 @@ std::variant<std::string_view, TokenError> bearer_credential(std::string_view au
 
 std::variant<std::string_view, TokenError> bearer_token(std::string_view authorization) {
   auto credential = bearer_credential(authorization);
-  if (const auto* token = std::get_if<std::string_view>(&credential); token && !is_token68(*token)) {
+  if (const auto* token = std::get_if<std::string_view>(&credential);
+      token && !is_token68(*token)) {
     return TokenError::malformed;
   }
   return credential;
@@ -93,7 +94,7 @@ Authenticator::Authenticator(std::shared_ptr<const TokenVerifier> verifier) {
 }
 
 void Authenticator::replace(std::shared_ptr<const TokenVerifier> verifier) {
-  if (!verifier) throw std::invalid_argument("Authenticator needs a verifier");
+  if (!verifier) throw std::invalid_argument("Authenticator::replace needs a verifier");
   std::shared_ptr<const TokenVerifier> previous;  // released after the unlock: it may hold the
                                                   // last reference to its keys
   {
@@ -104,6 +105,7 @@ void Authenticator::replace(std::shared_ptr<const TokenVerifier> verifier) {
     previous = std::exchange(verifier_, std::move(verifier));
     keys_in_force_.set(*verifier_);
   }
+  ready_.store(true, std::memory_order_release);
 }
 
 std::shared_ptr<const TokenVerifier> Authenticator::verifier() const {
@@ -129,8 +131,12 @@ AuthResult Authenticator::authenticate(std::string_view authorization, TokenCach
 
   if (!is_token68(token)) return reject(TokenError::malformed);
   const auto current = verifier();
+  if (!current) return reject(TokenError::unknown_key);  // not ready(): no key at all
   const VerifyResult result = current->verify(token, now_unix_seconds);
-  if (const auto* error = std::get_if<TokenError>(&result)) return reject(*error);
+  if (const auto* error = std::get_if<TokenError>(&result)) {
+    if (*error == TokenError::unknown_key && unknown_key_hook_) unknown_key_hook_();
+    return reject(*error);
+  }
   const auto& verified = std::get<VerifiedToken>(result);
   // Cached under the key and the options that verified it: it answers while both are in force.
   const std::uint64_t tag = cache_tag(verified.key, *current);

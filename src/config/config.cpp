@@ -11,6 +11,7 @@
 #include <thread>
 #include <toml.hpp>
 
+#include "attempts/auth/url.hpp"
 #include "attempts/http/cors.hpp"
 
 namespace attempts::config {
@@ -57,6 +58,22 @@ constexpr std::array kOptions = {
            "jwt (bearer tokens, see --jwks) or none (no authentication: trusted networks only) "
            "(default jwt)"},
     Option{"jwks", "JWKS file with the keys tokens are verified with; re-read on SIGHUP"},
+    Option{"jwks-url",
+           "http(s) URL of the JWKS, fetched off the request path at start, every --jwks-refresh "
+           "and when a token names an unknown kid (instead of --jwks)"},
+    Option{"oidc-discovery",
+           "fetch the keys from the jwks_uri of {--jwt-issuer}/.well-known/openid-configuration "
+           "(default: true when --jwt-issuer is an http(s) URL and neither --jwks nor --jwks-url "
+           "is given)"},
+    Option{"jwks-ca",
+           "PEM file of the CA certificates an https key source must chain to (default: the "
+           "system's store)"},
+    Option{"jwks-refresh",
+           "seconds between fetches of a remote JWKS; 0: the response's Cache-Control max-age "
+           "within 60-86400, else 300 (default 0)"},
+    Option{"jwks-min-refresh",
+           "least seconds between fetches asked for by tokens naming an unknown kid (default "
+           "10)"},
     Option{"jwt-issuer", "required iss claim (default: not checked)"},
     Option{"jwt-audience", "required aud claim (default: not checked)"},
     Option{"jwt-student-claim",
@@ -85,7 +102,7 @@ constexpr std::array kOptions = {
 };
 
 // Switches may be given bare (`--access-log`) or with a value (`--access-log=false`).
-constexpr std::array kSwitches = {"access-log", "reuse-port"};
+constexpr std::array kSwitches = {"access-log", "reuse-port", "oidc-discovery"};
 
 bool is_switch(std::string_view name) {
   return std::find(kSwitches.begin(), kSwitches.end(), name) != kSwitches.end();
@@ -263,6 +280,41 @@ class Reader {
   std::string source_;
 };
 
+// Why `text` is not an http(s) URL a key source can fetch, if it is not.
+std::optional<std::string> url_error(const std::string& text) {
+  const auto parsed = auth::parse_url(text);
+  if (const auto* why = std::get_if<std::string>(&parsed)) return *why;
+  return std::nullopt;
+}
+
+// With tokens on, one key source: a file, a URL, or discovery from an http(s) issuer, which is
+// what an issuer URL alone implies (the issuer is all an identity provider's documentation
+// gives).
+std::optional<std::string> settle_key_source(Config& config, bool discovery_given) {
+  if (config.auth != "jwt") return std::nullopt;
+  const int sources =
+      int{!config.jwks_path.empty()} + int{!config.jwks_url.empty()} + int{config.oidc_discovery};
+  if (sources > 1) return "give one key source: --jwks FILE, --jwks-url URL or --oidc-discovery";
+  if (config.oidc_discovery) {
+    if (config.jwt_issuer.empty()) {
+      return "--oidc-discovery needs --jwt-issuer, the URL of the identity provider whose "
+             "/.well-known/openid-configuration names its keys";
+    }
+    if (const auto why = url_error(config.jwt_issuer)) {
+      return "--oidc-discovery: --jwt-issuer '" + config.jwt_issuer + "' is not an http(s) URL (" +
+             *why + ")";
+    }
+  }
+  if (sources == 0 && !discovery_given && !config.jwt_issuer.empty() &&
+      !url_error(config.jwt_issuer)) {
+    config.oidc_discovery = true;
+  }
+  if (!config.jwks_ca.empty() && config.jwks_url.empty() && !config.oidc_discovery) {
+    return "--jwks-ca is for keys fetched over https (--jwks-url or OIDC discovery)";
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<ListenAddress> parse_listen_address(std::string_view text) {
@@ -295,114 +347,6 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
     address.host = ip.to_string();
   }
   return address;
-}
-
-namespace {
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// A URI component as libpq reads it: %XX decoded.
-std::string percent_decoded(std::string_view text) {
-  std::string decoded;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 &&
-        hex_value(text[i + 2]) >= 0) {
-      decoded.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
-      i += 2;
-    } else {
-      decoded.push_back(text[i]);
-    }
-  }
-  return decoded;
-}
-
-// libpq's URI form: postgresql://[user[:password]@][hosts][/dbname][?key=value&...]. The
-// userinfo ends at the first '@' before any '/'; keys and values of the query are
-// percent-encoded (so `pass%77ord` is the password too).
-std::string redact_uri(std::string_view uri) {
-  std::string out(uri);
-  std::size_t hosts = out.find("://") + 3;
-  if (const std::size_t at = out.find_first_of("@/", hosts);
-      at != std::string::npos && out[at] == '@') {
-    const std::size_t colon = out.find(':', hosts);
-    if (colon < at) out.replace(colon + 1, at - colon - 1, "***");
-    hosts = out.find('@', hosts) + 1;
-  }
-  const std::size_t query = out.find('?', hosts);
-  if (query == std::string::npos) return out;
-  std::string redacted = out.substr(0, query + 1);
-  std::size_t begin = query + 1;
-  while (begin <= out.size()) {
-    std::size_t end = out.find('&', begin);
-    if (end == std::string::npos) end = out.size();
-    const std::string_view parameter = std::string_view(out).substr(begin, end - begin);
-    const std::size_t equals = parameter.find('=');
-    if (equals != std::string_view::npos &&
-        percent_decoded(parameter.substr(0, equals)) == "password") {
-      redacted.append(parameter.substr(0, equals + 1)).append("***");
-    } else {
-      redacted.append(parameter);
-    }
-    if (end == out.size()) break;
-    redacted.push_back('&');
-    begin = end + 1;
-  }
-  return redacted;
-}
-
-// libpq's key=value form: pairs separated by white space; a key, optional white space, '=',
-// optional white space, then a value, either single-quoted (ending at the first unescaped
-// quote) or bare (ending at the first unescaped white space); in both, a backslash escapes the
-// next character ("password=s3cr\ et" is the password "s3cr et"). What does not parse is
-// hidden whole: libpq would refuse it, but the text may still hold a password.
-std::string redact_key_value(std::string_view text) {
-  std::string out;
-  std::size_t i = 0;
-  const auto copy_spaces = [&] {
-    while (i < text.size() && is_space(text[i])) out.push_back(text[i++]);
-  };
-  while (true) {
-    copy_spaces();
-    if (i >= text.size()) break;
-    const std::size_t key_start = i;
-    while (i < text.size() && text[i] != '=' && !is_space(text[i])) ++i;
-    const std::string_view key = text.substr(key_start, i - key_start);
-    out.append(key);
-    copy_spaces();
-    if (i >= text.size() || text[i] != '=') {
-      if (i < text.size()) out.append("***");
-      break;
-    }
-    out.push_back('=');
-    ++i;
-    copy_spaces();
-    const std::size_t value_start = i;
-    const bool quoted = i < text.size() && text[i] == '\'';
-    if (quoted) ++i;
-    while (i < text.size() && (quoted ? text[i] != '\'' : !is_space(text[i]))) {
-      i += text[i] == '\\' && i + 1 < text.size() ? 2 : 1;
-    }
-    if (quoted && i < text.size()) ++i;  // the closing quote
-    out.append(key == "password" ? std::string_view("***")
-                                 : text.substr(value_start, i - value_start));
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string redact_database_url(std::string_view url) {
-  const bool is_uri = url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
-  return is_uri ? redact_uri(url) : redact_key_value(url);
 }
 
 ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& env) {
@@ -474,6 +418,12 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     config.auth = *auth;
   }
   if (const auto jwks = reader.get("jwks")) config.jwks_path = *jwks;
+  if (const auto url = reader.get("jwks-url"); url && !url->empty()) {  // "": none (the TOML)
+    if (const auto why = url_error(*url))
+      return fail(reader.source() + ": '" + *url + "': " + *why);
+    config.jwks_url = *url;
+  }
+  if (const auto ca = reader.get("jwks-ca")) config.jwks_ca = *ca;
   if (const auto durability = reader.get("durability")) {
     if (*durability != "unlogged" && *durability != "async" && *durability != "sync") {
       return fail(reader.source() + ": '" + *durability + "' is not unlogged, async or sync");
@@ -539,9 +489,15 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
       !reader.number("jwt-leeway", 0u, 600u, config.jwt_leeway_seconds, error) ||
       !reader.number("token-cache-size", std::size_t{1}, std::size_t{10000000},
                      config.token_cache_size, error) ||
+      !reader.number("jwks-refresh", 0u, 86400u, config.jwks_refresh_seconds, error) ||
+      !reader.number("jwks-min-refresh", 1u, 3600u, config.jwks_min_refresh_seconds, error) ||
+      !reader.flag("oidc-discovery", config.oidc_discovery, error) ||
       !reader.flag("access-log", config.access_log, error) ||
       !reader.flag("reuse-port", config.reuse_port, error)) {
     return fail(error);
+  }
+  if (const auto why = settle_key_source(config, reader.get("oidc-discovery").has_value())) {
+    return fail(*why);
   }
   // Each event loop owns its connections, so every loop needs one: without --threads there
   // are no more loops than connections; without --pool-size, one connection per loop.
@@ -561,86 +517,6 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     result.message = to_toml(config);
   }
   return result;
-}
-
-std::string format_listen_address(const ListenAddress& address) {
-  const bool v6 = address.host.find(':') != std::string::npos;
-  return (v6 ? "[" + address.host + "]" : address.host) + ":" + std::to_string(address.port);
-}
-
-std::string describe(const Config& config) {
-  std::ostringstream line;
-  line << "listen=" << format_listen_address(config.listen)
-       << " database-url=" << redact_database_url(config.database_url)
-       << " threads=" << config.threads << " pool-size=" << config.pool_size
-       << " body-limit=" << config.body_limit << " log-level=" << config.log_level
-       << " max-batch=" << config.max_batch << " pipeline-depth=" << config.pipeline_depth
-       << " queue-capacity=" << config.queue_capacity << " queue-bytes=" << config.queue_bytes
-       << " max-connections=" << config.max_connections
-       << " idle-timeout=" << config.idle_timeout_seconds
-       << "s request-timeout=" << config.request_timeout_seconds
-       << "s shutdown-timeout=" << config.shutdown_timeout_seconds << 's'
-       << " log-format=" << config.log_format << " access-log=" << std::boolalpha
-       << config.access_log << " reuse-port=" << config.reuse_port
-       << " durability=" << config.durability << " citus=" << config.citus
-       << " citus-entry=" << config.citus_entry << " auth=" << config.auth << " cors-origin=";
-  for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
-    line << (i == 0 ? "" : ",") << config.cors_origins[i];
-  }
-  if (config.cors_origins.empty()) line << '-';
-  if (config.auth == "jwt") {
-    line << " jwks=" << config.jwks_path
-         << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
-         << " jwt-audience=" << (config.jwt_audience.empty() ? "-" : config.jwt_audience)
-         << " jwt-student-claim=" << config.jwt_student_claim
-         << " jwt-leeway=" << config.jwt_leeway_seconds << "s"
-         << " token-cache-size=" << config.token_cache_size;
-  }
-  return line.str();
-}
-
-std::string to_toml(const Config& config) {
-  // Strings go through toml11 so that quotes and backslashes are escaped correctly.
-  const auto quoted = [](const std::string& text) {
-    std::ostringstream out;
-    out << toml::value(text);
-    return out.str();
-  };
-  std::ostringstream out;
-  out << std::boolalpha << "# attempts-server effective settings (password redacted)\n"
-      << "listen = " << quoted(format_listen_address(config.listen)) << '\n'
-      << "database-url = " << quoted(redact_database_url(config.database_url)) << '\n'
-      << "threads = " << config.threads << '\n'
-      << "pool-size = " << config.pool_size << '\n'
-      << "body-limit = " << config.body_limit << '\n'
-      << "log-level = " << quoted(config.log_level) << '\n'
-      << "log-format = " << quoted(config.log_format) << '\n'
-      << "access-log = " << config.access_log << '\n'
-      << "max-batch = " << config.max_batch << '\n'
-      << "pipeline-depth = " << config.pipeline_depth << '\n'
-      << "queue-capacity = " << config.queue_capacity << '\n'
-      << "queue-bytes = " << config.queue_bytes << '\n'
-      << "max-connections = " << config.max_connections << '\n'
-      << "idle-timeout = " << config.idle_timeout_seconds << '\n'
-      << "request-timeout = " << config.request_timeout_seconds << '\n'
-      << "shutdown-timeout = " << config.shutdown_timeout_seconds << '\n'
-      << "reuse-port = " << config.reuse_port << '\n'
-      << "durability = " << quoted(config.durability) << '\n'
-      << "citus = " << quoted(config.citus) << '\n'
-      << "citus-entry = " << quoted(config.citus_entry) << '\n'
-      << "auth = " << quoted(config.auth) << '\n'
-      << "jwks = " << quoted(config.jwks_path) << '\n'
-      << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'
-      << "jwt-audience = " << quoted(config.jwt_audience) << '\n'
-      << "jwt-student-claim = " << quoted(config.jwt_student_claim) << '\n'
-      << "jwt-leeway = " << config.jwt_leeway_seconds << '\n'
-      << "token-cache-size = " << config.token_cache_size << '\n'
-      << "cors-origin = [";
-  for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
-    out << (i == 0 ? "" : ", ") << quoted(config.cors_origins[i]);
-  }
-  out << "]\n";
-  return out.str();
 }
 
 }  // namespace attempts::config

@@ -89,6 +89,19 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
   // Students own their attempts: every /attempts and /exams request says who is calling.
   // Without a cache to verify through, authentication fails closed.
   if (options_.authenticator != nullptr) {
+    // Keys still on their way from the identity provider: a token cannot be judged yet, and a
+    // 401 would tell the client it is bad. A request without one is refused as always.
+    if (!options_.authenticator->ready()) {
+      const auto bearer = auth::bearer_token(header.authorization);
+      if (const auto* error = std::get_if<auth::TokenError>(&bearer)) {
+        verdict.rejection = unauthorized_response(*error);
+        return verdict;
+      }
+      verdict.rejection = unavailable_response(
+          "the token signing keys are not known yet (waiting for the identity provider)",
+          options_.retry_after);
+      return verdict;
+    }
     const auto result =
         header.authorization_count > 1 || tokens == nullptr
             ? auth::AuthResult(auth::AuthFailure{auth::TokenError::malformed})
@@ -127,6 +140,15 @@ std::optional<Response> RequestHandler::begin(const Request& request, const Head
     case Route::metrics:
       return text_response(Status::ok, options_.metrics_text(), kMetricsContentType);
     case Route::readiness:
+      if (options_.key_status) {
+        if (const auto keys = options_.key_status(); !keys.keys_known) {
+          return unavailable_response(
+              "no token signing keys yet: " +
+                  (keys.last_error.empty() ? "the first fetch from " + keys.source + " is under way"
+                                           : keys.last_error),
+              options_.retry_after);
+        }
+      }
       call.kind = StoreCall::Kind::ping;
       call.deadline = std::min(deadline, Clock::now() + options_.readiness_timeout);
       return std::nullopt;
@@ -181,6 +203,10 @@ std::optional<Response> RequestHandler::begin_start(const Request& request,
 }
 
 Response RequestHandler::respond(const StoreCall& call) const {
+  if (call.kind == StoreCall::Kind::ping && options_.key_status &&
+      call.outcome == StoreOutcome::done) {
+    return readiness_response(call, options_.key_status(), options_.clock());
+  }
   return store_response(call, options_.retry_after);
 }
 

@@ -1,5 +1,6 @@
 #include "attempts/http/responses.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace attempts::http {
@@ -50,7 +51,8 @@ Response unknown_outcome_response(std::string_view what, std::chrono::seconds re
 
 // Why the store could not do it, with what that means for the client.
 std::string unavailable_message(const StoreCall& call, std::string_view consequence) {
-  if (!call.problem.empty()) return "database misconfigured: " + call.problem + "; " + std::string(consequence);
+  if (!call.problem.empty())
+    return "database misconfigured: " + call.problem + "; " + std::string(consequence);
   return "database unavailable; " + std::string(consequence);
 }
 
@@ -63,16 +65,15 @@ Response save_response(const StoreCall& call, std::chrono::seconds retry_after) 
     case StoreOutcome::not_found:
       return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
     case StoreOutcome::submitted:
-      return error_with(Status::conflict,
-                        {{"error", attempt_label(call.attempt_id) +
-                                       " is submitted; its answers are final"},
-                         {"submitted_at", nullable(record.submitted_at)}});
+      return error_with(Status::conflict, {{"error", attempt_label(call.attempt_id) +
+                                                         " is submitted; its answers are final"},
+                                           {"submitted_at", nullable(record.submitted_at)}});
     case StoreOutcome::deadline_passed:
-      return error_with(Status::conflict,
-                        {{"error", "the deadline of " + attempt_label(call.attempt_id) +
-                                       " passed at " + record.deadline.value_or("?") +
-                                       "; its answers can no longer change"},
-                         {"deadline", nullable(record.deadline)}});
+      return error_with(
+          Status::conflict,
+          {{"error", "the deadline of " + attempt_label(call.attempt_id) + " passed at " +
+                         record.deadline.value_or("?") + "; its answers can no longer change"},
+           {"deadline", nullable(record.deadline)}});
     case StoreOutcome::stale_revision:
       return error_with(Status::conflict,
                         {{"error", "revision " + std::to_string(call.revision.value_or(0)) +
@@ -134,8 +135,8 @@ Response start_response(const StoreCall& call, std::chrono::seconds retry_after)
       return response;
     }
     case StoreOutcome::not_found:
-      return error_response(Status::not_found, "exam " + std::to_string(call.exam_id) +
-                                                   " not found");
+      return error_response(Status::not_found,
+                            "exam " + std::to_string(call.exam_id) + " not found");
     case StoreOutcome::key_reused:
       return error_response(Status::unprocessable_entity,
                             "this Idempotency-Key was used to start an attempt of another exam");
@@ -225,6 +226,17 @@ Response store_response(const StoreCall& call, std::chrono::seconds retry_after)
   return unavailable_response(
       call.problem.empty() ? "database unreachable" : "database misconfigured: " + call.problem,
       retry_after);
+}
+
+Response readiness_response(const StoreCall& call, const auth::KeySourceStatus& keys,
+                            std::int64_t now_unix_seconds) {
+  nlohmann::json body{{"status", "ready"}};
+  if (!call.degraded.empty()) body["degraded"] = call.degraded;
+  body["keys"] = {{"source", keys.source},
+                  {"count", keys.keys},
+                  {"age_seconds", std::max<std::int64_t>(0, now_unix_seconds - keys.fetched_at)},
+                  {"last_fetch", keys.last_error.empty() ? std::string("ok") : keys.last_error}};
+  return json_response(Status::ok, dump(body));
 }
 
 void serialize_response(const Response& response, bool omit_body, std::string& out,

@@ -1,6 +1,9 @@
 #include "attempts/metrics/exposition.hpp"
 
+#include <chrono>
+
 #include "attempts/auth/authenticator.hpp"
+#include "attempts/auth/remote_keys.hpp"
 #include "attempts/auth/token_cache.hpp"
 
 namespace attempts::metrics {
@@ -27,6 +30,33 @@ void single(TextWriter& out, std::string_view name, std::string_view type, std::
   out.sample(name, "", value);
 }
 
+// Keys fetched from an identity provider: how the fetches went and how old the keys in use are.
+void render_remote_keys(TextWriter& out, const auth::RemoteKeys& keys) {
+  out.family("attempts_auth_jwks_fetches_total", "counter",
+             "Fetches of the identity provider's keys (discovery included), by result; a failed "
+             "one keeps the keys in use.");
+  for (std::size_t i = 0; i < auth::kFetchOutcomeCount; ++i) {
+    const auto outcome = static_cast<auth::FetchOutcome>(i);
+    out.sample("attempts_auth_jwks_fetches_total",
+               "result=\"" + std::string(auth::name(outcome)) + "\"", keys.fetches(outcome));
+  }
+  single(out, "attempts_auth_jwks_unknown_kid_refreshes_total", "counter",
+         "Fetches asked for by tokens naming a kid the keys did not have (at most one per "
+         "--jwks-min-refresh).",
+         keys.unknown_kid_refreshes());
+  const auto status = keys.status();
+  single(out, "attempts_auth_jwks_keys", "gauge",
+         "Verification keys in use from the identity provider; 0 until the first fetch succeeds.",
+         static_cast<double>(status.keys));
+  if (!status.keys_known) return;
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  single(out, "attempts_auth_jwks_age_seconds", "gauge",
+         "Seconds since the keys in use were last fetched (confirmed) from the identity provider.",
+         static_cast<double>(std::max<std::int64_t>(0, now - status.fetched_at)));
+}
+
 void render_auth(TextWriter& out, const AuthCounters& auth) {
   if (auth.authenticator == nullptr) return;
   out.family("attempts_auth_rejections_total", "counter",
@@ -37,6 +67,7 @@ void render_auth(TextWriter& out, const AuthCounters& auth) {
                "reason=\"" + std::string(auth::name(reason)) + "\"",
                auth.authenticator->rejections(reason));
   }
+  if (auth.remote_keys != nullptr) render_remote_keys(out, *auth.remote_keys);
   if (auth.cache == nullptr) return;
   const auth::TokenCache& cache = *auth.cache;
   single(out, "attempts_auth_token_cache_hits_total", "counter",

@@ -56,14 +56,14 @@ std::string unsigned_token(const std::string& token) {
 
 class AuthTest : public testing::Test {
  protected:
-  // A new exam whose attempts last `seconds`.
-  std::int64_t timed_exam(int seconds) const {
+  // A new exam whose attempts last `duration_seconds`.
+  std::int64_t timed_exam(int duration_seconds) const {
     pqxx::connection connection(db_.url());
     pqxx::work tx(connection);
     const auto id = tx.exec_params1(
                           "INSERT INTO exams (title, duration_seconds) VALUES ('Timed', $1) "
                           "RETURNING id",
-                          seconds)[0]
+                          duration_seconds)[0]
                         .as<std::int64_t>();
     tx.commit();
     return id;
@@ -113,10 +113,11 @@ TEST_F(AuthTest, EachKindOfBadTokenIs401InvalidTokenAndChangesNothing) {
   };
   const std::vector<Case> cases = {
       {"alg none", token_for(owner, "test-hs256", issuer, {{"alg", "none"}}), "algorithm_none"},
-      {"unsigned, alg NoNe", unsigned_token(token_for(owner, "test-hs256", issuer, {{"alg", "NoNe"}})),
-       "algorithm_none"},
+      {"unsigned, alg NoNe",
+       unsigned_token(token_for(owner, "test-hs256", issuer, {{"alg", "NoNe"}})), "algorithm_none"},
       {"tampered payload", tampered, "bad_signature"},
-      {"expired", token_for(owner, "test-rs256", {{"iss", "https://id.example"}, {"exp", unix_now() - 600}}),
+      {"expired",
+       token_for(owner, "test-rs256", {{"iss", "https://id.example"}, {"exp", unix_now() - 600}}),
        "expired"},
       {"unknown kid", token_for(owner, "test-hs256", issuer, {{"kid", "somebody-else"}}),
        "unknown_key"},
@@ -131,8 +132,8 @@ TEST_F(AuthTest, EachKindOfBadTokenIs401InvalidTokenAndChangesNothing) {
   HttpClient client(server.port());
   std::map<std::string, int> counted;  // per reason, so far
   for (const auto& c : cases) {
-    const auto response = client.request(with_token(
-        patch_request(attempt_target(kId), answers_body(R"({"1":[1]})")), c.token));
+    const auto response = client.request(
+        with_token(patch_request(attempt_target(kId), answers_body(R"({"1":[1]})")), c.token));
     EXPECT_EQ(response.status, 401) << c.name << ": " << response;
     const auto challenge = response.header("www-authenticate").value_or("");
     EXPECT_EQ(challenge.rfind("Bearer error=\"invalid_token\", error_description=\"", 0), 0u)
@@ -176,7 +177,8 @@ TEST_F(AuthTest, AStudentCannotReadWriteOrSubmitAnotherStudentsAttempt) {
   const auto read = client.request(with_token(get_request(attempt_target(kId)), intruder));
   const auto write = client.request(
       with_token(patch_request(attempt_target(kId), answers_body(R"({"1":[9]})")), intruder));
-  const auto submit = client.request(with_token({"POST", "/attempts/9610/submit", {}, ""}, intruder));
+  const auto submit =
+      client.request(with_token({"POST", "/attempts/9610/submit", {}, ""}, intruder));
   const auto missing =
       client.request(with_token(get_request(attempt_target(900'000'001)), intruder));
   for (const auto& response : {read, write, submit}) {
@@ -223,15 +225,13 @@ TEST_F(AuthTest, TheStudentIdComesFromTheConfiguredClaim) {
   EXPECT_TRUE(IsJsonError(intruder, 404)) << intruder;
   EXPECT_EQ(db_.read_attempt(kId), before) << "a refused token changed the attempt";
 
-  const auto by_number =
-      save(token_for(0, "test-rs256", {{"sub", uuid}, {"student_id", owner_of(kId)}}),
-           R"({"1":[1]})");
+  const auto by_number = save(
+      token_for(0, "test-rs256", {{"sub", uuid}, {"student_id", owner_of(kId)}}), R"({"1":[1]})");
   EXPECT_EQ(by_number.status, 204) << by_number;
-  const auto by_string = save(
-      token_for(0, "test-hs256",
-                {{"sub", "auth0|5f7c8ec7c33c6c004bbafe82"},
-                 {"student_id", std::to_string(owner_of(kId))}}),
-      R"({"1":[2]})");
+  const auto by_string = save(token_for(0, "test-hs256",
+                                        {{"sub", "auth0|5f7c8ec7c33c6c004bbafe82"},
+                                         {"student_id", std::to_string(owner_of(kId))}}),
+                              R"({"1":[2]})");
   EXPECT_EQ(by_string.status, 204) << by_string;
   EXPECT_TRUE(db_.answers_equal(kId, R"({"1":[2]})")) << db_.answers_text(kId);
 }
@@ -239,7 +239,8 @@ TEST_F(AuthTest, TheStudentIdComesFromTheConfiguredClaim) {
 TEST_F(AuthTest, InOneBatchEachWriteIsCheckedAgainstItsOwnStudent) {
   constexpr std::int64_t kDecoy = 9620;
   db_.reset_attempts(kDecoy, kDecoy + 4);
-  ServerProcess server(with_auth(jwks_, {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  ServerProcess server(
+      with_auth(jwks_, {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   AttemptLock lock(db_, kDecoy);
   HttpClient decoy(server.port());
   decoy.send(with_token(patch_request(attempt_target(kDecoy), answers_body("{}")),
@@ -250,9 +251,9 @@ TEST_F(AuthTest, InOneBatchEachWriteIsCheckedAgainstItsOwnStudent) {
   for (std::int64_t id = kDecoy + 1; id <= kDecoy + 4; ++id) {
     const bool own = id % 2 == 0;
     clients.emplace_back(std::make_unique<HttpClient>(server.port()), own ? 204 : 404);
-    clients.back().first->send(with_token(
-        patch_request(attempt_target(id), answers_body(R"({"1":[7]})")),
-        token_for(own ? owner_of(id) : owner_of(id) + 3)));
+    clients.back().first->send(
+        with_token(patch_request(attempt_target(id), answers_body(R"({"1":[7]})")),
+                   token_for(own ? owner_of(id) : owner_of(id) + 3)));
   }
   std::this_thread::sleep_for(milliseconds(200));
   lock.release();
@@ -291,27 +292,26 @@ TEST_F(AuthTest, StartSaveSubmitThenSaveIs201_204_200_409) {
 
   for (int i = 1; i <= 3; ++i) {
     const auto saved = client.request(with_token(
-        patch_request(attempt_target(id),
-                      R"({"revision":)" + std::to_string(i) + R"(,"answers":{"1":[)" +
-                          std::to_string(i) + "]}}"),
+        patch_request(attempt_target(id), R"({"revision":)" + std::to_string(i) +
+                                              R"(,"answers":{"1":[)" + std::to_string(i) + "]}}"),
         token));
     EXPECT_EQ(saved.status, 204) << saved;
   }
-  const auto submitted =
-      client.request(with_token({"POST", "/attempts/" + std::to_string(id) + "/submit", {}, ""}, token));
+  const auto submitted = client.request(
+      with_token({"POST", "/attempts/" + std::to_string(id) + "/submit", {}, ""}, token));
   ASSERT_EQ(submitted.status, 200) << submitted;
   const std::string submitted_at = body_of(submitted)["submitted_at"];
   EXPECT_EQ(body_of(submitted)["answers"], json::parse(R"({"1":[3]})"));
   EXPECT_EQ(body_of(submitted)["revision"], 3);
 
-  const auto late = client.request(with_token(
-      patch_request(attempt_target(id), answers_body(R"({"1":[4]})")), token));
+  const auto late = client.request(
+      with_token(patch_request(attempt_target(id), answers_body(R"({"1":[4]})")), token));
   EXPECT_TRUE(IsJsonError(late, 409)) << late;
   EXPECT_EQ(body_of(late)["submitted_at"], submitted_at);
 
   std::this_thread::sleep_for(milliseconds(20));
-  const auto again =
-      client.request(with_token({"POST", "/attempts/" + std::to_string(id) + "/submit", {}, ""}, token));
+  const auto again = client.request(
+      with_token({"POST", "/attempts/" + std::to_string(id) + "/submit", {}, ""}, token));
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(body_of(again)["submitted_at"], submitted_at) << "submitting again moved the time";
   const auto read = client.request(with_token(get_request(attempt_target(id)), token));
@@ -348,7 +348,8 @@ TEST_F(AuthTest, ARetriedStartWithTheSameIdempotencyKeyReturnsTheSameAttempt) {
   const auto reused = client.request(with_token(start_request(9, "key-1"), token));
   EXPECT_TRUE(IsJsonError(reused, 422)) << reused;
   // Keys are one header of visible ASCII.
-  EXPECT_TRUE(IsJsonError(client.request(with_token(start_request(8, std::string(256, 'k')), token)), 400));
+  EXPECT_TRUE(
+      IsJsonError(client.request(with_token(start_request(8, std::string(256, 'k')), token)), 400));
   EXPECT_TRUE(IsJsonError(client.request(with_token(start_request(8, "has space"), token)), 400));
   // An unknown exam.
   EXPECT_TRUE(IsJsonError(client.request(with_token(start_request(999'999), token)), 404));
@@ -373,9 +374,9 @@ TEST_F(AuthTest, ConcurrentStartsWithOneKeyCreateOneAttempt) {
   EXPECT_EQ(ids.size(), 1u);
   pqxx::connection connection(db_.url());
   pqxx::nontransaction tx(connection);
-  EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM attempts WHERE student_id = $1", kStudent)[0]
-                .as<int>(),
-            1);
+  EXPECT_EQ(
+      tx.exec_params1("SELECT count(*) FROM attempts WHERE student_id = $1", kStudent)[0].as<int>(),
+      1);
 }
 
 TEST_F(AuthTest, AfterItsDeadlineAnAttemptRefusesWritesInTheStatementItself) {
@@ -388,7 +389,9 @@ TEST_F(AuthTest, AfterItsDeadlineAnAttemptRefusesWritesInTheStatementItself) {
   ASSERT_EQ(started.status, 201) << started;
   const std::int64_t id = body_of(started)["id"];
   const std::string deadline = body_of(started)["deadline"];
-  EXPECT_EQ(client.request(with_token(patch_request(attempt_target(id), answers_body(R"({"1":[1]})")), token))
+  EXPECT_EQ(client
+                .request(with_token(patch_request(attempt_target(id), answers_body(R"({"1":[1]})")),
+                                    token))
                 .status,
             204);
   std::this_thread::sleep_for(milliseconds(1300));
@@ -401,7 +404,9 @@ TEST_F(AuthTest, AfterItsDeadlineAnAttemptRefusesWritesInTheStatementItself) {
   const auto read = client.request(with_token(get_request(attempt_target(id)), token));
   EXPECT_EQ(body_of(read)["deadline"], deadline);
   // Submitting after the deadline makes final what was saved in time.
-  EXPECT_EQ(client.request(with_token({"POST", "/attempts/" + std::to_string(id) + "/submit", {}, ""}, token))
+  EXPECT_EQ(client
+                .request(with_token({"POST", "/attempts/" + std::to_string(id) + "/submit", {}, ""},
+                                    token))
                 .status,
             200);
 }
@@ -419,7 +424,9 @@ TEST_F(AuthTest, AWriteThatWaitedOnALockPastTheDeadlineIsRefused) {
   ASSERT_EQ(started.status, 201) << started;
   const std::int64_t id = body_of(started)["id"];
   const std::string deadline = body_of(started)["deadline"];
-  ASSERT_EQ(client.request(with_token(patch_request(attempt_target(id), answers_body(R"({"1":[1]})")), token))
+  ASSERT_EQ(client
+                .request(with_token(patch_request(attempt_target(id), answers_body(R"({"1":[1]})")),
+                                    token))
                 .status,
             204);
   const auto saved = db_.read_attempt(id);

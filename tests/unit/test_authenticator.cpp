@@ -104,6 +104,39 @@ TEST(AuthenticatorTest, RejectionsAreNotCachedAndAreCountedByReason) {
   EXPECT_EQ(authenticator.rejections(TokenError::bad_signature), 0u);
 }
 
+TEST(AuthenticatorTest, WithoutKeysItIsNotReadyAndTheFirstVerifierMakesItReady) {
+  Authenticator authenticator;
+  EXPECT_FALSE(authenticator.ready());
+  TokenCache cache({.capacity = 64});
+  const std::string header = "Bearer " + make_token("test-hs256");
+  // Safe if asked anyway: nothing verifies, nothing is cached.
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow),
+            failure(TokenError::unknown_key));
+  EXPECT_EQ(cache.size(), 0u);
+  authenticator.replace(verifier_for(test::test_key_set()));
+  EXPECT_TRUE(authenticator.ready());
+  EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow), student(42));
+}
+
+TEST(AuthenticatorTest, AnUnknownKidCallsTheHookAndNothingElseDoes) {
+  Authenticator authenticator(verifier_for(test::test_key_set()));
+  int calls = 0;
+  authenticator.on_unknown_key([&calls] { ++calls; });
+  TokenCache cache({.capacity = 64});
+  auto& tokens = cache.reader();
+  const auto unknown = "Bearer " + make_token("test-hs256", {{"kid", "rotated-in"}});
+  EXPECT_EQ(authenticator.authenticate(unknown, tokens, kNow), failure(TokenError::unknown_key));
+  EXPECT_EQ(calls, 1);
+  // Other rejections and successes are none of a key source's business.
+  EXPECT_EQ(authenticator.authenticate("Bearer abc", tokens, kNow), failure(TokenError::malformed));
+  EXPECT_EQ(authenticator.authenticate("Bearer " + make_token("test-eddsa"), tokens,
+                                       test::kExpiry + 3600),
+            failure(TokenError::expired));
+  EXPECT_EQ(authenticator.authenticate("Bearer " + make_token("test-rs256"), tokens, kNow),
+            student(42));
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(AuthenticatorTest, ATokenTooLongToVerifyIsNotHashed) {
   VerifierOptions options;
   options.max_token_bytes = 64;

@@ -113,15 +113,41 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
     return std::nullopt;
   };
   parse_config({}, recording);
-  EXPECT_EQ(asked,
-            (std::set<std::string>{"LISTEN", "DATABASE_URL", "THREADS", "POOL_SIZE", "BODY_LIMIT",
-                                   "LOG_LEVEL", "MAX_BATCH", "PIPELINE_DEPTH", "QUEUE_CAPACITY",
-                                   "QUEUE_BYTES", "MAX_CONNECTIONS", "IDLE_TIMEOUT",
-                                   "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "CONFIG", "LOG_FORMAT",
-                                   "ACCESS_LOG", "REUSE_PORT", "AUTH", "JWKS", "JWT_ISSUER",
-                                   "JWT_AUDIENCE", "JWT_STUDENT_CLAIM", "JWT_LEEWAY",
-                                   "TOKEN_CACHE_SIZE", "DURABILITY", "CITUS", "CITUS_ENTRY",
-                                   "CORS_ORIGIN"}));
+  const std::set<std::string> documented = {"LISTEN",
+                                            "DATABASE_URL",
+                                            "THREADS",
+                                            "POOL_SIZE",
+                                            "BODY_LIMIT",
+                                            "LOG_LEVEL",
+                                            "MAX_BATCH",
+                                            "PIPELINE_DEPTH",
+                                            "QUEUE_CAPACITY",
+                                            "QUEUE_BYTES",
+                                            "MAX_CONNECTIONS",
+                                            "IDLE_TIMEOUT",
+                                            "REQUEST_TIMEOUT",
+                                            "SHUTDOWN_TIMEOUT",
+                                            "CONFIG",
+                                            "LOG_FORMAT",
+                                            "ACCESS_LOG",
+                                            "REUSE_PORT",
+                                            "AUTH",
+                                            "JWKS",
+                                            "JWKS_URL",
+                                            "OIDC_DISCOVERY",
+                                            "JWKS_CA",
+                                            "JWKS_REFRESH",
+                                            "JWKS_MIN_REFRESH",
+                                            "JWT_ISSUER",
+                                            "JWT_AUDIENCE",
+                                            "JWT_STUDENT_CLAIM",
+                                            "JWT_LEEWAY",
+                                            "TOKEN_CACHE_SIZE",
+                                            "DURABILITY",
+                                            "CITUS",
+                                            "CITUS_ENTRY",
+                                            "CORS_ORIGIN"};
+  EXPECT_EQ(asked, documented);
 }
 
 // --- Every setting from a flag or from the environment ------------------------------------------
@@ -210,7 +236,8 @@ INSTANTIATE_TEST_SUITE_P(
                     number_field(&Config::pipeline_depth)},
         SettingCase{"request-timeout", "REQUEST_TIMEOUT", "3", "4",
                     number_field(&Config::request_timeout_seconds)},
-        SettingCase{"auth", "AUTH", "none", "jwt", [](const Config& config) { return config.auth; }},
+        SettingCase{"auth", "AUTH", "none", "jwt",
+                    [](const Config& config) { return config.auth; }},
         SettingCase{"jwks", "JWKS", "/etc/keys.json", "/run/jwks.json",
                     [](const Config& config) { return config.jwks_path; }},
         SettingCase{"jwt-issuer", "JWT_ISSUER", "https://id.example", "issuer-b",
@@ -343,17 +370,23 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"PipelineDepthAboveLimit", {"--pipeline-depth=65"}, {}, "--pipeline-depth"},
         InvalidCase{"RequestTimeoutZero", {"--request-timeout=0"}, {}, "--request-timeout"},
         InvalidCase{"AuthUnknown", {"--auth=basic"}, {}, "--auth: 'basic' is not jwt or none"},
-        InvalidCase{"DurabilityUnknown", {"--durability=fsync"}, {},
+        InvalidCase{"DurabilityUnknown",
+                    {"--durability=fsync"},
+                    {},
                     "--durability: 'fsync' is not unlogged, async or sync"},
         InvalidCase{"CitusUnknown", {"--citus=yes"}, {}, "--citus: 'yes' is not auto, on or off"},
-        InvalidCase{"CitusEntryUnknown", {"--citus-entry=workers"}, {},
+        InvalidCase{"CitusEntryUnknown",
+                    {"--citus-entry=workers"},
+                    {},
                     "--citus-entry: 'workers' is not nodes or coordinator"},
         InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
         InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
         InvalidCase{"StudentClaimEmpty", {"--jwt-student-claim="}, {}, "--jwt-student-claim"},
-        InvalidCase{"StudentClaimWithSpace", {"--jwt-student-claim=student id"}, {},
-                    "--jwt-student-claim"},
-        InvalidCase{"StudentClaimTooLong", {"--jwt-student-claim=" + std::string(129, 'c')}, {},
+        InvalidCase{
+            "StudentClaimWithSpace", {"--jwt-student-claim=student id"}, {}, "--jwt-student-claim"},
+        InvalidCase{"StudentClaimTooLong",
+                    {"--jwt-student-claim=" + std::string(129, 'c')},
+                    {},
                     "--jwt-student-claim"},
         InvalidCase{"MaxConnectionsZero", {"--max-connections=0"}, {}, "--max-connections"},
         InvalidCase{"IdleTimeoutZero", {"--idle-timeout=0"}, {}, "--idle-timeout"},
@@ -384,8 +417,8 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"IdleTimeoutZero", {}, {{"IDLE_TIMEOUT", "0"}}, "IDLE_TIMEOUT"},
         InvalidCase{"ShutdownTimeoutZero", {}, {{"SHUTDOWN_TIMEOUT", "0"}}, "SHUTDOWN_TIMEOUT"},
         InvalidCase{"DatabaseUrlEmpty", {}, {{"DATABASE_URL", ""}}, "DATABASE_URL"},
-        InvalidCase{"StudentClaimControl", {}, {{"JWT_STUDENT_CLAIM", "student\x01"}},
-                    "JWT_STUDENT_CLAIM"},
+        InvalidCase{
+            "StudentClaimControl", {}, {{"JWT_STUDENT_CLAIM", "student\x01"}}, "JWT_STUDENT_CLAIM"},
         InvalidCase{"ListenNoPort", {}, {{"LISTEN", "nohost"}}, "LISTEN: 'nohost'"},
         InvalidCase{"ListenPortTooLarge", {}, {{"LISTEN", "1.2.3.4:70000"}}, "LISTEN"},
         InvalidCase{"ListenV6WithoutBrackets", {}, {{"LISTEN", "::1:80"}}, "LISTEN"}),
@@ -583,8 +616,8 @@ TEST(DescribeTest, MentionsEverySetting) {
   for (const char* part :
        {"listen=0.0.0.0:8000", "database-url=postgresql:///attempts", "threads=1", "pool-size=1",
         "body-limit=65536", "log-level=info", "max-batch=256", "pipeline-depth=1",
-        "queue-capacity=4096", "queue-bytes=16777216", "max-connections=10000",
-        "idle-timeout=15s", "request-timeout=10s", "shutdown-timeout=10s"}) {
+        "queue-capacity=4096", "queue-bytes=16777216", "max-connections=10000", "idle-timeout=15s",
+        "request-timeout=10s", "shutdown-timeout=10s"}) {
     EXPECT_THAT(line, HasSubstr(part));
   }
 }

@@ -337,5 +337,75 @@ TEST_F(AuthenticatedHandlerTest, WithoutACacheAuthenticationFailsClosed) {
   EXPECT_EQ(response->result(), Status::unauthorized);
 }
 
+// ---- keys from an identity provider -------------------------------------------------------
+
+class KeysFromAProviderTest : public RequestHandlerTest {
+ protected:
+  auth::Authenticator authenticator_;  // no keys yet: the first fetch has not succeeded
+  auth::TokenCache tokens_{{.capacity = 64}};
+  auth::KeySourceStatus keys_{.source = "https://id.example/jwks"};
+  RequestHandler handler_{HandlerOptions{.authenticator = &authenticator_,
+                                         .key_status = [this] { return keys_; },
+                                         .clock = &fixed_clock}};
+
+  std::optional<Response> run(const Request& r) {
+    return RequestHandlerTest::run(handler_, r, &tokens_.reader());
+  }
+};
+
+TEST_F(KeysFromAProviderTest, UntilTheKeysAreKnownATokenGets503AndNoTokenStill401) {
+  const auto token = auth::test::make_token("test-hs256");
+  for (const auto& r :
+       {request(Verb::get, "/attempts/1"), patch("/attempts/1", R"({"answers":{}})"),
+        request(Verb::post, "/attempts/1/submit"), request(Verb::post, "/exams/1/attempts")}) {
+    const auto waiting = run(with_bearer(r, token));
+    ASSERT_TRUE(waiting) << r.target;
+    EXPECT_EQ(waiting->result(), Status::service_unavailable) << r.target;
+    EXPECT_EQ((*waiting)[Field::retry_after], "1");
+    EXPECT_THAT(body_of(*waiting)["error"].get<std::string>(), HasSubstr("signing keys"));
+    const auto anonymous = run(r);
+    ASSERT_TRUE(anonymous);
+    EXPECT_EQ(anonymous->result(), Status::unauthorized) << r.target;
+  }
+  // Nothing was judged: no token was counted as refused.
+  EXPECT_EQ(authenticator_.rejections(auth::TokenError::unknown_key), 0u);
+}
+
+TEST_F(KeysFromAProviderTest, ReadinessWaitsForTheKeysThenShowsTheirAge) {
+  keys_.last_error = "JWKS: connect to id.example: Connection refused";
+  const auto waiting = run(request(Verb::get, "/readyz"));
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(waiting->result(), Status::service_unavailable);
+  EXPECT_THAT(body_of(*waiting)["error"].get<std::string>(), HasSubstr("Connection refused"));
+
+  authenticator_.replace(std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(),
+                                                                     auth::VerifierOptions{}));
+  keys_.keys_known = true;
+  keys_.keys = 4;
+  keys_.fetched_at = auth::test::kNow - 90;
+  EXPECT_FALSE(run(request(Verb::get, "/readyz")));  // the database is asked next
+  call_.outcome = StoreOutcome::done;
+  const auto ready = handler_.respond(call_);
+  EXPECT_EQ(ready.result(), Status::ok);
+  const auto body = body_of(ready);
+  EXPECT_EQ(body["status"], "ready");
+  EXPECT_EQ(body["keys"]["source"], "https://id.example/jwks");
+  EXPECT_EQ(body["keys"]["count"], 4);
+  EXPECT_EQ(body["keys"]["age_seconds"], 90);
+  EXPECT_EQ(body["keys"]["last_fetch"], keys_.last_error);
+  // The database away: 503 as always, keys or not.
+  call_.outcome = StoreOutcome::unavailable;
+  EXPECT_EQ(handler_.respond(call_).result(), Status::service_unavailable);
+}
+
+TEST_F(KeysFromAProviderTest, OnceTheKeysArriveTokensAreJudged) {
+  authenticator_.replace(std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(),
+                                                                     auth::VerifierOptions{}));
+  const auto token =
+      auth::test::make_token("test-rs256", json::object(), auth::test::claims_for(12));
+  EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), token)));
+  EXPECT_EQ(call_.student, 12);
+}
+
 }  // namespace
 }  // namespace attempts::http

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,12 +60,24 @@ class KeysInForce {
 // characters, the signature, the claims) runs on a miss.
 class Authenticator {
  public:
+  // Without a verifier: not ready() until the first replace() (keys still being fetched).
+  Authenticator() = default;
   explicit Authenticator(std::shared_ptr<const TokenVerifier> verifier);
+
+  // Whether there are keys to verify with. Until then a request cannot be judged: the caller
+  // answers 503, not 401 (authenticate() would refuse every token as unknown_key).
+  bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
+
+  // Called (from any thread, on the request path: it must not block) whenever a token names a
+  // key the verifier does not have, so that a remote key source can look for new keys. Set
+  // before requests are served.
+  void on_unknown_key(std::function<void()> hook) { unknown_key_hook_ = std::move(hook); }
 
   AuthResult authenticate(std::string_view authorization, TokenCache::Reader& cache,
                           std::int64_t now_unix_seconds) const;
 
-  // Thread-safe; concurrent authentications keep the verifier they started with.
+  // Thread-safe; concurrent authentications keep the verifier they started with. The first
+  // call makes the authenticator ready().
   void replace(std::shared_ptr<const TokenVerifier> verifier);
 
   std::shared_ptr<const TokenVerifier> verifier() const;
@@ -82,6 +95,8 @@ class Authenticator {
   // once per cache miss, next to a signature verification that costs far more.
   mutable std::mutex verifier_mutex_;
   std::shared_ptr<const TokenVerifier> verifier_;
+  std::atomic<bool> ready_{false};
+  std::function<void()> unknown_key_hook_;
   KeysInForce keys_in_force_;
   // Longer tokens are refused without being hashed (the verifier's limit; the same for every
   // verifier, from the configuration).

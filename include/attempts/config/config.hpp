@@ -35,12 +35,20 @@ struct Config {
   unsigned idle_timeout_seconds = 15;
   unsigned request_timeout_seconds = 10;
   unsigned shutdown_timeout_seconds = 10;
-  // Authentication: "jwt" (bearer tokens verified against the JWKS file) or "none".
+  // Authentication: "jwt" (bearer tokens verified against a JWKS) or "none".
   std::string auth = "jwt";
+  // Where the keys come from, one of: a file (re-read on SIGHUP), a URL, or the URL that
+  // {jwt_issuer}/.well-known/openid-configuration names (implied by an http(s) issuer when
+  // neither of the others is given).
   std::string jwks_path;
-  std::string jwt_issuer;                 // empty: iss is not checked
-  std::string jwt_audience;               // empty: aud is not checked
-  std::string jwt_student_claim = "sub";  // the claim holding the student id
+  std::string jwks_url;
+  bool oidc_discovery = false;
+  std::string jwks_ca;                     // PEM CA certificates for an https key source
+  unsigned jwks_refresh_seconds = 0;       // 0: the JWKS response's max-age within bounds, else 300
+  unsigned jwks_min_refresh_seconds = 10;  // least time between refetches for unknown kids
+  std::string jwt_issuer;                  // empty: iss is not checked
+  std::string jwt_audience;                // empty: aud is not checked
+  std::string jwt_student_claim = "sub";   // the claim holding the student id
   unsigned jwt_leeway_seconds = 30;
   std::size_t token_cache_size = 131072;  // verified tokens kept by the process (56 B each)
   // unlogged, async or sync: what a crash of PostgreSQL may lose (README, Durability).

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "attempts/auth/remote_keys.hpp"
 #include "attempts/auth/token_cache.hpp"
 #include "attempts/domain/answers.hpp"
 #include "attempts/domain/attempt_store.hpp"
@@ -34,6 +35,9 @@ struct HandlerOptions {
   // Verifies bearer tokens; null when authentication is off (--auth none), and then requests
   // act for no one in particular (an attempt's owner is not checked).
   const auth::Authenticator* authenticator = nullptr;
+  // With keys fetched from an identity provider: where they stand, for /readyz. Empty with a
+  // key file (or no authentication).
+  std::function<auth::KeySourceStatus()> key_status{};
   std::int64_t (*clock)() = &unix_now;
   // Which browser origins may call the API (off by default).
   CorsPolicy cors{};

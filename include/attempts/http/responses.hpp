@@ -4,6 +4,7 @@
 #include <string>
 #include <string_view>
 
+#include "attempts/auth/remote_keys.hpp"
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/types.hpp"
 
@@ -29,6 +30,12 @@ std::string attempt_json(const AttemptRecord& record);
 
 // The response to a completed store call.
 Response store_response(const StoreCall& call, std::chrono::seconds retry_after);
+
+// 200 to /readyz when the database answered (`call` is a ping completed `done`) and the keys
+// come from an identity provider: {"status": "ready", "keys": {"source", "count",
+// "age_seconds", "last_fetch": "ok" or why it failed}} (plus "degraded" when the store says).
+Response readiness_response(const StoreCall& call, const auth::KeySourceStatus& keys,
+                            std::int64_t now_unix_seconds);
 
 // The bytes of a response as sent, appended to `out`: status line, fields, then `extra_fields`
 // (whole lines, each ending in CRLF: the CORS fields, written once at start-up), blank line,

@@ -8,6 +8,7 @@
 
 namespace attempts::auth {
 class Authenticator;
+class RemoteKeys;
 class TokenCache;
 }  // namespace attempts::auth
 
@@ -17,6 +18,7 @@ namespace attempts::metrics {
 struct AuthCounters {
   const auth::Authenticator* authenticator = nullptr;  // null with authentication off
   const auth::TokenCache* cache = nullptr;
+  const auth::RemoteKeys* remote_keys = nullptr;  // null unless keys come from a URL
 };
 
 // The whole /metrics page: HTTP, authentication and pool metrics in the Prometheus text format
