@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "support/http_client.hpp"
+#include "support/oidc_provider.hpp"
 #include "support/server_process.hpp"
 #include "support/subprocess.hpp"
 #include "support/tokens.hpp"
@@ -323,8 +324,24 @@ std::string live_page() {
   return page.body;
 }
 
+// The page of a server whose keys come from an identity provider (a real one on loopback, see
+// support/oidc_provider.hpp), once it has them: the key source's families are on it too.
+std::string live_page_with_provider_keys() {
+  OidcProvider provider;
+  ServerProcess server(ServerSettings::with_flags(
+      {"--auth", "jwt", "--jwt-issuer", provider.issuer(), "--pool-size", "2"}));
+  EXPECT_EQ(
+      when_status(server.port(), get_request("/readyz"), 200, std::chrono::seconds(30)).status,
+      200);
+  const auto page = HttpClient(server.port()).request(get_request("/metrics"));
+  EXPECT_EQ(page.status, 200);
+  return page.body;
+}
+
 Names live_sample_names() {
-  return sample_names(live_page());
+  Names names = sample_names(live_page());
+  names.merge(sample_names(live_page_with_provider_keys()));
+  return names;
 }
 
 // ---- Prometheus itself --------------------------------------------------------------------------
