@@ -17,7 +17,9 @@
 #   2. attempts-server under wrk, closed loop, at each --connections count (auth --auth)
 #   3. the same at 64 connections with each other mode of --auth-compare (auth off, RS256), and
 #      with --cors-compare, in turn: CORS off; CORS off with every request carrying an Origin;
-#      CORS on (--cors-origin) with every request from that origin
+#      CORS on (--cors-origin) with every request from that origin; and with --keys-compare, for
+#      HS256 and RS256 in turn: keys from the bench's JWKS file (--jwks), then the same keys from
+#      a URL (--jwks-url: the file served on 127.0.0.1 by a static HTTP server the script starts)
 #   4. paced runs at each --rates rate over each --paced-connections count: open-loop (constant
 #      arrival rate) with wrk2 or k6 when installed, else wrk's delay() (closed loop, and said so)
 #   5. one connection, one request at a time (wrk -c1 -t1)
@@ -46,6 +48,14 @@
 #                           every request from that origin. Prints the means and ratios of
 #                           requests/s and server CPU per request [BENCH_CORS_COMPARE=1]
 #   --cors-rounds N         rounds of --cors-compare [BENCH_CORS_ROUNDS, default 3]
+#   --keys-compare          more rows at 64 connections, --keys-rounds times, for HS256 then
+#                           RS256, one after the other: the server with --jwks FILE; the server
+#                           with --jwks-url, that file served by python3 -m http.server (else
+#                           node) on 127.0.0.1, loaded once /readyz answers 200 (at most 30 s).
+#                           Both send the requests of that mode's other rows. Prints the means
+#                           and ratios of requests/s and server CPU per request
+#                           [BENCH_KEYS_COMPARE=1]
+#   --keys-rounds N         rounds of --keys-compare [BENCH_KEYS_ROUNDS, default 3]
 #   --rates "A B"           paced total requests/s [BENCH_RATES, default "10000 15000"]; "" skips
 #   --paced-connections "A B"  connections of the paced runs [BENCH_PACED_CONNECTIONS,
 #                           default "128 1000"]
@@ -90,6 +100,8 @@ auth=${BENCH_AUTH:-hs256}
 auth_compare=${BENCH_AUTH_COMPARE-off rs256}
 cors_compare=${BENCH_CORS_COMPARE:-0}
 cors_rounds=${BENCH_CORS_ROUNDS:-3}
+keys_compare=${BENCH_KEYS_COMPARE:-0}
+keys_rounds=${BENCH_KEYS_ROUNDS:-3}
 rates=${BENCH_RATES-10000 15000}
 paced_connections=${BENCH_PACED_CONNECTIONS:-128 1000}
 curve_rates=${BENCH_CURVE_RATES-5000 10000 20000 30000 40000 50000 60000}
@@ -118,6 +130,8 @@ while (($#)); do
     --auth-compare) need_arg "$@"; auth_compare=$2; shift 2 ;;
     --cors-compare) cors_compare=1; shift ;;
     --cors-rounds) need_arg "$@"; cors_rounds=$2; shift 2 ;;
+    --keys-compare) keys_compare=1; shift ;;
+    --keys-rounds) need_arg "$@"; keys_rounds=$2; shift 2 ;;
     --rates) need_arg "$@"; rates=$2; shift 2 ;;
     --paced-connections) need_arg "$@"; paced_connections=$2; shift 2 ;;
     --curve-rates) need_arg "$@"; curve_rates=$2; shift 2 ;;
@@ -142,6 +156,7 @@ curve_s=$(to_seconds "$curve_duration") || die "--curve-duration: '$curve_durati
 is_count "$pgbench_clients" || die "--pgbench-clients: '$pgbench_clients' is not a positive integer" 2
 is_count "$wrk_threads" || die "--wrk-threads: '$wrk_threads' is not a positive integer" 2
 is_count "$cors_rounds" || die "--cors-rounds: '$cors_rounds' is not a positive integer" 2
+is_count "$keys_rounds" || die "--keys-rounds: '$keys_rounds' is not a positive integer" 2
 is_auth "$auth" || die "--auth: '$auth' is not off, hs256, rs256 or es256" 2
 read -r -a conn_list <<<"$connections"
 read -r -a rate_list <<<"$rates"
@@ -206,6 +221,12 @@ server_has_durability=0
 if ((cors_compare)) && [[ $server_help != *--cors-origin* ]]; then
   die "$server_bin has no --cors-origin: run without --cors-compare" 2
 fi
+if ((keys_compare)) && [[ $server_help != *--jwks-url* ]]; then
+  die "$server_bin has no --jwks-url: run without --keys-compare" 2
+fi
+if ((keys_compare)) && ! command -v python3 >/dev/null 2>&1 && ! command -v node >/dev/null 2>&1; then
+  die "--keys-compare serves the JWKS with python3 or node: neither found" 2
+fi
 if ((!server_has_auth)); then
   [[ $auth == off ]] || die "$server_bin has no --auth: run with --auth off --auth-compare ''" 2
   for m in "${compare_list[@]}"; do [[ $m == off ]] || die "$server_bin has no --auth: run with --auth-compare ''" 2; done
@@ -248,6 +269,7 @@ cleanup() {
     wait "$child_pid" 2>/dev/null
   fi
   stop_server
+  stop_keys_http
   pg_stop "$datadir" fast
   if [[ -d $tmp ]]; then
     mkdir -p "$results_dir/latest-logs" && rm -f "$results_dir/latest-logs/"* &&
@@ -275,6 +297,11 @@ if ((server_has_auth)); then
   done
 fi
 
+if ((keys_compare)); then
+  start_keys_http "$keys" jwks.json "$tmp/keys-http.log"
+  say "the JWKS at $keys_http_url ($keys_http_tool, pid $keys_http_pid)"
+fi
+
 # ---- PostgreSQL ----------------------------------------------------------------------------------------
 pg_port=$(pg_free_port)
 say "private PostgreSQL in $datadir on 127.0.0.1:$pg_port"
@@ -294,6 +321,8 @@ declare -A persistence_of=()
 # "MODE off|origin|on" -> sums over the rounds' rows of each --cors-compare variant: requests/s,
 # server CPU µs per request
 declare -A cors_rps=() cors_cpu=()
+# "MODE ALG file|url" -> the same over the --keys-compare rows that ran, and how many ran
+declare -A keys_rps=() keys_cpu=() keys_n=()
 last_rps=0 last_cpu_us=0
 
 for mode in "${modes[@]}"; do
@@ -342,6 +371,26 @@ for mode in "${modes[@]}"; do
     done
     send_origin=0
     cors_on=0
+  fi
+  if ((keys_compare)); then
+    # Keys from the file, then from the URL, alternating, as the CORS rows do.
+    for ((round = 1; round <= keys_rounds; round++)); do
+      for alg in hs256 rs256; do
+        for keys_from in file url; do
+          keys_url=
+          [[ $keys_from == url ]] && keys_url=$keys_http_url
+          last_rps=0 last_cpu_us=0
+          run_service "$mode" "service, wrk 64 connections, $(auth_label "$alg"), keys from a $([[ $keys_from == url ]] && echo URL || echo file) ($round)" \
+            "$mode-wrk-c64-keys-$alg-$keys_from-$round" 64 "$wrk_threads" 0 "$alg" wrk
+          keys_url=
+          [[ $last_rps == 0 ]] && continue # the row failed: it is in failures, not in the means
+          k="$mode $alg $keys_from"
+          keys_rps[$k]=$(awk -v a="${keys_rps[$k]:-0}" -v b="$last_rps" 'BEGIN { print a + b }')
+          keys_cpu[$k]=$(awk -v a="${keys_cpu[$k]:-0}" -v b="$last_cpu_us" 'BEGIN { print a + b }')
+          keys_n[$k]=$((${keys_n[$k]:-0} + 1))
+        done
+      done
+    done
   fi
   for c in "${paced_list[@]}"; do
     for r in "${rate_list[@]}"; do
@@ -492,6 +541,26 @@ report=$tmp/report.md
         "$(mean "${cors_cpu["$mode off"]}")" "$(mean "${cors_cpu["$mode origin"]}")" "$(mean "${cors_cpu["$mode on"]}")" \
         "$(ratio "${cors_cpu["$mode on"]}" "${cors_cpu["$mode origin"]}")" \
         "$(ratio "${cors_cpu["$mode on"]}" "${cors_cpu["$mode off"]}")"
+    fi
+    if ((keys_compare && ${#modes[@]} == 1)); then
+      # kmean MODE ALG SOURCE rps|cpu: the mean over the rows that ran, or — when none did
+      kmean() {
+        local k="$1 $2 $3" sum
+        if [[ $4 == rps ]]; then sum=${keys_rps[$k]:-0}; else sum=${keys_cpu[$k]:-0}; fi
+        awk -v s="$sum" -v n="${keys_n[$k]:-0}" 'BEGIN { if (n > 0) printf "%.2f", s / n; else printf "—" }'
+      }
+      # shellcheck disable=SC2016 # backquotes are Markdown
+      printf 'Keys at 64 connections: from the JWKS file (`--jwks`) or from a URL (`--jwks-url %s`, the same file served by %s on 127.0.0.1, fetched off the request path at start); means of %s rows each, run in turn:\n\n' \
+        "$keys_http_url" "$keys_http_tool" "$keys_rounds"
+      printf '| auth | requests/s, file | requests/s, URL | URL / file | server CPU µs / request, file | server CPU µs / request, URL | URL / file |\n'
+      printf '|---|---:|---:|---:|---:|---:|---:|\n'
+      for alg in hs256 rs256; do
+        rf=$(kmean "$mode" "$alg" file rps) ru=$(kmean "$mode" "$alg" url rps)
+        cf=$(kmean "$mode" "$alg" file cpu) cu=$(kmean "$mode" "$alg" url cpu)
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(auth_label "$alg")" "$(fmt_int "$rf")" "$(fmt_int "$ru")" \
+          "$(ratio "$ru" "$rf")" "$cf" "$cu" "$(ratio "$cu" "$cf")"
+      done
+      printf '\n'
     fi
   done
   if ((${#curve_rows[@]})); then

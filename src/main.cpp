@@ -121,15 +121,19 @@ bool keys_from_provider(const attempts::config::Config& config) {
   return config.auth == "jwt" && (!config.jwks_url.empty() || config.oidc_discovery);
 }
 
-// SIGHUP re-reads what can be re-read: the --jwks key file (key rotation without a restart).
+// SIGHUP re-reads what can be re-read: the --jwks key file (key rotation without a restart), or
+// the identity provider's keys, fetched again.
 // A file that cannot be used leaves the keys in force as they were, and says why. Without
 // authentication there is nothing to re-read, and the signal is logged, never fatal: the
 // default action of SIGHUP would end the process without draining it.
 class Reloader {
  public:
   Reloader(boost::asio::io_context& loop, const attempts::config::Config& config,
-           attempts::auth::Authenticator* authenticator)
-      : signals_(loop, SIGHUP), config_(config), authenticator_(authenticator) {
+           attempts::auth::Authenticator* authenticator, attempts::auth::RemoteKeys* remote_keys)
+      : signals_(loop, SIGHUP),
+        config_(config),
+        authenticator_(authenticator),
+        remote_keys_(remote_keys) {
     wait();
   }
   void stop() { signals_.cancel(); }
@@ -148,10 +152,11 @@ class Reloader {
       spdlog::info("SIGHUP: nothing to reload (--auth none)");
       return;
     }
-    if (config_.jwks_path.empty()) {
-      spdlog::info(
-          "SIGHUP: nothing to reload (the keys come from the identity provider, and "
-          "are fetched again on their own schedule)");
+    if (remote_keys_ != nullptr) {
+      // The keys are fetched, not read: fetch them now (or as soon as --jwks-min-refresh
+      // allows), for an operator who knows the provider has rotated.
+      remote_keys_->refresh_soon();
+      spdlog::info("SIGHUP: fetching the keys from {} again", remote_keys_->status().source);
       return;
     }
     auto verifier = load_verifier(config_);
@@ -166,6 +171,7 @@ class Reloader {
   boost::asio::signal_set signals_;
   const attempts::config::Config& config_;
   attempts::auth::Authenticator* authenticator_;
+  attempts::auth::RemoteKeys* remote_keys_;
 };
 
 attempts::http::ServerOptions server_options(const attempts::config::Config& config) {
@@ -265,7 +271,7 @@ int main(int argc, char* argv[]) {
     // no lock, and a student's token is verified once whichever loop their connections use.
     std::optional<attempts::auth::TokenCache> token_cache;
     attempts::metrics::AuthCounters auth_counters;
-    Reloader reloader(loops.context(0), config, authenticator.get());
+    Reloader reloader(loops.context(0), config, authenticator.get(), remote_keys.get());
     if (authenticator) {
       token_cache.emplace(attempts::auth::TokenCacheOptions{
           .capacity = config.token_cache_size,

@@ -190,13 +190,73 @@ send_origin=0
 floor_row=0
 readonly bench_origin=http://127.0.0.1:18700
 
-# start_server LOG MODE AUTH
+# ---- keys from a URL (--keys-compare) -------------------------------------------------------------------
+# With keys_url set, start_server gives the server --jwks-url keys_url instead of --jwks FILE.
+keys_url=
+# The static HTTP server that serves the JWKS file on 127.0.0.1; bench.sh's cleanup stops it.
+keys_http_pid=
+keys_http_tool=
+
+# start_keys_http DIR FILE LOG: serves DIR on a free port of 127.0.0.1 (python3's http.server, else
+# node:http), waits until FILE answers 200 and sets keys_http_url to FILE's URL.
+start_keys_http() {
+  local dir=$1 file=$2 log=$3 port py i code=000
+  port=$(pg_free_port)
+  # The interpreter itself, not a wrapper (pyenv's shims): its pid is the one cleanup stops.
+  if command -v python3 >/dev/null 2>&1 && py=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) &&
+    [[ -x $py ]]; then
+    keys_http_tool="python3 -m http.server"
+    "$py" -m http.server --bind 127.0.0.1 --directory "$dir" "$port" >>"$log" 2>&1 &
+  elif command -v node >/dev/null 2>&1; then
+    keys_http_tool="node:http"
+    # shellcheck disable=SC2016 # JavaScript, not shell
+    node -e 'const http = require("node:http"), fs = require("node:fs"), path = require("node:path");
+      const [dir, port] = process.argv.slice(1);
+      http.createServer((req, res) => {
+        const name = path.basename(decodeURIComponent(req.url.split("?")[0]));
+        fs.readFile(path.join(dir, name), (err, data) => {
+          console.log(req.method, req.url, err ? 404 : 200);
+          if (err) { res.writeHead(404); res.end(); return; }
+          res.writeHead(200, { "Content-Type": "application/json" }); res.end(data);
+        });
+      }).listen(Number(port), "127.0.0.1");' "$dir" "$port" >>"$log" 2>&1 &
+  else
+    die "--keys-compare serves the JWKS with python3 or node: neither found"
+  fi
+  keys_http_pid=$!
+  keys_http_url=http://127.0.0.1:$port/$file
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$keys_http_pid" 2>/dev/null || { tail -n 20 "$log" >&2; die "the key server ($keys_http_tool) exited during start-up (log above)"; }
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$keys_http_url" 2>/dev/null) || code=000
+    [[ $code == 200 ]] && return 0
+    sleep 0.1
+  done
+  die "the key server ($keys_http_tool) does not serve $keys_http_url after 10 s (status $code; log: $log)"
+}
+
+stop_keys_http() {
+  local pid=$keys_http_pid
+  [[ -n $pid ]] || return 0
+  keys_http_pid=
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+# start_server LOG MODE AUTH: starts the server and waits until /readyz answers 200; with keys
+# from a URL (keys_url) a server that is not ready after 30 s, or that did not take its keys from
+# that URL, is stopped and the reason left in server_start_error for the row to fail with.
+server_start_error=
 start_server() {
-  local log=$1 mode=$2 auth_mode=$3 port i code
+  local log=$1 mode=$2 auth_mode=$3 port code=000 wait_s=20 from_url=0 deadline
   local -a flags=("${server_flags[@]}")
+  server_start_error=
   if ((server_has_auth)); then
     if [[ $auth_mode == off ]]; then
       flags+=(--auth none)
+    elif [[ -n $keys_url ]]; then
+      # Fetched by a background thread at start: 503 until the first fetch succeeds.
+      flags+=(--jwks-url "$keys_url")
+      from_url=1 wait_s=30
     else
       # The server's own token cache, at its default size (it holds an exam's students).
       flags+=(--jwks "$keys/jwks.json")
@@ -208,7 +268,8 @@ start_server() {
   "$server_bin" --listen "127.0.0.1:$port" --database-url "$url" "${flags[@]}" >>"$log" 2>&1 &
   server_pid=$!
   server_url=http://127.0.0.1:$port
-  for ((i = 0; i < 200; i++)); do
+  deadline=$((SECONDS + wait_s))
+  while ((SECONDS < deadline)); do
     if ! kill -0 "$server_pid" 2>/dev/null; then
       server_pid=
       tail -n 20 "$log" >&2
@@ -218,7 +279,22 @@ start_server() {
     [[ $code == 200 ]] && break
     sleep 0.1
   done
-  [[ $code == 200 ]] || die "attempts-server on $server_url not ready after 20 s (log: $log)"
+  if ((from_url)); then
+    local ready
+    ready=$(curl -s "$server_url/readyz" 2>/dev/null) || ready=
+    printf 'bench.sh: GET /readyz answered %s: %s\n' "$code" "$ready" >>"$log"
+    if [[ $code != 200 ]]; then
+      server_start_error="attempts-server not ready after $wait_s s with --jwks-url $keys_url (/readyz $code: ${ready:-no answer}; log: latest-logs/${log##*/})"
+    elif [[ $ready != *'"source":"'"$keys_url"'"'* ]]; then
+      server_start_error="attempts-server's /readyz does not name $keys_url as its key source: $ready"
+    fi
+    if [[ -n $server_start_error ]]; then
+      stop_server || true
+      return 0
+    fi
+    say "keys from $keys_url: /readyz $ready"
+  fi
+  [[ $code == 200 ]] || die "attempts-server on $server_url not ready after $wait_s s (log: $log)"
   # One request end to end before measuring: the same PATCH wrk sends.
   local -a auth_header=()
   if [[ $auth_mode != off ]]; then
@@ -272,10 +348,16 @@ run_service() {
   out=$tmp/$tag.out
   log=$tmp/server-$tag.log
   start_server "$log" "$mode" "$auth_mode"
+  if [[ -n $server_start_error ]]; then
+    say "$name: $server_start_error"
+    failures+=("$name: $server_start_error")
+    ((curve)) || add_row "$mode" "$name" "$tool" "failed" "" "" "" "" "" "" "" "" "" "" ""
+    return 0
+  fi
   if [[ -z $server_config ]]; then
     # Its effective configuration, without what changes per run.
     server_config=$(sed -n 's/.*attempts-server starting: //p' "$log" | sed -n 1p |
-      sed -E 's/(^| )(listen|database-url|jwks|auth|durability|cors-origin)=[^ ]*//g; s/^ //')
+      sed -E 's/(^| )(listen|database-url|jwks-url|jwks-ca|jwks-refresh|jwks-min-refresh|jwks|auth|durability|cors-origin)=[^ ]*//g; s/^ //')
   fi
   local -a env_args=(-u RATE -u PACING -u THREADS -u CONNECTIONS -u TOKENS -u ORIGIN -u FLOOR
     MAX_ID="$max_id" STUDENTS="$students")

@@ -332,7 +332,9 @@ asio::awaitable<void> RemoteKeys::State::run() {
 
 RemoteKeys::RemoteKeys(RemoteKeysOptions options, Authenticator& authenticator)
     : state_(std::make_unique<State>(std::move(options), authenticator)) {
-  authenticator.on_unknown_key([this] { refresh_soon(); });
+  authenticator.on_unknown_key([this] {
+    if (refresh_soon()) state_->unknown_kid_refreshes.fetch_add(1, std::memory_order_relaxed);
+  });
 }
 
 RemoteKeys::~RemoteKeys() {
@@ -358,12 +360,12 @@ void RemoteKeys::stop() {
   if (state_->thread.joinable()) state_->thread.join();
 }
 
-void RemoteKeys::refresh_soon() noexcept {
-  if (state_->stopping.load(std::memory_order_relaxed)) return;
+bool RemoteKeys::refresh_soon() noexcept {
+  if (state_->stopping.load(std::memory_order_relaxed)) return false;
   // One fetch per wave of unknown kids: the rest of the wave waits for it.
-  if (state_->refresh_asked.exchange(true)) return;
-  state_->unknown_kid_refreshes.fetch_add(1, std::memory_order_relaxed);
+  if (state_->refresh_asked.exchange(true)) return false;
   asio::post(state_->io, [state = state_.get()] { state->timer.cancel(); });
+  return true;
 }
 
 KeySourceStatus RemoteKeys::status() const {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -227,6 +228,47 @@ TEST_F(IdentityProviderTest, ThePeriodicRefreshPicksUpANewKeyBeforeATokenNeedsIt
   EXPECT_EQ(metric(server.port(), "attempts_auth_jwks_unknown_kid_refreshes_total"), 0);
   std::cout << "[ figures  ] rotation picked up by --jwks-refresh 1 within "
             << seconds_since(rotated) << " s, no request refused\n";
+}
+
+TEST_F(IdentityProviderTest, SighupFetchesTheKeysAgain) {
+  OidcProvider provider;
+  ServerProcess server(service_for(provider.issuer(), {"--jwks-min-refresh", "1"}));
+  wait_until_ready(server);
+  std::this_thread::sleep_for(milliseconds(1100));  // past --jwks-min-refresh since start
+  const int fetches_before = provider.jwks_requests();
+  provider.rotate();
+  server.signal(SIGHUP);
+  const auto deadline = Clock::now() + seconds(30);
+  while (provider.jwks_requests() == fetches_before && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(provider.jwks_requests(), fetches_before + 1);
+  EXPECT_EQ(wait_for_metric(server, "attempts_auth_jwks_keys", 2), 2);
+  // The new key was there before any token needed it.
+  const auto saved = save(server, 16, provider.token_for(16), R"({"1":[3]})");
+  EXPECT_EQ(saved.status, 204) << saved;
+  EXPECT_EQ(metric(server.port(), "attempts_auth_jwks_unknown_kid_refreshes_total"), 0);
+  EXPECT_NE(server.log().find("SIGHUP: fetching the keys from " + provider.jwks_url()),
+            std::string::npos);
+  EXPECT_TRUE(server.running());
+}
+
+TEST_F(IdentityProviderTest, TheRefreshIntervalFollowsTheProvidersMaxAgeWithinBounds) {
+  OidcProvider provider;
+  for (const auto& [cache_control, interval] : std::vector<std::pair<std::string, std::string>>{
+           {"public, max-age=900", "900 s"}, {"no-store", "60 s"}, {"", "300 s"}}) {
+    provider.set_cache_control(cache_control);
+    ServerProcess server(service_for(provider.issuer()));
+    wait_until_ready(server);
+    EXPECT_NE(server.log().find("next refresh in " + interval), std::string::npos)
+        << "Cache-Control: " << cache_control << "\n"
+        << server.log();
+  }
+  // A fixed --jwks-refresh wins over what the provider says.
+  provider.set_cache_control("max-age=900");
+  ServerProcess fixed(service_for(provider.issuer(), {"--jwks-refresh", "45"}));
+  wait_until_ready(fixed);
+  EXPECT_NE(fixed.log().find("next refresh in 45 s"), std::string::npos) << fixed.log();
 }
 
 TEST_F(IdentityProviderTest, WhenTheProviderStopsTheCachedKeysKeepWorking) {

@@ -95,8 +95,10 @@ class RemoteKeys {
   // Ends any fetch under way and the thread; idempotent.
   void stop();
 
-  // Thread-safe and non-blocking: asks for a fetch now, or as soon as min_refresh allows.
-  void refresh_soon() noexcept;
+  // Thread-safe and non-blocking: asks for a fetch now, or as soon as min_refresh allows
+  // (after a token named an unknown kid, or on SIGHUP). False when one is already asked for:
+  // the fetch to come answers this ask too.
+  bool refresh_soon() noexcept;
 
   KeySourceStatus status() const;
   std::uint64_t fetches(FetchOutcome outcome) const noexcept;
