@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -21,6 +22,7 @@ namespace attempts::auth {
 namespace {
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
 using Clock = std::chrono::steady_clock;
 using std::chrono::seconds;
 
@@ -98,38 +100,30 @@ std::string_view name(FetchOutcome outcome) noexcept {
 }
 
 std::optional<seconds> max_age(std::string_view cache_control) {
+  constexpr std::string_view kMaxAge = "max-age=";
   std::optional<seconds> found;
-  std::size_t start = 0;
-  while (start <= cache_control.size()) {
-    const std::size_t comma = std::min(cache_control.find(',', start), cache_control.size());
-    std::string_view directive = cache_control.substr(start, comma - start);
-    while (!directive.empty() && (directive.front() == ' ' || directive.front() == '\t')) {
-      directive.remove_prefix(1);
+  while (!cache_control.empty()) {
+    const std::size_t comma = cache_control.find(',');
+    std::string_view directive = cache_control.substr(0, comma);
+    cache_control = comma == std::string_view::npos ? "" : cache_control.substr(comma + 1);
+    directive.remove_prefix(std::min(directive.find_first_not_of(" \t"), directive.size()));
+    directive = directive.substr(0, directive.find_last_not_of(" \t") + 1);
+    if (beast::iequals(directive, "no-cache") || beast::iequals(directive, "no-store")) {
+      return seconds{0};
     }
-    while (!directive.empty() && (directive.back() == ' ' || directive.back() == '\t')) {
-      directive.remove_suffix(1);
+    if (found || directive.size() <= kMaxAge.size() ||
+        !beast::iequals(directive.substr(0, kMaxAge.size()), kMaxAge)) {
+      continue;
     }
-    std::string lowered(directive);
-    for (auto& c : lowered) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-    if (lowered == "no-cache" || lowered == "no-store") return seconds{0};
-    if (lowered.rfind("max-age=", 0) == 0) {
-      std::string_view value = std::string_view(lowered).substr(8);
-      if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-        value = value.substr(1, value.size() - 2);
-      }
-      // Delta-seconds; too large a value means "a long time" (RFC 9111 section 1.2.2).
-      std::int64_t number = 0;
-      bool valid = !value.empty();
-      for (const char c : value) {
-        if (c < '0' || c > '9') {
-          valid = false;
-          break;
-        }
-        number = std::min<std::int64_t>(number * 10 + (c - '0'), std::int64_t{1} << 31);
-      }
-      if (valid && !found) found = seconds{number};
+    std::string_view value = directive.substr(kMaxAge.size());
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
     }
-    start = comma + 1;
+    // Delta-seconds; too large a value means "a long time" (RFC 9111 section 1.2.2).
+    if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) continue;
+    std::int64_t number = 0;
+    for (const char c : value) number = std::min<std::int64_t>(number * 10 + (c - '0'), 1ll << 31);
+    found = seconds{number};
   }
   return found;
 }
@@ -264,14 +258,14 @@ std::optional<Failure> RemoteKeys::State::install(const FetchedDocument& documen
 }
 
 asio::awaitable<std::optional<Failure>> RemoteKeys::State::refresh(seconds& interval) {
-  const bool discovered = discovery.has_value();
+  const bool from_discovery = discovery.has_value();
   if (!jwks_url) {
     if (auto failure = co_await discover()) co_return failure;
   }
   auto fetched = co_await fetch_document(*jwks_url, limits(), tls);
   if (const auto* error = std::get_if<FetchError>(&fetched)) {
     // A discovered jwks_uri that has gone away is looked up again next time.
-    if (discovered && error->failure == FetchFailure::status) jwks_url.reset();
+    if (from_discovery && error->failure == FetchFailure::status) jwks_url.reset();
     co_return Failure{outcome_of(error->failure), "JWKS: " + error->message};
   }
   co_return install(std::get<FetchedDocument>(fetched), interval);

@@ -89,23 +89,23 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
   // Students own their attempts: every /attempts and /exams request says who is calling.
   // Without a cache to verify through, authentication fails closed.
   if (options_.authenticator != nullptr) {
-    // Keys still on their way from the identity provider: a token cannot be judged yet, and a
-    // 401 would tell the client it is bad. A request without one is refused as always.
-    if (!options_.authenticator->ready()) {
-      const auto bearer = auth::bearer_token(header.authorization);
-      if (const auto* error = std::get_if<auth::TokenError>(&bearer)) {
-        verdict.rejection = unauthorized_response(*error);
+    const auth::Authenticator& authenticator = *options_.authenticator;
+    auth::AuthResult result = auth::AuthFailure{auth::TokenError::malformed};
+    if (header.authorization_count <= 1 && tokens != nullptr) {
+      if (authenticator.ready()) {
+        result = authenticator.authenticate(header.authorization, *tokens, options_.clock());
+      } else if (const auto bearer = auth::bearer_token(header.authorization);
+                 std::holds_alternative<auth::TokenError>(bearer)) {
+        result = auth::AuthFailure{std::get<auth::TokenError>(bearer)};
+      } else {
+        // The keys are still on their way from the identity provider: the token cannot be
+        // judged yet, and a 401 would tell the client it is bad.
+        verdict.rejection = unavailable_response(
+            "the token signing keys are not known yet (waiting for the identity provider)",
+            options_.retry_after);
         return verdict;
       }
-      verdict.rejection = unavailable_response(
-          "the token signing keys are not known yet (waiting for the identity provider)",
-          options_.retry_after);
-      return verdict;
     }
-    const auto result =
-        header.authorization_count > 1 || tokens == nullptr
-            ? auth::AuthResult(auth::AuthFailure{auth::TokenError::malformed})
-            : options_.authenticator->authenticate(header.authorization, *tokens, options_.clock());
     if (const auto* failure = std::get_if<auth::AuthFailure>(&result)) {
       verdict.rejection = unauthorized_response(failure->reason);
       return verdict;

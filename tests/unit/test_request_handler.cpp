@@ -367,6 +367,10 @@ TEST_F(KeysFromAProviderTest, UntilTheKeysAreKnownATokenGets503AndNoTokenStill40
     ASSERT_TRUE(anonymous);
     EXPECT_EQ(anonymous->result(), Status::unauthorized) << r.target;
   }
+  // Two Authorization headers are malformed whatever the keys.
+  const auto twice = run(with_bearer(with_bearer(request(Verb::get, "/attempts/1"), token), token));
+  ASSERT_TRUE(twice);
+  EXPECT_EQ(twice->result(), Status::unauthorized);
   // Nothing was judged: no token was counted as refused.
   EXPECT_EQ(authenticator_.rejections(auth::TokenError::unknown_key), 0u);
 }
