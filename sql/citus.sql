@@ -76,3 +76,32 @@ COMMIT;
 SELECT create_distributed_function('start_attempt(bigint, bigint, text)');
 SELECT create_distributed_function('attempts_written_too_late(bigint, timestamptz)');
 SELECT create_distributed_function('submit_attempt(bigint, bigint)');
+
+-- The deadline at the moment a row is written, as on a single PostgreSQL. Citus refuses
+-- volatile functions anywhere in a distributed UPDATE (WHERE: "must not be VOLATILE"; RETURNING:
+-- "non-IMMUTABLE functions are not allowed"), so the save statements there judge the deadline
+-- with now(), their start, and a write that waited for a row lock past the deadline would be
+-- saved. This trigger runs on the shard as the row is written (clock_timestamp() there), only
+-- for saves (UPDATE OF answers) of attempts past their deadline, and rolls the statement back
+-- with a serialization failure, like attempts_written_too_late() in the single-node RETURNING:
+-- the service sends the batch again and the late write is refused then (409). Citus creates
+-- triggers on distributed tables only with citus.enable_unsafe_triggers (it cannot check what
+-- a trigger does across shards; this one reads and writes nothing but its own row), and then
+-- copies it to every shard, where it fires for every session.
+CREATE OR REPLACE FUNCTION attempts_refuse_late_write()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM attempts_written_too_late(NEW.id, NEW.deadline);
+    RETURN NEW;
+END;
+$$;
+SELECT create_distributed_function('attempts_refuse_late_write()');
+
+SET citus.enable_unsafe_triggers = on;
+CREATE OR REPLACE TRIGGER attempts_deadline_when_written
+    BEFORE UPDATE OF answers ON attempts
+    FOR EACH ROW
+    WHEN (NEW.deadline IS NOT NULL AND NEW.deadline <= clock_timestamp())
+    EXECUTE FUNCTION attempts_refuse_late_write();
+RESET citus.enable_unsafe_triggers;

@@ -48,14 +48,12 @@ void AttemptMap::increment(AttemptId id) {
   ++slot.value;
 }
 
-void AttemptMap::decrement(AttemptId id) {
-  if (size_ == 0) return;
+std::uint32_t AttemptMap::decrement(AttemptId id) {
+  if (size_ == 0) return 0;
   const std::size_t at = probe(id);
-  if (slots_[at].value > 1) {
-    --slots_[at].value;
-  } else if (slots_[at].value == 1) {
-    remove_at(at);
-  }
+  if (slots_[at].value > 1) return --slots_[at].value;
+  if (slots_[at].value == 1) remove_at(at);
+  return 0;
 }
 
 void AttemptMap::erase(AttemptId id) {

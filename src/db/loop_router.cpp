@@ -55,6 +55,10 @@ void LoopRouter::execute(StoreCall& call, StoreCompletion& completion) {
   target->submit(call, completion);
 }
 
+void LoopRouter::wake() {
+  for (PgConnection* connection : all_) connection->wake();
+}
+
 PgConnection& LoopRouter::pool_connection_for(const StoreCall& call) {
   const std::size_t count = pool_.size();
   switch (call.kind) {

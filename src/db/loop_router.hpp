@@ -26,7 +26,9 @@ class ShardMap;
 // Whatever the routes say, a call of an attempt goes to the connection that still holds a call
 // of that attempt (queued, or in flight): routes change when shards move or a node goes down,
 // and the connection's own rule (nothing of an attempt sent while a statement of it is in
-// flight) keeps one attempt's writes in order only if they meet on one connection.
+// flight) keeps one attempt's writes in arrival order only if they meet on one connection.
+// Calls that meet on different connections (another loop's, or this loop's after a route
+// changed) still wait for each other through the pool's ClaimTable.
 class LoopRouter final : public AttemptStore {
  public:
   using OpenNode = std::function<PgConnection*(const std::string& node)>;
@@ -38,6 +40,10 @@ class LoopRouter final : public AttemptStore {
   void add(PgConnection& connection);
 
   void execute(StoreCall& call, StoreCompletion& completion) override;
+
+  // Claims were released elsewhere (ClaimTable): every connection of the loop sends what may go
+  // now.
+  void wake();
 
  private:
   PgConnection& pool_connection_for(const StoreCall& call);

@@ -14,12 +14,6 @@ namespace net = boost::asio;
 
 namespace {
 
-// Calls that change data: a lost reply leaves their outcome unknown.
-bool is_write(StoreCall::Kind kind) {
-  return kind == StoreCall::Kind::save_answers || kind == StoreCall::Kind::submit_attempt ||
-         kind == StoreCall::Kind::start_attempt;
-}
-
 // Times a write rolled back by a transient error is sent again before it is answered
 // unavailable.
 constexpr std::uint8_t kMaxRetries = 3;
@@ -28,10 +22,6 @@ const std::string& session_setup_text() {
   static const std::string text =
       std::string(sql::kSessionSetupHead) + kDetectCitusQuery + sql::kSessionSetupTail;
   return text;
-}
-
-PipelineDriver::Options driver_options(const PgPoolOptions& options) {
-  return {options.connect_timeout, options.reconnect_initial_delay, options.reconnect_max_delay};
 }
 
 template <class... Ts>
@@ -43,29 +33,30 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 
 }  // namespace
 
-PgConnection::PgConnection(net::io_context& loop, std::size_t index, std::string conninfo,
-                           const PgPoolOptions& options, PoolMetrics& metrics,
-                           ConnectionGauges& gauges)
+PgConnection::PgConnection(net::io_context& loop, std::size_t index, const PoolContext& pool,
+                           ConnectionGauges& gauges, const MakePipeline& make_pipeline)
     : loop_(loop),
       index_(index),
-      options_(options),
-      metrics_(metrics),
+      pool_(pool),
+      options_(pool.options),
+      metrics_(pool.metrics),
       gauges_(gauges),
-      driver_(loop, index, std::move(conninfo), driver_options(options), metrics, *this),
-      queue_({options.queue_capacity, options.queue_bytes}),
-      planner_(options.max_batch),
-      monitor_(index, options, metrics),
+      queue_({options_.queue_capacity, options_.queue_bytes}),
+      planner_(options_.max_batch, this),
+      monitor_(index, options_, metrics_),
       errors_(index),
+      driver_(make_pipeline(*this)),
       deadline_timer_(loop.get_executor()),
       check_timer_(loop.get_executor()) {}
 
 PgConnection::~PgConnection() {
-  abandon_in_flight();
+  abandon_in_flight(false);
+  release_lost();
   queue_.answer_all(StoreOutcome::unavailable, *this);
 }
 
 void PgConnection::start() {
-  driver_.start();
+  driver_->start();
 }
 
 // ---- calls ------------------------------------------------------------------------------------
@@ -73,7 +64,7 @@ void PgConnection::start() {
 void PgConnection::submit(StoreCall& call, StoreCompletion& completion) {
   PendingCall pending{&call, &completion};
   // Answered at once: a request never waits for a database that is known to be down.
-  if (closing_ || driver_.down()) return answer(pending, StoreOutcome::unavailable);
+  if (closing_ || driver_->down()) return answer(pending, StoreOutcome::unavailable);
   // A misconfigured table: nothing is done in another durability mode than the one promised,
   // nor on a cluster that is not what --citus requires. Pings go through, to notice when it is
   // fixed.
@@ -97,6 +88,17 @@ void PgConnection::answer(PendingCall& pending, StoreOutcome outcome) {
   pending.completion->on_store_complete(*call);
 }
 
+bool PgConnection::claim(AttemptId attempt) {
+  return pool_.claims.claim(attempt, static_cast<ClaimTable::Owner>(index_ + 1));
+}
+
+void PgConnection::release(AttemptId attempt) {
+  if (pool_.claims.release(attempt, static_cast<ClaimTable::Owner>(index_ + 1)) &&
+      pool_.claims_released) {
+    pool_.claims_released();
+  }
+}
+
 // ---- connecting -------------------------------------------------------------------------------
 
 void PgConnection::on_connected() {
@@ -115,6 +117,13 @@ void PgConnection::on_connected() {
       sql::kSaveBatchTypes,     sql::kWhyNotSavedTypes,  sql::kLoadAttemptTypes,
       sql::kSubmitAttemptTypes, sql::kStartAttemptTypes, {}};
   const std::string statement_timeout = std::to_string(options_.statement_timeout.count());
+  // The backend of a session lost with writes that may still apply, to be seen gone first; the
+  // wait for it to exit stays within the connect timeout, which the setup runs under.
+  const auto& previous = lost_.to_end();
+  const std::string previous_pid = previous ? std::to_string(previous->pid) : "";
+  const std::string previous_start = previous ? std::to_string(previous->started_us) : "";
+  const std::string exit_wait =
+      std::to_string(std::max<long long>(options_.connect_timeout.count() / 2, 1));
   // async: commits return before their WAL is flushed, on these connections only. sync: on,
   // whatever the server's default. unlogged: the server's own (UNLOGGED writes no WAL).
   const char* synchronous_commit = options_.durability == Durability::async  ? "off"
@@ -122,8 +131,13 @@ void PgConnection::on_connected() {
                                                                              : nullptr;
   // Whether attempts is a Citus distributed table is always asked (any non-NULL value): even
   // with --citus off, Citus refuses the single-node save statements (ClusterMonitor).
-  const char* values[] = {statement_timeout.c_str(), synchronous_commit, "detect"};
-  if (driver_.send_setup(kNames, kTexts, kTypes, session_setup_text().c_str(), values)) {
+  const char* values[] = {statement_timeout.c_str(),
+                          synchronous_commit,
+                          "detect",
+                          previous ? previous_pid.c_str() : nullptr,
+                          previous ? previous_start.c_str() : nullptr,
+                          exit_wait.c_str()};
+  if (driver_->send_setup(kNames, kTexts, kTypes, session_setup_text().c_str(), values)) {
     push(Setup{}, false);
   }
 }
@@ -132,7 +146,6 @@ void PgConnection::on_connect_failed(std::string_view) {
   // Only the setup (or its shard map read) was in flight. Calls waited for this attempt; with
   // the database unreachable they are answered now.
   in_flight_.clear();
-  requests_in_flight_ = 0;
   monitor_.forget_reads();
   ready_ = false;
   queue_.answer_all(StoreOutcome::unavailable, *this);
@@ -142,7 +155,7 @@ void PgConnection::on_connect_failed(std::string_view) {
 
 void PgConnection::became_ready() {
   ready_ = true;
-  driver_.set_up();
+  driver_->set_up();
   publish_gauges();
   schedule_flush();
   schedule_check();
@@ -166,7 +179,7 @@ void PgConnection::flush() {
   // now, never sent.
   if (const auto& why = monitor_.refusal()) queue_.refuse_all_but_pings(*why, *this);
   bool sent = false;
-  while (ready_ && requests_in_flight_ < options_.pipeline_depth && !queue_.empty()) {
+  while (ready_ && in_flight_.requests() < options_.pipeline_depth && !queue_.empty()) {
     planner_.next_round(queue_, monitor_.shard_map(), round_);
     if (round_.empty()) break;  // everything queued waits for an attempt in flight
     for (auto& batch : round_.batches) send_save(std::move(batch));
@@ -175,20 +188,19 @@ void PgConnection::flush() {
     sent = true;
   }
   if (sent && ready_) {
-    driver_.flush();
+    driver_->flush();
     if (!in_flight_.empty()) watch_deadline(in_flight_.front().sent_at + options_.stall_timeout);
   }
   publish_gauges();
   maybe_finish_closing();
 }
 
-void PgConnection::push(Statement statement, bool request) {
-  if (request) ++requests_in_flight_;
-  in_flight_.push_back({std::move(statement), Clock::now(), false, std::nullopt});
+void PgConnection::push(StatementsInFlight::Statement statement, bool request) {
+  in_flight_.push(std::move(statement), pool_.now(), request);
 }
 
 void PgConnection::send_save(std::unique_ptr<SaveBatch> batch) {
-  if (!driver_.send(codec_.save(*batch, monitor_.distributed()))) {
+  if (!driver_->send(codec_.save(*batch, monitor_.distributed()))) {
     batch->failed(StoreOutcome::unavailable, *this);  // not sent: nothing was done
     return done_with(std::move(batch));
   }
@@ -196,7 +208,7 @@ void PgConnection::send_save(std::unique_ptr<SaveBatch> batch) {
 }
 
 void PgConnection::send_why_not_saved(std::unique_ptr<SaveBatch> batch) {
-  if (!driver_.send(codec_.why_not_saved(*batch))) {
+  if (!driver_->send(codec_.why_not_saved(*batch))) {
     // Those rows were not updated: whatever fails now, nothing of theirs was saved.
     batch->failed(StoreOutcome::unavailable, *this);
     return done_with(std::move(batch));
@@ -208,7 +220,7 @@ void PgConnection::send_why_not_saved(std::unique_ptr<SaveBatch> batch) {
 void PgConnection::send_call(PendingCall pending) {
   const StoreCall& call = *pending.call;
   Call sent{pending, call.kind, call.attempt_id};
-  if (!driver_.send(codec_.call(call))) {
+  if (!driver_->send(codec_.call(call))) {
     answer(pending, StoreOutcome::unavailable);  // not sent: nothing was done
     return planner_.finished(sent.kind, sent.attempt);
   }
@@ -217,12 +229,12 @@ void PgConnection::send_call(PendingCall pending) {
 
 void PgConnection::send_check() {
   StoreCall ping;  // the ping's statement, without a call waiting on it
-  if (driver_.send(codec_.call(ping))) push(Check{}, false);
+  if (driver_->send(codec_.call(ping))) push(Check{}, false);
 }
 
 void PgConnection::send_shard_map_read() {
   if (!monitor_.start_shard_map_read()) return;
-  if (!driver_.send_query(kShardMapQuery)) return monitor_.shard_map_read_finished();
+  if (!driver_->send_query(kShardMapQuery)) return monitor_.shard_map_read_finished();
   push(ShardMapRead{}, false);
 }
 
@@ -233,20 +245,20 @@ void PgConnection::schedule_check() {
     send_check();
     // Shards move and split while we run (the rebalancer): the map is read again each time.
     if (monitor_.follows_shards()) send_shard_map_read();
-    driver_.flush();
+    driver_->flush();
     schedule_check();
   });
 }
 
 // ---- results ----------------------------------------------------------------------------------
 
+void PgConnection::on_error(const StatementError& error) {
+  Sent& sent = in_flight_.front();
+  if (!sent.error) sent.error = error;
+}
+
 void PgConnection::on_result(const PGresult& result) {
   Sent& sent = in_flight_.front();
-  const auto status = PQresultStatus(&result);
-  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-    if (!sent.error) sent.error = StatementCodec::read_error(result);
-    return;
-  }
   // The setup sends the prepared statements first; only its query has a row.
   if (std::holds_alternative<Setup>(sent.statement) && PQntuples(&result) != 1) return;
   if (sent.result_seen) return;
@@ -257,6 +269,8 @@ void PgConnection::on_result(const PGresult& result) {
                      monitor_.saw_persistence(*found);
                    }
                    setup.distributed = StatementCodec::read_citus(result);
+                   setup.backend = StatementCodec::read_backend(result);
+                   setup.previous_gone = StatementCodec::read_previous_gone(result);
                  },
                  [&](Check&) {
                    if (const auto found = StatementCodec::read_persistence(result)) {
@@ -292,25 +306,18 @@ void PgConnection::on_result(const PGresult& result) {
 }
 
 void PgConnection::on_statement_finished() {
-  Sent sent = std::move(in_flight_.front());
-  in_flight_.pop_front();
+  Sent sent = in_flight_.pop_front();
   std::visit(Overloaded{
                  [&](Setup& setup) { finish_setup(sent, setup); },
                  [&](Check&) {
                    if (sent.error) {
-                     driver_.fail("checking the table failed: " + sent.error->message);
+                     driver_->fail("checking the table failed: " + sent.error->message);
                    }
                  },
                  [&](ShardMapRead& read) { finish_shard_map_read(sent, read); },
-                 [&](Save& save) {
-                   --requests_in_flight_;
-                   finish_save(sent, save);
-                 },
+                 [&](Save& save) { finish_save(sent, save); },
                  [&](WhyNotSaved& why) { finish_why_not_saved(sent, why); },
-                 [&](Call& call) {
-                   --requests_in_flight_;
-                   finish_call(sent, call);
-                 },
+                 [&](Call& call) { finish_call(sent, call); },
              },
              sent.statement);
 }
@@ -323,8 +330,17 @@ void PgConnection::on_results_handled() {
 
 void PgConnection::finish_setup(const Sent& sent, Setup& setup) {
   if (sent.error) {
-    return driver_.fail("setting up the session failed: " + sent.error->message, false, true);
+    return driver_->fail("setting up the session failed: " + sent.error->message, false, true);
   }
+  if (lost_.holding() && setup.previous_gone) {
+    if (!*setup.previous_gone) {
+      // It did not exit in time: try again (a new session, a new look) after a backoff.
+      return driver_->fail("the backend of the session lost before still runs", false, true);
+    }
+    metrics_.lost_backends_ended.add();
+    release_lost();
+  }
+  lost_.set_up(setup.backend);
   // On Citus, ready once the shard map is read.
   if (monitor_.saw_setup(setup.distributed)) return send_shard_map_read();
   became_ready();
@@ -334,7 +350,7 @@ void PgConnection::finish_shard_map_read(const Sent& sent, ShardMapRead& read) {
   monitor_.shard_map_read_finished();
   if (sent.error) {
     if (!ready_) {
-      return driver_.fail("reading the shard map failed: " + sent.error->message, false, true);
+      return driver_->fail("reading the shard map failed: " + sent.error->message, false, true);
     }
     // A re-read that failed (the coordinator restarting, say): the map in hand stays.
     return errors_.log(spdlog::level::warn, "shard map",
@@ -386,7 +402,6 @@ void PgConnection::retry_save(const Sent& sent, SaveBatch& batch) {
   retry_.clear();
   batch.rolled_back(kMaxRetries, retry_, *this);
   metrics_.writes_retried.add(retry_.size());
-  planner_.finished(batch);
   queue_.requeue_front(retry_);
   for (const auto& pending : retry_) watch_deadline(pending.call->deadline);
   schedule_flush();
@@ -449,35 +464,25 @@ void PgConnection::watch_deadline(Clock::time_point at) {
   if (at >= deadline_armed_) return;
   deadline_armed_ = at;
   deadline_timer_.expires_at(at);
-  deadline_timer_.async_wait([this](boost::system::error_code ec) { on_deadline_timer(ec); });
+  deadline_timer_.async_wait([this](boost::system::error_code ec) {
+    if (ec) return;  // re-armed for an earlier time, or closing
+    deadline_armed_ = Clock::time_point::max();
+    check_deadlines();
+  });
 }
 
-void PgConnection::on_deadline_timer(boost::system::error_code ec) {
-  if (ec) return;  // re-armed for an earlier time, or closing
-  deadline_armed_ = Clock::time_point::max();
-  const auto now = Clock::now();
+void PgConnection::check_deadlines() {
+  const auto now = pool_.now();
+  // A lost session's backend that was never seen gone has had the time its statement_timeout
+  // gives it to end what it ran.
+  if (lost_.holding() && lost_.until() <= now) release_lost();
   // Queued calls past their deadline were never sent: nothing was done. Sent calls are
   // answered now while their statement goes on: a write may still commit (unknown).
   std::size_t expired = queue_.expire(now, *this);
   auto next = queue_.earliest_deadline();
-  for (auto& sent : in_flight_) {
-    if (auto* save = std::get_if<Save>(&sent.statement)) {
-      expired += save->batch->expire(now, *this);
-      next = std::min(next, save->batch->earliest_deadline());
-    } else if (auto* why = std::get_if<WhyNotSaved>(&sent.statement)) {
-      expired += why->batch->expire(now, *this);
-      next = std::min(next, why->batch->earliest_deadline());
-    } else if (auto* call = std::get_if<Call>(&sent.statement); call && !call->pending.answered()) {
-      if (call->pending.call->deadline > now) {
-        next = std::min(next, call->pending.call->deadline);
-        continue;
-      }
-      ++expired;
-      answer(call->pending,
-             is_write(call->kind) ? StoreOutcome::unknown : StoreOutcome::unavailable);
-    }
-  }
+  expired += in_flight_.expire(now, *this, next);
   metrics_.deadline_expirations.add(expired);
+  next = std::min(next, lost_.until());
 
   // No reply at all for the stall timeout: the server or the network has stalled, where
   // statement_timeout cannot help. The connection is never used again.
@@ -485,7 +490,7 @@ void PgConnection::on_deadline_timer(boost::system::error_code ec) {
     const auto stalled_at = in_flight_.front().sent_at + options_.stall_timeout;
     if (stalled_at <= now) {
       metrics_.stalled_connections.add();
-      return driver_.fail(
+      return driver_->fail(
           "no reply from the server for " + std::to_string(options_.stall_timeout.count()) + " ms",
           /*cancel=*/true);
     }
@@ -501,33 +506,21 @@ void PgConnection::on_lost(std::string_view why) {
   errors_.log(spdlog::level::warn, "lost", "lost: " + std::string(first_line(why)),
               first_line(why));
   ready_ = false;
-  abandon_in_flight();
+  // Each statement in flight may have been behind another on the server, each under the
+  // server's statement_timeout: by then all of them have ended, whether or not anyone sees it.
+  const auto statements = static_cast<Clock::duration::rep>(in_flight_.size());
+  abandon_in_flight(true);
+  lost_.lost(pool_.now() + statements * Clock::duration(options_.statement_timeout));
+  if (lost_.holding()) watch_deadline(lost_.until());
   queue_.answer_all(StoreOutcome::unavailable, *this);
   publish_gauges();
   maybe_finish_closing();
 }
 
-void PgConnection::abandon_in_flight() {
-  // What was sent may or may not have been committed. A statement that got a FATAL error did
-  // not commit, and nothing after it ever ran.
-  bool ran = true;
-  for (auto& sent : in_flight_) {
-    ran = ran && !(sent.error && sent.error->fatal);
-    if (auto* save = std::get_if<Save>(&sent.statement)) {
-      save->batch->lost(ran, *this);
-      planner_.recycle(std::move(save->batch));
-    } else if (auto* why = std::get_if<WhyNotSaved>(&sent.statement)) {
-      why->batch->lost(ran, *this);
-      planner_.recycle(std::move(why->batch));
-    } else if (auto* call = std::get_if<Call>(&sent.statement)) {
-      answer(call->pending,
-             is_write(call->kind) && ran ? StoreOutcome::unknown : StoreOutcome::unavailable);
-    }
-  }
-  in_flight_.clear();
-  requests_in_flight_ = 0;
-  planner_.forget_in_flight();
-  monitor_.forget_reads();
+void PgConnection::release_lost() {
+  if (!lost_.holding()) return;
+  for (const AttemptId attempt : lost_.release()) planner_.finished(attempt);
+  schedule_flush();
 }
 
 void PgConnection::close_when_idle(std::function<void()> on_closed) {
@@ -539,19 +532,15 @@ void PgConnection::close_when_idle(std::function<void()> on_closed) {
 void PgConnection::maybe_finish_closing() {
   if (!closing_ || closed_) return;
   // The connection's own statements (setup, checks) hold nobody up.
-  const bool busy =
-      !queue_.empty() || std::any_of(in_flight_.begin(), in_flight_.end(), [](const Sent& sent) {
-        return !std::holds_alternative<Setup>(sent.statement) &&
-               !std::holds_alternative<Check>(sent.statement);
-      });
+  const bool busy = !queue_.empty() || in_flight_.busy();
   // Busy while connected or setting up: what it holds is answered first. Otherwise (waiting to
   // reconnect, or connecting) nothing it holds can be sent: it is answered now.
-  if (busy && driver_.open()) return;
-  abandon_in_flight();
+  if (busy && driver_->open()) return;
+  abandon_in_flight(false);
   queue_.answer_all(StoreOutcome::unavailable, *this);
   closed_ = true;
   ready_ = false;
-  driver_.close();
+  driver_->close();
   deadline_timer_.cancel();
   check_timer_.cancel();
   publish_gauges();
@@ -559,16 +548,7 @@ void PgConnection::maybe_finish_closing() {
 }
 
 void PgConnection::publish_gauges() {
-  std::size_t in_flight = 0;
-  for (const auto& sent : in_flight_) {
-    if (const auto* save = std::get_if<Save>(&sent.statement)) {
-      in_flight += save->batch->unanswered();
-    } else if (const auto* why = std::get_if<WhyNotSaved>(&sent.statement)) {
-      in_flight += why->batch->unanswered();
-    } else if (const auto* call = std::get_if<Call>(&sent.statement)) {
-      in_flight += !call->pending.answered();
-    }
-  }
+  const std::size_t in_flight = in_flight_.unanswered();
   gauges_.connected.store(ready_, std::memory_order_relaxed);
   gauges_.refusing.store(ready_ && monitor_.refusal().has_value(), std::memory_order_relaxed);
   gauges_.queue_depth.store(queue_.size(), std::memory_order_relaxed);

@@ -8,12 +8,31 @@
 
 #include "loop_router.hpp"
 #include "pg_connection.hpp"
+#include "pipeline_driver.hpp"
 #include "pqxx_connection.hpp"
 
 namespace attempts::db {
 
-PgPool::PgPool(runtime::EventLoops& loops, PgPoolOptions options)
-    : loops_(loops), options_(std::move(options)) {
+namespace net = boost::asio;
+
+PgPool::PgPool(runtime::EventLoops& loops, PgPoolOptions options, MakePipeline make_pipeline,
+               Clock::time_point (*now)())
+    : loops_(loops),
+      options_(std::move(options)),
+      make_pipeline_(std::move(make_pipeline)),
+      claims_(ClaimTable::kDefaultStripes, &metrics_.claim_waits),
+      wake_pending_(std::make_unique<std::atomic<bool>[]>(loops.size())),
+      context_(std::make_unique<PoolContext>(
+          PoolContext{options_, metrics_, claims_, [this] { claims_released(); }, now})) {
+  if (!make_pipeline_) {
+    make_pipeline_ = [this](net::io_context& loop, std::size_t index, const std::string& conninfo,
+                            PipelineHandler& handler) -> std::unique_ptr<StatementPipeline> {
+      const PipelineDriver::Options driver_options{
+          options_.connect_timeout, options_.reconnect_initial_delay, options_.reconnect_max_delay};
+      return std::make_unique<PipelineDriver>(loop, index, conninfo, driver_options, metrics_,
+                                              handler);
+    };
+  }
   if (options_.pool_size < loops.size()) {
     throw std::invalid_argument("the pool needs at least one connection per event loop");
   }
@@ -35,8 +54,10 @@ PgPool::PgPool(runtime::EventLoops& loops, PgPoolOptions options)
 PgConnection& PgPool::add_connection(std::size_t loop, const std::string& conninfo) {
   const std::size_t index = connections_.size();
   gauges_.push_back(std::make_unique<ConnectionGauges>());
-  connections_.push_back(std::make_unique<PgConnection>(loops_.context(loop), index, conninfo,
-                                                        options_, metrics_, *gauges_.back()));
+  net::io_context& context = loops_.context(loop);
+  connections_.push_back(std::make_unique<PgConnection>(
+      context, index, *context_, *gauges_.back(),
+      [&](PipelineHandler& handler) { return make_pipeline_(context, index, conninfo, handler); }));
   loop_of_.push_back(loop);
   PgConnection& connection = *connections_.back();
   connection.start();
@@ -60,7 +81,30 @@ PgConnection* PgPool::open_node(std::size_t loop, const std::string& node) {
   return &add_connection(loop, conninfo);
 }
 
-PgPool::~PgPool() = default;
+void PgPool::check_deadlines() {
+  std::lock_guard lock(mutex_);
+  for (std::size_t i = 0; i < connections_.size(); ++i) {
+    PgConnection* connection = connections_[i].get();
+    net::post(loops_.context(loop_of_[i]), [connection] { connection->check_deadlines(); });
+  }
+}
+
+void PgPool::claims_released() {
+  if (destroying_.load(std::memory_order_acquire)) return;
+  for (std::size_t loop = 0; loop < loops_.size(); ++loop) {
+    if (wake_pending_[loop].exchange(true, std::memory_order_acq_rel)) continue;
+    net::post(loops_.context(loop), [this, loop] {
+      wake_pending_[loop].store(false, std::memory_order_release);
+      stores_[loop]->wake();
+    });
+  }
+}
+
+PgPool::~PgPool() {
+  destroying_.store(true, std::memory_order_release);
+  // Connections before the context and claims they use.
+  connections_.clear();
+}
 
 AttemptStore& PgPool::store(std::size_t loop) {
   return *stores_.at(loop);

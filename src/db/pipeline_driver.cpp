@@ -278,7 +278,12 @@ void PipelineDriver::read_results() {
       handler_.on_statement_finished();
       continue;
     }
-    handler_.on_result(*result);
+    if (const auto status = PQresultStatus(result);
+        status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+      handler_.on_result(*result);
+    } else {
+      handler_.on_error(StatementCodec::read_error(*result));
+    }
     PQclear(result);
   }
   handling_ = false;

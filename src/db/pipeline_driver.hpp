@@ -17,6 +17,7 @@
 #include "attempts/db/pool_metrics.hpp"
 #include "pqxx_connection.hpp"
 #include "statement_codec.hpp"
+#include "statement_pipeline.hpp"
 
 namespace attempts::db {
 
@@ -25,28 +26,9 @@ namespace attempts::db {
 // pipeline mode; statements sent each with its sync (so each is its own transaction) and
 // flushed as the socket takes them; results read as they arrive and handed to the handler in
 // the order the statements were sent. It knows nothing of what the statements mean.
-class PipelineDriver {
+class PipelineDriver final : public StatementPipeline {
  public:
   using Clock = std::chrono::steady_clock;
-
-  class Handler {
-   public:
-    // Connected, in pipeline mode: time to send the session setup.
-    virtual void on_connected() = 0;
-    // The connection could not be made (or set up); the driver retries after a backoff.
-    virtual void on_connect_failed(std::string_view why) = 0;
-    // A result of the oldest statement not yet finished.
-    virtual void on_result(const PGresult& result) = 0;
-    // The oldest statement's sync: it has finished (committed, or rolled back on error).
-    virtual void on_statement_finished() = 0;
-    // The connection failed in use; the driver reconnects at once.
-    virtual void on_lost(std::string_view why) = 0;
-    // Results were read and handled: time to send what waits.
-    virtual void on_results_handled() = 0;
-
-   protected:
-    ~Handler() = default;
-  };
 
   struct Options {
     std::chrono::milliseconds connect_timeout{2000};
@@ -56,40 +38,25 @@ class PipelineDriver {
 
   PipelineDriver(boost::asio::io_context& loop, std::size_t index, std::string conninfo,
                  Options options, PoolMetrics& metrics, Handler& handler);
-  ~PipelineDriver();
+  ~PipelineDriver() override;
 
   PipelineDriver(const PipelineDriver&) = delete;
   PipelineDriver& operator=(const PipelineDriver&) = delete;
 
-  // Starts connecting on the loop.
-  void start();
-  // The session is set up: the connect timeout stops, and the next failure starts the backoff
-  // afresh.
-  void set_up();
-  bool open() const { return phase_ == Phase::open; }
-  // Not connected and not trying to be right now: calls would only wait for the backoff.
-  bool down() const { return phase_ == Phase::waiting || phase_ == Phase::closed; }
-  // Connection attempts that failed since the last session was set up.
-  unsigned failed_connects() const { return failed_connects_; }
-
-  // Sends a statement with its sync; false if libpq refused either (nothing of it will run, and
-  // the connection is failed, at once or after the results being handled).
-  bool send(const EncodedStatement& statement);
-  bool send_query(const char* text);
-  // Sends the prepared statements and the setup query of a new session, with one sync.
+  // StatementPipeline
+  void start() override;
+  void set_up() override;
+  bool open() const override { return phase_ == Phase::open; }
+  bool down() const override { return phase_ == Phase::waiting || phase_ == Phase::closed; }
+  unsigned failed_connects() const override { return failed_connects_; }
+  bool send(const EncodedStatement& statement) override;
+  bool send_query(const char* text) override;
   bool send_setup(std::span<const char* const> names, std::span<const char* const> texts,
                   std::span<const std::span<const unsigned>> types, const char* setup_query,
-                  std::span<const char* const> setup_values);
-  // Sends what libpq holds, waiting for the socket when it is full.
-  void flush();
-
-  // Gives the connection up: `connecting` (a setup that failed) counts as a failed connect,
-  // retried after a backoff; otherwise it was lost in use, and is replaced at once. With
-  // `cancel`, the server is asked to cancel what runs (it may be stalled). Deferred while
-  // results are being handled.
-  void fail(std::string_view why, bool cancel = false, bool connecting = false);
-  // Closes for good: no reconnect.
-  void close();
+                  std::span<const char* const> setup_values) override;
+  void flush() override;
+  void fail(std::string_view why, bool cancel = false, bool connecting = false) override;
+  void close() override;
 
  private:
   enum class Phase { waiting, connecting, open, closed };

@@ -14,6 +14,8 @@ void SaveBatch::reset(std::uint32_t group, std::size_t max_rows) {
   sorted_.clear();
   first_row_.clear();
   unsaved_ids_.clear();
+  answer_bytes_ = 0;
+  answers_.clear();
 }
 
 bool SaveBatch::add(const PendingCall& pending) {
@@ -21,9 +23,9 @@ bool SaveBatch::add(const PendingCall& pending) {
   const auto member = static_cast<std::uint32_t>(members_.size());
   const auto index = static_cast<std::uint32_t>(rows_.size() + 1);
   // The attempt's first row, or this new one if it has none yet (the usual case).
-  const std::uint32_t first =
-      rows_.size() < max_rows_ ? first_row_.insert(call.attempt_id, index)
-                               : first_row_.find(call.attempt_id);
+  const std::uint32_t first = rows_.size() < max_rows_ ? first_row_.insert(call.attempt_id, index)
+                                                       : first_row_.find(call.attempt_id);
+  const std::size_t bytes = call.answers_json.size();
   std::uint32_t last = 0;
   for (std::uint32_t r = first; r != 0; r = rows_[r - 1].next_of_attempt) {
     RowState& state = rows_[r - 1];
@@ -31,8 +33,10 @@ bool SaveBatch::add(const PendingCall& pending) {
     if (state.row.student == call.student) {
       // The same writer: only writes without a revision share a row, the last one sent.
       if (state.row.revision || call.revision) return false;
+      const std::size_t replaced = members_[state.sent_member].pending.call->answers_json.size();
+      if (answer_bytes_ - replaced + bytes > kMaxAnswerBytes) return false;
+      answer_bytes_ = answer_bytes_ - replaced + bytes;
       state.sent_member = member;
-      state.row.answers = &call.answers_json;
       members_.push_back({pending, r - 1});
       return true;
     }
@@ -40,8 +44,10 @@ bool SaveBatch::add(const PendingCall& pending) {
     if (!state.row.student || !call.student) return false;
   }
   if (rows_.size() >= max_rows_) return false;
+  if (!rows_.empty() && answer_bytes_ + bytes > kMaxAnswerBytes) return false;
+  answer_bytes_ += bytes;
   RowState& added = rows_.emplace_back();
-  added.row = {call.attempt_id, call.student, call.revision, &call.answers_json};
+  added.row = {call.attempt_id, call.student, call.revision, {}};
   added.sent_member = member;
   if (last != 0) rows_[last - 1].next_of_attempt = index;
   members_.push_back({pending, index - 1});
@@ -49,8 +55,19 @@ bool SaveBatch::add(const PendingCall& pending) {
 }
 
 void SaveBatch::seal() {
+  // Every call is still unanswered here: they were added in this same round.
+  answers_.clear();
+  answers_.reserve(answer_bytes_);
+  for (const auto& state : rows_)
+    answers_.append(members_[state.sent_member].pending.call->answers_json);
   sorted_.clear();
-  for (const auto& state : rows_) sorted_.push_back(state.row);
+  std::size_t offset = 0;
+  for (const auto& state : rows_) {
+    sorted_.push_back(state.row);
+    const std::size_t size = members_[state.sent_member].pending.call->answers_json.size();
+    sorted_.back().answers = std::string_view(answers_).substr(offset, size);
+    offset += size;
+  }
   std::sort(sorted_.begin(), sorted_.end(), [](const Row& a, const Row& b) {
     if (a.id != b.id) return a.id < b.id;
     return a.student < b.student;  // nullopt first; an attempt has at most one such row

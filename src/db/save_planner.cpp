@@ -5,34 +5,34 @@
 namespace attempts::db {
 
 void SavePlanner::next_round(CallQueue& queue, const ShardMap* shards, Round& round) {
+  held_.clear();
   // The first call that may go decides the kind of round.
   std::size_t first = 0;
   for (; first < queue.slots(); ++first) {
     const StoreCall& call = *queue.at(first).call;
-    if (!of_attempt(call.kind) || !in_flight(call.attempt_id)) break;
+    if (!of_attempt(call.kind) || may_send(call.attempt_id)) break;
   }
-  if (first == queue.slots()) return;
+  if (first == queue.slots()) return release_unsent_claims();
   const StoreCall& head = *queue.at(first).call;
   if (head.kind != StoreCall::Kind::save_answers) {
-    if (of_attempt(head.kind)) in_flight_.increment(head.attempt_id);
+    if (of_attempt(head.kind)) sent(head.attempt_id);
     round.call = queue.take(first);
     queue.compact();
-    return;
+    return release_unsent_claims();
   }
 
   // Writes, oldest first, past the calls that must wait.
-  held_.clear();
   std::size_t taken = 0;
   for (std::size_t slot = first; slot < queue.slots() && taken < max_batch_; ++slot) {
     const StoreCall& call = *queue.at(slot).call;
     if (!of_attempt(call.kind)) continue;  // a start or a ping: a round of its own, later
     const AttemptId attempt = call.attempt_id;
-    if (in_flight(attempt) || held_.find(attempt) != 0) continue;
     // A read or a submit goes after the writes before it, and the writes after it wait for it.
     if (call.kind != StoreCall::Kind::save_answers) {
       hold(attempt);
       continue;
     }
+    if (!may_send(attempt)) continue;
     SaveBatch& batch =
         batch_for(shards ? static_cast<std::uint32_t>(shards->index_of(attempt)) : 0, round);
     if (!batch.add(queue.at(slot))) {
@@ -50,8 +50,31 @@ void SavePlanner::next_round(CallQueue& queue, const ShardMap* shards, Round& ro
             [](const auto& a, const auto& b) { return a->group() < b->group(); });
   for (auto& batch : round.batches) {
     batch->seal();
-    for (const auto& row : batch->rows()) in_flight_.increment(row.id);
+    for (const auto& row : batch->rows()) sent(row.id);
   }
+  release_unsent_claims();
+}
+
+bool SavePlanner::may_send(AttemptId attempt) {
+  if (held_.find(attempt) != 0 || in_flight(attempt)) return false;
+  if (claimed_.find(attempt) != 0) return true;
+  if (claims_ != nullptr && !claims_->claim(attempt)) {
+    // Another connection's statement of it may still apply; the calls after this one wait too.
+    hold(attempt);
+    return false;
+  }
+  claimed_.set(attempt, 1);
+  claimed_now_.push_back(attempt);
+  return true;
+}
+
+void SavePlanner::release_unsent_claims() {
+  // A claim stays with the attempts that went out; finished() gives it back.
+  for (const AttemptId attempt : claimed_now_) {
+    if (!in_flight(attempt) && claims_ != nullptr) claims_->release(attempt);
+  }
+  claimed_now_.clear();
+  claimed_.clear();
 }
 
 SaveBatch& SavePlanner::batch_for(std::uint32_t group, Round& round) {
@@ -77,15 +100,16 @@ void SavePlanner::hold(AttemptId attempt) {
 }
 
 void SavePlanner::finished(const SaveBatch& batch) {
-  for (const auto& row : batch.rows()) in_flight_.decrement(row.id);
+  for (const auto& row : batch.rows()) finished(row.id);
 }
 
 void SavePlanner::finished(StoreCall::Kind kind, AttemptId attempt) {
-  if (of_attempt(kind)) in_flight_.decrement(attempt);
+  if (of_attempt(kind)) finished(attempt);
 }
 
-void SavePlanner::forget_in_flight() {
-  in_flight_.clear();
+void SavePlanner::finished(AttemptId attempt) {
+  if (in_flight_.find(attempt) == 0) return;
+  if (in_flight_.decrement(attempt) == 0 && claims_ != nullptr) claims_->release(attempt);
 }
 
 void SavePlanner::recycle(std::unique_ptr<SaveBatch> batch) {

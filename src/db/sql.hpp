@@ -24,13 +24,14 @@ inline constexpr unsigned kJsonbArrayOid = 3807;
 // judged again after the wait when the lock holder changed the row (PostgreSQL re-checks the
 // WHERE clause), but not when it only locked it (SELECT ... FOR UPDATE): RETURNING, which runs
 // once the row is written, then checks the deadline again in place of its last column: a row
-// written after it makes attempts_written_too_late() (sql/schema.sql) roll the statement back with a
-// serialization failure; the connection sends the batch again, and the late write is refused
+// written after it makes attempts_written_too_late() (sql/schema.sql) roll the statement back with
+// a serialization failure; the connection sends the batch again, and the late write is refused
 // then.
 //
-// On Citus, which refuses volatile functions in a distributed UPDATE, the shard statements use
-// now() instead: the statement's start on the coordinator (docs/scaling.md says what that
-// leaves open).
+// On Citus, which refuses volatile functions anywhere in a distributed UPDATE, the shard
+// statements use now() instead (the statement's start where it entered), and sql/citus.sql's
+// trigger judges the deadline again on the shard as the row is written, rolling the statement
+// back the same way (docs/scaling.md, 5.2).
 
 inline constexpr const char* kSaveOneName = "save_answers_one";
 // One write: the statement `sql/pgbench/update.sql` measures. $1 id, $2 student, $3 revision,
@@ -63,16 +64,18 @@ inline constexpr const char* kSaveBatchName = "save_answers_batch";
 // Many writes in one statement, one row per attempt and writer. The rows arrive sorted by id,
 // so two batches lock rows in the same order; an attempt has several rows only for different
 // writers, of whom at most one owns it, so a row is never updated twice by one statement.
-#define ATTEMPTS_SAVE_BATCH(CLOCK)                                                           \
-  "\nUPDATE attempts AS a\n"                                                                 \
-  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n"                \
-  "       updated_at = " CLOCK "\n"                                                           \
-  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[])\n"                    \
-  "       AS w(id, student_id, revision, answers)\n"                                          \
-  " WHERE a.id = w.id\n"                                                                      \
-  "   AND a.submitted_at IS NULL\n"                                                           \
-  "   AND (a.deadline IS NULL OR a.deadline > " CLOCK ")\n"                                   \
-  "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"                            \
+#define ATTEMPTS_SAVE_BATCH(CLOCK)                                             \
+  "\nUPDATE attempts AS a\n"                                                   \
+  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n" \
+  "       updated_at = " CLOCK                                                 \
+  "\n"                                                                         \
+  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[])\n"     \
+  "       AS w(id, student_id, revision, answers)\n"                           \
+  " WHERE a.id = w.id\n"                                                       \
+  "   AND a.submitted_at IS NULL\n"                                            \
+  "   AND (a.deadline IS NULL OR a.deadline > " CLOCK                          \
+  ")\n"                                                                        \
+  "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"             \
   "   AND (w.revision IS NULL OR w.revision > a.revision)\n"
 inline constexpr const char* kSaveBatch =
     ATTEMPTS_SAVE_BATCH("clock_timestamp()") "RETURNING a.id,\n"
@@ -106,9 +109,9 @@ inline constexpr unsigned kWhyNotSavedTypes[] = {kInt8ArrayOid};
 
 // The columns of an attempt as AttemptRecord holds them: timestamps as ISO 8601 in UTC (the
 // session's time zone is set to UTC on connect).
-#define ATTEMPTS_RECORD_COLUMNS                                                           \
-  "id, exam_id, student_id, answers::text, revision, to_jsonb(started_at) #>> '{}', "   \
-  "to_jsonb(deadline) #>> '{}', to_jsonb(updated_at) #>> '{}', "                        \
+#define ATTEMPTS_RECORD_COLUMNS                                                       \
+  "id, exam_id, student_id, answers::text, revision, to_jsonb(started_at) #>> '{}', " \
+  "to_jsonb(deadline) #>> '{}', to_jsonb(updated_at) #>> '{}', "                      \
   "to_jsonb(submitted_at) #>> '{}'"
 
 inline constexpr const char* kLoadAttemptName = "load_attempt";
@@ -142,13 +145,31 @@ inline constexpr const char* kPing =
 // Sent once per connection, right after it opens: UTC timestamps, the statement timeout, the
 // commit mode of --durability ($2; NULL keeps the server's), whether attempts is a Citus
 // distributed table (only when $3 is not NULL: --citus auto or on; the query between head and
-// tail is kDetectCitusQuery of shard_map.hpp), and the table's persistence (the last column).
+// tail is kDetectCitusQuery of shard_map.hpp), this backend's identity (pid, and start time in
+// microseconds), whether the backend of a session lost with writes that may still apply is gone
+// ($4 pid and $5 start time, NULL when there is none: LostStatements), and the table's
+// persistence (the last column).
+//
+// That backend, if it still runs (the network failed, not the server), is terminated, and the
+// setup waits up to $6 ms for it to exit: pg_terminate_backend(pid, timeout) returns true only
+// once it has. The CASE makes sure the pid is matched with the start time before anything is
+// signalled, so a reused pid is never terminated. Same role: no extra privilege is needed.
 inline constexpr const char* kSessionSetupHead =
     "SELECT set_config('TimeZone', 'UTC', false), set_config('statement_timeout', $1, false), "
     "set_config('synchronous_commit', COALESCE($2, current_setting('synchronous_commit')), "
     "false), CASE WHEN $3::text IS NULL THEN NULL ELSE (";
 inline constexpr const char* kSessionSetupTail =
-    ") END, (SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass)";
+    ") END, pg_backend_pid(), "
+    "(SELECT (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity "
+    "WHERE pid = pg_backend_pid()), "
+    "CASE WHEN $4::int IS NULL THEN NULL ELSE NOT EXISTS ("
+    "SELECT 1 FROM pg_stat_activity a WHERE CASE "
+    "WHEN a.pid = $4::int AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = "
+    "$5::bigint THEN NOT pg_terminate_backend(a.pid, $6::bigint) ELSE false END) END, "
+    "(SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass)";
 inline constexpr int kSessionSetupCitusColumn = 3;
+inline constexpr int kSessionSetupBackendPidColumn = 4;
+inline constexpr int kSessionSetupBackendStartColumn = 5;
+inline constexpr int kSessionSetupPreviousGoneColumn = 6;
 
 }  // namespace attempts::db::sql

@@ -88,7 +88,7 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus)
     if (row.revision) append_int8(buffer_, *row.revision);
     mark(start, !row.revision);
     start = buffer_.size();
-    append_jsonb(buffer_, *row.answers);
+    append_jsonb(buffer_, row.answers);
     mark(start);
   } else {
     // The same as arrays, one element per row. On Citus the rows are all in one shard, and the
@@ -102,7 +102,7 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus)
       ids_.push_back(row.id);
       students_.push_back(row.student);
       revisions_.push_back(row.revision);
-      answers_.push_back(*row.answers);
+      answers_.push_back(row.answers);
     }
     append_int8_array(buffer_, ids_);
     mark(0);
@@ -248,6 +248,23 @@ std::optional<bool> StatementCodec::read_citus(const PGresult& result) {
     return std::nullopt;
   }
   return *PQgetvalue(&result, 0, sql::kSessionSetupCitusColumn) == 't';
+}
+
+std::optional<BackendIdentity> StatementCodec::read_backend(const PGresult& result) {
+  if (PQntuples(&result) != 1 || PQgetisnull(&result, 0, sql::kSessionSetupBackendPidColumn) ||
+      PQgetisnull(&result, 0, sql::kSessionSetupBackendStartColumn)) {
+    return std::nullopt;
+  }
+  return BackendIdentity{
+      static_cast<int>(integer_at(result, 0, sql::kSessionSetupBackendPidColumn)),
+      integer_at(result, 0, sql::kSessionSetupBackendStartColumn)};
+}
+
+std::optional<bool> StatementCodec::read_previous_gone(const PGresult& result) {
+  if (PQntuples(&result) != 1 || PQgetisnull(&result, 0, sql::kSessionSetupPreviousGoneColumn)) {
+    return std::nullopt;
+  }
+  return *PQgetvalue(&result, 0, sql::kSessionSetupPreviousGoneColumn) == 't';
 }
 
 ShardMap StatementCodec::read_shard_map(const PGresult& result) {

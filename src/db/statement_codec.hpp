@@ -13,6 +13,7 @@
 #include "attempts/db/save_batch.hpp"
 #include "attempts/db/shard_map.hpp"
 #include "attempts/domain/attempt_store.hpp"
+#include "lost_statements.hpp"
 
 namespace attempts::db {
 
@@ -72,6 +73,10 @@ class StatementCodec {
   // The session setup's answer to whether attempts is a Citus distributed table (nullopt: not
   // asked).
   static std::optional<bool> read_citus(const PGresult& result);
+  // The session setup's backend (nullopt if the server did not say), and whether the backend it
+  // was asked to end is gone (nullopt: none was asked).
+  static std::optional<BackendIdentity> read_backend(const PGresult& result);
+  static std::optional<bool> read_previous_gone(const PGresult& result);
   // kShardMapQuery's rows as a ShardMap; throws std::invalid_argument saying what is wrong.
   static ShardMap read_shard_map(const PGresult& result);
 

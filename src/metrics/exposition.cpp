@@ -147,6 +147,18 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
          "Writes sent again after their statement rolled back with a transient error "
          "(a deadlock, a serialization failure).",
          pool.writes_retried.value());
+  single(out, "attempts_db_claim_waits_total", "counter",
+         "Times calls of an attempt waited for another connection's statement of it (another "
+         "event loop's, or a Citus node's) to finish before they were sent.",
+         pool.claim_waits.value());
+  single(out, "attempts_db_lost_session_holds_total", "counter",
+         "Statements of a connection lost without a word from the server whose attempts were "
+         "held back until its backend was seen gone, since they might still apply.",
+         pool.lost_session_holds.value());
+  single(out, "attempts_db_lost_backends_ended_total", "counter",
+         "Backends of lost connections that the next session saw gone (ending them if they "
+         "still ran), releasing the attempts held back for them.",
+         pool.lost_backends_ended.value());
   single(out, "attempts_db_shard_map_changes_total", "counter",
          "Citus: shard maps of attempts read again that differed from the one in use.",
          pool.shard_map_changes.value());

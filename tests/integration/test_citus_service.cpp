@@ -232,6 +232,59 @@ INSTANTIATE_TEST_SUITE_P(
                                                                     : "ThroughCoordinator");
     });
 
+// ---- the deadline when the row is written --------------------------------------------------
+
+class CitusDeadlineTest : public CitusServiceTest,
+                          public testing::WithParamInterface<const char*> {};
+
+// As on one PostgreSQL (AuthTest.AWriteThatWaitedOnALockPastTheDeadlineIsRefused): a write that
+// waits for a row lock past the attempt's deadline is refused (409) and changes nothing. The save
+// statements on Citus judge the deadline with now(), their start; sql/citus.sql's trigger judges
+// it again when the row is written, on the shard, whichever node the write entered at.
+TEST_P(CitusDeadlineTest, AWriteThatWaitedOnALockPastTheDeadlineIsRefused) {
+  constexpr std::int64_t kId = 6101;
+  const Database db(url());
+  {
+    pqxx::connection connection(url());
+    pqxx::nontransaction(connection)
+        .exec("UPDATE attempts SET deadline = now() + interval '3 seconds' WHERE id = " +
+              std::to_string(kId));
+  }
+  auto server = start_server({"--threads", "1", "--pool-size", "1", "--citus-entry", GetParam()});
+  ASSERT_EQ(when_status(server.port(), get_request("/readyz"), 200, seconds(10)).status, 200);
+  HttpClient client(server.port(), seconds(20));
+  ASSERT_EQ(client.request(patch_request(attempt_target(kId), answers_body(R"({"1":[1]})"))).status,
+            204);
+  const auto saved = db.read_attempt(kId);
+  {
+    // Held (SELECT ... FOR UPDATE, through the coordinator, on the shard's worker) until after
+    // the deadline, while the write waits for it.
+    AttemptLock lock(db, kId);
+    client.send(patch_request(attempt_target(kId), answers_body(R"({"1":[2]})")));
+    const std::vector<std::string> nodes = {url(), cluster_->worker(0).url,
+                                            cluster_->worker(1).url};
+    ASSERT_TRUE(eventually(
+        [&] {
+          return std::any_of(nodes.begin(), nodes.end(), [](const std::string& node) {
+            return Database(node).lock_waiters() > 0;
+          });
+        },
+        seconds(5)))
+        << "the write never waited for the lock";
+    std::this_thread::sleep_for(milliseconds(3500));
+  }
+  const auto late = client.read_response();
+  EXPECT_TRUE(IsJsonError(late, 409)) << late;
+  EXPECT_NE(late.body.find("deadline"), std::string::npos) << late;
+  EXPECT_EQ(db.read_attempt(kId), saved) << "the late write changed the attempt";
+}
+
+INSTANTIATE_TEST_SUITE_P(Entries, CitusDeadlineTest, testing::Values("coordinator", "nodes"),
+                         [](const testing::TestParamInfo<const char*>& param_info) {
+                           return std::string(param_info.param) == "nodes" ? "AtNodes"
+                                                                           : "ThroughCoordinator";
+                         });
+
 // ---- on one PostgreSQL ----
 
 TEST(CitusRequiredTest, OnAPlainDatabaseCallsAreRefusedWithTheReason) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <latch>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -211,6 +212,75 @@ TEST_F(ConcurrencyTest, ConcurrentWritesWithMissingAndSubmittedAttemptsGetTheirO
   EXPECT_FALSE(db_.attempt_exists(kMissing));
 }
 
+// Issue 27's reproduction, made exact. The client's write W goes out in a batch that waits for a
+// row lock (a statement of another attempt is in it), behind two statements that wait too (two in
+// flight per connection); each waits at most its statement timeout (half the request timeout),
+// so W's deadline passes while its statement runs: it is answered 504. The client's next write W2
+// goes through its other connection, which is on the other event loop. W2 must not be applied
+// before W can no longer be: it waits for W's statement (the locks are let go meanwhile), is told
+// 204, and the attempt holds W2. Before the ClaimTable, W2 went out at once on the other loop, was
+// told 204, and W's commit overwrote it when the locks were let go.
+TEST(OrderAcrossLoopsTest, AWriteAnswered504IsNeverAppliedAfterItsClientsNextWrite) {
+  constexpr std::int64_t kLocked = 2960;  // 2960..2962, below kId: a batch locks them first
+  constexpr std::int64_t kId = 2963;
+  Database db;
+  db.reset_attempts(kLocked, kId);
+  ServerProcess server(ServerSettings::with_flags(
+      {"--threads", "2", "--pool-size", "2", "--pipeline-depth", "2", "--request-timeout", "4"}));
+  // Connections are dealt to the two loops in turn: 0, 2, 4 and 6 share one loop, 1 is on the
+  // other.
+  std::vector<std::unique_ptr<HttpClient>> connections;
+  for (int i = 0; i < 7; ++i) {
+    connections.push_back(std::make_unique<HttpClient>(server.port(), std::chrono::seconds(30)));
+    // Served before the next one connects, so they are accepted in this order.
+    ASSERT_EQ(connections.back()->request(get_request("/healthz")).status, 200);
+  }
+  HttpClient& other_loop = *connections[1];
+  HttpClient& same_loop = *connections[6];
+
+  std::vector<std::unique_ptr<AttemptLock>> locks;
+  for (std::int64_t id = kLocked; id < kId; ++id) {
+    locks.push_back(std::make_unique<AttemptLock>(db, id));
+  }
+  // Calls sent and not answered, and calls queued, on the server's two pool connections.
+  const auto gauge = [&](const char* name) {
+    return metric(server.port(), std::string(name) + "{connection=\"0\"}") +
+           metric(server.port(), std::string(name) + "{connection=\"1\"}");
+  };
+  const auto wait_for = [&](double in_flight, double queued) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < until &&
+           (gauge("attempts_db_in_flight") != in_flight ||
+            gauge("attempts_db_queue_depth") != queued)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return gauge("attempts_db_in_flight") == in_flight &&
+           gauge("attempts_db_queue_depth") == queued;
+  };
+  // Two statements that wait, one behind the other; then a third decoy and W, queued together,
+  // which go out as one batch once the first statement gives up.
+  connections[0]->send(patch_request(attempt_target(kLocked), answers_body(tagged_answers(9, 0))));
+  ASSERT_TRUE(wait_for(1, 0));
+  connections[2]->send(
+      patch_request(attempt_target(kLocked + 1), answers_body(tagged_answers(9, 1))));
+  ASSERT_TRUE(wait_for(2, 0));
+  connections[4]->send(
+      patch_request(attempt_target(kLocked + 2), answers_body(tagged_answers(9, 2))));
+  ASSERT_TRUE(wait_for(2, 1));
+  const auto first =
+      same_loop.request(patch_request(attempt_target(kId), answers_body(R"({"1":[111]})")));
+  ASSERT_EQ(first.status, 504) << first;  // its statement waits for a lock still
+
+  other_loop.send(patch_request(attempt_target(kId), answers_body(R"({"1":[222]})")));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  locks.clear();  // W's statement commits now; then W2 may go
+  const auto second = other_loop.read_response();
+  EXPECT_EQ(second.status, 204) << second;
+  EXPECT_TRUE(StoredAnswersAre(db, kId, R"({"1":[222]})"))
+      << "the write told 204 was overwritten by the one told 504 before it was sent";
+  EXPECT_GE(metric(server.port(), "attempts_db_claim_waits_total"), 1);
+}
+
 TEST(BackpressureTest, WriteBeyondTheQueueCapacityIs503WithRetryAfterPromptly) {
   // One connection, one queued operation at most: with the connection stuck on a locked row
   // and one write queued behind it, the next write has no room.
@@ -219,7 +289,8 @@ TEST(BackpressureTest, WriteBeyondTheQueueCapacityIs503WithRetryAfterPromptly) {
   constexpr std::int64_t kRefused = 2503;
   const Database db;
   db.reset_attempts(kStuck, kRefused);
-  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1", "--queue-capacity", "1"}));
+  ServerProcess server(ServerSettings::with_flags(
+      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1", "--queue-capacity", "1"}));
   AttemptLock lock(db, kStuck);
   HttpClient stuck(server.port());
   stuck.send(patch_request(attempt_target(kStuck), answers_body(tagged_answers(0, 1))));

@@ -9,6 +9,15 @@
 // - a read returns a value that was written (204 or 504), never one older than a write told
 //   204 before the read was sent.
 //
+// A second run sends each client's requests over two connections in turn (so that one student's
+// writes go through both event loops), with four statements in flight per connection and a short
+// request timeout, while another session holds row locks of the attempts for up to a few
+// seconds (so that batches wait, deadlines pass, and writes are answered 504 while their
+// statement goes on). A trigger records every write the table applies, in the order it applied
+// them, and the check adds:
+// - no write is ever applied after a write of its attempt whose client sent it after hearing
+//   back from the first (a 204 is never overwritten by an earlier write, whatever it was told).
+//
 // ATTEMPTS_HISTORY_SECONDS sets how long the clients run (default 6; CI runs the default, a
 // local run can take minutes: the figures are printed at the end).
 //
@@ -70,14 +79,16 @@ bool owns(int client, std::int64_t attempt) {
 }
 
 // What each client does: mostly its own attempt, sometimes another's, a write five times out of
-// six, a revision on half of its own writes (growing, so none is ever stale).
+// six, a revision on half of its own writes (growing, so none is ever stale). One request at a
+// time, over `connections` connections in turn.
 void run_client(int client, std::uint16_t port, Clock::time_point until, std::mutex& mutex,
-                std::vector<Event>& history) {
+                std::vector<Event>& history, int connections) {
   std::mt19937 random(static_cast<unsigned>(client) * 7919u + 17u);
   const std::string token = token_for(owner_of(kFirstAttempt + client));
-  std::optional<HttpClient> http;
+  std::vector<std::optional<HttpClient>> https(static_cast<std::size_t>(connections));
   std::int64_t revision = 0;
   for (int sequence = 0; sequence < 1'000'000 && Clock::now() < until; ++sequence) {
+    auto& http = https[static_cast<std::size_t>(sequence % connections)];
     Event event;
     event.client = client;
     const bool own = std::uniform_int_distribution<int>(0, 99)(random) < 70;
@@ -115,7 +126,7 @@ void run_client(int client, std::uint16_t port, Clock::time_point until, std::mu
 }
 
 // Kills the server's database sessions every few hundred milliseconds and restarts PostgreSQL
-// twice, until `until`; counts what it did.
+// `restarts` times, until `until`; counts what it did.
 struct Faults {
   int kills = 0;
   int backends_killed = 0;
@@ -123,13 +134,13 @@ struct Faults {
 };
 
 void inject_faults(const Database& db, Clock::time_point start, Clock::time_point until,
-                   Faults& faults) {
+                   Faults& faults, int restarts) {
   const auto length = until - start;
   int restarts_due = 0;
   while (Clock::now() < until) {
     std::this_thread::sleep_for(milliseconds(400));
     const auto elapsed = Clock::now() - start;
-    if (restarts_due < 2 && elapsed > length * (restarts_due + 1) / 3) {
+    if (restarts_due < restarts && elapsed > length * (restarts_due + 1) / (restarts + 1)) {
       ++restarts_due;
       postgres_control::restart();
       ++faults.restarts;
@@ -226,6 +237,148 @@ std::vector<std::string> check(const std::vector<Event>& history,
   return anomalies;
 }
 
+// Holds row locks (SELECT ... FOR UPDATE in a transaction) of one to three of the clients'
+// attempts for up to `longest`, again and again until `until`, so that the batches holding them
+// wait; counts the rounds.
+int hold_row_locks(const Database& db, Clock::time_point until, milliseconds longest) {
+  std::mt19937 random(4242);
+  int rounds = 0;
+  while (Clock::now() < until) {
+    try {
+      pqxx::connection connection(db.url());
+      pqxx::work tx(connection);
+      const int count = std::uniform_int_distribution<int>(1, 3)(random);
+      std::string ids;
+      for (int i = 0; i < count; ++i) {
+        ids += (i ? "," : "") + std::to_string(kFirstAttempt + std::uniform_int_distribution<int>(
+                                                                   0, kClients - 1)(random));
+      }
+      tx.exec("SELECT 1 FROM attempts WHERE id IN (" + ids + ") ORDER BY id FOR UPDATE");
+      const auto hold =
+          milliseconds(std::uniform_int_distribution<long>(100, longest.count())(random));
+      std::this_thread::sleep_until(std::min(until, Clock::now() + hold));
+      tx.commit();
+      ++rounds;
+    } catch (const std::exception&) {
+      // PostgreSQL is restarting, or the lock wait was cancelled: next round.
+    }
+    std::this_thread::sleep_for(milliseconds(std::uniform_int_distribution<long>(50, 400)(random)));
+  }
+  return rounds;
+}
+
+// Records every write the attempts table applies to the clients' attempts, in the order it
+// applied them (a row lock orders the writes of one row, so the sequence does too); removed with
+// the object.
+class AppliedWrites {
+ public:
+  explicit AppliedWrites(const Database& db) : db_(db) {
+    exec(R"sql(
+      DROP TABLE IF EXISTS history_test_applied;
+      CREATE UNLOGGED TABLE history_test_applied (
+        seq bigserial PRIMARY KEY, attempt bigint NOT NULL, answers jsonb NOT NULL);
+      CREATE OR REPLACE FUNCTION history_test_record() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO history_test_applied (attempt, answers) VALUES (NEW.id, NEW.answers);
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER history_test_record AFTER UPDATE OF answers ON attempts FOR EACH ROW
+        WHEN (NEW.id BETWEEN )sql" +
+         std::to_string(kFirstAttempt) + " AND " + std::to_string(kFirstAttempt + kClients - 1) +
+         R"sql()
+        EXECUTE FUNCTION history_test_record();)sql");
+  }
+  ~AppliedWrites() {
+    try {
+      exec(
+          "DROP TRIGGER IF EXISTS history_test_record ON attempts; "
+          "DROP FUNCTION IF EXISTS history_test_record(); "
+          "DROP TABLE IF EXISTS history_test_applied;");
+    } catch (const std::exception&) {
+    }
+  }
+  AppliedWrites(const AppliedWrites&) = delete;
+  AppliedWrites& operator=(const AppliedWrites&) = delete;
+
+  // By attempt, the answers written, in the order they were applied.
+  std::map<std::int64_t, std::vector<json>> read() const {
+    std::map<std::int64_t, std::vector<json>> applied;
+    pqxx::connection connection(db_.url());
+    pqxx::nontransaction tx(connection);
+    for (const auto& row :
+         tx.exec("SELECT attempt, answers::text FROM history_test_applied ORDER BY seq")) {
+      applied[row[0].as<std::int64_t>()].push_back(json::parse(row[1].as<std::string>()));
+    }
+    return applied;
+  }
+
+ private:
+  void exec(const std::string& sql) const {
+    pqxx::connection connection(db_.url());
+    pqxx::nontransaction(connection).exec(sql);
+  }
+
+  const Database& db_;
+};
+
+// Of two writes of one attempt, the one its client sent after hearing back from the other must
+// not be applied before it: the anomalies, and how many pairs of applied writes were compared.
+std::vector<std::string> check_order(const std::vector<Event>& history,
+                                     const std::map<std::int64_t, std::vector<json>>& applied,
+                                     std::size_t& pairs) {
+  std::vector<std::string> anomalies;
+  std::map<std::pair<std::int64_t, std::string>, const Event*> write_of;
+  for (const auto& event : history) {
+    if (event.write) write_of[{event.attempt, event.value.dump()}] = &event;
+  }
+  for (const auto& [attempt, writes] : applied) {
+    std::vector<const Event*> order;
+    for (const auto& answers : writes) {
+      const auto found = write_of.find({attempt, answers.dump()});
+      if (found == write_of.end()) {
+        anomalies.push_back("attempt " + std::to_string(attempt) + " was written " +
+                            answers.dump() + ", which no client sent");
+        continue;
+      }
+      if (found->second->status != 204 && found->second->status != 504) {
+        anomalies.push_back("applied, but answered " + std::to_string(found->second->status) +
+                            ": " + describe(*found->second));
+      }
+      order.push_back(found->second);
+    }
+    for (std::size_t later = 0; later < order.size(); ++later) {
+      for (std::size_t earlier = 0; earlier < later; ++earlier) {
+        ++pairs;
+        // order[earlier] was applied first; it must not be a write sent after order[later] was
+        // answered.
+        if (order[later]->answered < order[earlier]->sent) {
+          anomalies.push_back("applied after a write its client sent once it was answered: " +
+                              describe(*order[later]) + ", then " + describe(*order[earlier]) +
+                              " was sent and applied before it");
+        }
+      }
+    }
+  }
+  return anomalies;
+}
+
+// What each attempt holds now.
+std::map<std::int64_t, json> stored_answers(const Database& db) {
+  std::map<std::int64_t, json> stored;
+  for (std::int64_t attempt = kFirstAttempt; attempt < kFirstAttempt + kClients; ++attempt) {
+    stored[attempt] = json::parse(db.answers_text(attempt));
+  }
+  return stored;
+}
+
+// The statuses of the history, counted, and written out as " 204: n 404: n ...".
+std::map<int, int> count_statuses(const std::vector<Event>& history, std::ostream& figures) {
+  std::map<int, int> statuses;
+  for (const auto& event : history) ++statuses[event.status];
+  for (const auto& [status, count] : statuses) figures << " " << status << ": " << count;
+  return statuses;
+}
+
 TEST(HistoryTest, EveryAnswerFitsTheHistoryWhileBackendsAreKilledAndPostgresRestarts) {
   const Database db;
   db.reset_attempts(kFirstAttempt, kFirstAttempt + kClients - 1);
@@ -239,28 +392,73 @@ TEST(HistoryTest, EveryAnswerFitsTheHistoryWhileBackendsAreKilledAndPostgresRest
   std::vector<Event> history;
   std::vector<std::thread> clients;
   for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back(run_client, c, server.port(), until, std::ref(mutex), std::ref(history));
+    clients.emplace_back(run_client, c, server.port(), until, std::ref(mutex), std::ref(history),
+                         1);
   }
   Faults faults;
-  inject_faults(db, start, until, faults);
+  inject_faults(db, start, until, faults, 2);
   for (auto& thread : clients) thread.join();
 
-  std::map<std::int64_t, json> stored;
-  for (std::int64_t attempt = kFirstAttempt; attempt < kFirstAttempt + kClients; ++attempt) {
-    stored[attempt] = json::parse(db.answers_text(attempt));
-  }
-  const auto anomalies = check(history, stored);
-  std::map<int, int> statuses;
-  for (const auto& event : history) ++statuses[event.status];
+  const auto anomalies = check(history, stored_answers(db));
   std::ostringstream figures;
   figures << "[ history ] " << kClients << " clients, " << history.size() << " requests in "
           << std::chrono::duration_cast<seconds>(run_time()).count() << " s;";
-  for (const auto& [status, count] : statuses) figures << " " << status << ": " << count;
+  auto statuses = count_statuses(history, figures);
   figures << "; " << faults.kills << " kill rounds (" << faults.backends_killed << " backends), "
           << faults.restarts << " restarts; " << anomalies.size() << " anomalies\n";
   std::cout << figures.str();
   EXPECT_EQ(faults.restarts, 2);
   EXPECT_GT(faults.backends_killed, 0);
+  EXPECT_GT(statuses[204], kClients) << "too few writes got through to check anything";
+  for (std::size_t i = 0; i < anomalies.size() && i < 20; ++i) ADD_FAILURE() << anomalies[i];
+  EXPECT_TRUE(anomalies.empty()) << anomalies.size() << " anomalies";
+}
+
+// Issue 27's setting: one student's writes through both event loops, four statements in flight
+// per connection, row locks held past the request timeout, and backends killed.
+TEST(HistoryTest, NoWriteAnswered204IsOverwrittenByAnEarlierOneAcrossEventLoopsWithRowsLocked) {
+  const Database db;
+  db.reset_attempts(kFirstAttempt, kFirstAttempt + kClients - 1);
+  const AppliedWrites recorder(db);
+  const TestJwks jwks;
+  ServerProcess server(ServerSettings::with_flags(
+      {"--auth", "jwt", "--jwks", jwks.path(), "--threads", "2", "--pool-size", "2",
+       "--pipeline-depth", "4", "--request-timeout", "2"}));
+  const auto start = Clock::now();
+  const auto until = start + run_time();
+  std::mutex mutex;
+  std::vector<Event> history;
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back(run_client, c, server.port(), until, std::ref(mutex), std::ref(history),
+                         2);
+  }
+  int lock_rounds = 0;
+  threads.emplace_back([&] { lock_rounds = hold_row_locks(db, until, milliseconds(3000)); });
+  // Backends killed, but no restart: a restart would end the row locks this run is about.
+  Faults faults;
+  inject_faults(db, start, until, faults, 0);
+  for (auto& thread : threads) thread.join();
+
+  auto anomalies = check(history, stored_answers(db));
+  std::size_t pairs = 0;
+  const auto applied = recorder.read();
+  for (auto& anomaly : check_order(history, applied, pairs))
+    anomalies.push_back(std::move(anomaly));
+  std::size_t writes_applied = 0;
+  for (const auto& [attempt, writes] : applied) writes_applied += writes.size();
+  std::ostringstream figures;
+  figures << "[ history ] " << kClients << " clients on two connections each, " << history.size()
+          << " requests in " << std::chrono::duration_cast<seconds>(run_time()).count() << " s;";
+  auto statuses = count_statuses(history, figures);
+  figures << "; " << writes_applied << " writes applied, " << pairs << " pairs ordered; "
+          << lock_rounds << " lock rounds; " << faults.kills << " kill rounds ("
+          << faults.backends_killed << " backends), " << faults.restarts << " restarts; "
+          << metric(server.port(), "attempts_db_claim_waits_total") << " claim waits; "
+          << anomalies.size() << " anomalies\n";
+  std::cout << figures.str();
+  EXPECT_GT(lock_rounds, 0);
+  EXPECT_GT(statuses[504], 0) << "no write waited past its deadline for a lock";
   EXPECT_GT(statuses[204], kClients) << "too few writes got through to check anything";
   for (std::size_t i = 0; i < anomalies.size() && i < 20; ++i) ADD_FAILURE() << anomalies[i];
   EXPECT_TRUE(anomalies.empty()) << anomalies.size() << " anomalies";

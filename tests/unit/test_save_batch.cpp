@@ -73,7 +73,7 @@ TEST(SaveBatchTest, OneWritersSavesWithoutRevisionShareARowAndTheLastIsSent) {
   EXPECT_TRUE(batch.add(calls.save(5, 1, std::nullopt, "b")));
   batch.seal();
   ASSERT_EQ(batch.rows().size(), 1u);
-  EXPECT_EQ(*batch.rows()[0].answers, "b");
+  EXPECT_EQ(batch.rows()[0].answers, "b");
   EXPECT_EQ(batch.calls(), 2u);
 }
 

@@ -23,8 +23,9 @@ class AttemptMap {
   std::uint32_t insert(AttemptId id, std::uint32_t value);
   // Adds one to the number for `id` (from 0 if absent).
   void increment(AttemptId id);
-  // Subtracts one; at 0 the id is removed. Does nothing for an absent id.
-  void decrement(AttemptId id);
+  // Subtracts one; at 0 the id is removed. Does nothing for an absent id. Returns the number
+  // left (0: the id is absent now).
+  std::uint32_t decrement(AttemptId id);
   void erase(AttemptId id);
   void clear();
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "attempts/db/claim_table.hpp"
 #include "attempts/db/pool_metrics.hpp"
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/runtime/event_loops.hpp"
@@ -82,19 +85,34 @@ struct PgPoolOptions {
 
 class PgConnection;
 class LoopRouter;
+struct PoolContext;
+class StatementPipeline;
+class PipelineHandler;
 
 // The AttemptStore on PostgreSQL: a fixed pool of libpqxx connections, each owned by one event
 // loop and driven from it with libpq's non-blocking API in pipeline mode. A request is parsed,
 // sent, committed and answered on the thread that read it. Within a loop, an attempt's call
 // goes to the connection that still holds a call of it, if one does (LoopRouter), so the writes
-// to one attempt made through one loop take effect in the order they were made. On Citus with
+// to one attempt made through one loop take effect in the order they were made. Across loops,
+// a connection sends nothing of an attempt while another connection's statement of it may
+// still apply (ClaimTable): a call made after an earlier call of its attempt was answered
+// never takes effect before it, whichever loops they went through. On Citus with
 // CitusEntry::nodes, each loop also opens a connection to each node holding shards, once the
 // shard map names them.
 class PgPool {
  public:
+  using Clock = std::chrono::steady_clock;
+  // How connection `index` on `loop` reaches the server `conninfo` names. Empty: libpq
+  // (PipelineDriver). The model tests put a simulated database there.
+  using MakePipeline = std::function<std::unique_ptr<StatementPipeline>(
+      boost::asio::io_context& loop, std::size_t index, const std::string& conninfo,
+      PipelineHandler& handler)>;
+
   // Creates the connections and starts connecting in the background, so a database that is
   // down at start-up does not stop the service from starting. `loops` must outlive the pool.
-  PgPool(runtime::EventLoops& loops, PgPoolOptions options);
+  // `now` is the clock deadlines are read from (the model tests pass a simulated one).
+  PgPool(runtime::EventLoops& loops, PgPoolOptions options, MakePipeline make_pipeline = {},
+         Clock::time_point (*now)() = &Clock::now);
   // Answers what is still pending (unavailable or, for writes already sent, unknown).
   ~PgPool();
 
@@ -105,6 +123,8 @@ class PgPool {
   AttemptStore& store(std::size_t loop);
 
   const PoolMetrics& metrics() const { return metrics_; }
+  // Which connection may send statements of an attempt (the model tests look at it at rest).
+  const ClaimTable& claims() const { return claims_; }
   // Each connection's state, in pool order (node connections last, as they were opened).
   // Thread-safe.
   std::vector<ConnectionState> connection_states() const;
@@ -115,16 +135,30 @@ class PgPool {
   // runs on one of the loops when the last has closed. Thread-safe.
   void close_when_idle(std::function<void()> on_closed);
 
+  // Runs each connection's deadline check now, on its loop: the model tests call it after
+  // moving their clock (the connections' own timers wait on the real one).
+  void check_deadlines();
+
  private:
   // Opens a connection to a Citus node ("host:port") on event loop `loop`, from that loop's
   // thread; nullptr once closing.
   PgConnection* open_node(std::size_t loop, const std::string& node);
   // Creates and starts a connection; mutex_ held.
   PgConnection& add_connection(std::size_t loop, const std::string& conninfo);
+  // Asks every loop to look again at the calls that wait for a claim (any thread).
+  void claims_released();
 
   runtime::EventLoops& loops_;
   PgPoolOptions options_;
+  MakePipeline make_pipeline_;
   PoolMetrics metrics_;
+  ClaimTable claims_;
+  // Set while the pool is destroyed: the connections' last releases wake nobody.
+  std::atomic<bool> destroying_{false};
+  // By loop: a wake-up is posted and has not run yet (many releases, one wake-up).
+  std::unique_ptr<std::atomic<bool>[]> wake_pending_;
+  // Declared after what it refers to; shared by every connection.
+  std::unique_ptr<PoolContext> context_;
   // Node connections are added from the loops' threads while others read the gauges.
   mutable std::mutex mutex_;
   bool closing_ = false;

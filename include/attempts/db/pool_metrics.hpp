@@ -28,6 +28,15 @@ struct PoolMetrics {
   metrics::Counter stalled_connections;
   // Writes sent again after their statement rolled back with a transient error.
   metrics::Counter writes_retried;
+  // Times a connection found an attempt's statement in flight on another connection (another
+  // event loop's, or a Citus node's) and kept its calls of it queued until that one finished
+  // (ClaimTable); counted once per statement waited for.
+  metrics::Counter claim_waits;
+  // Statements of a session lost in use (no reason from the server) whose attempts were held
+  // back because they may still apply, and lost sessions whose backend the next setup saw gone
+  // (ended by it if it still ran) (LostStatements).
+  metrics::Counter lost_session_holds;
+  metrics::Counter lost_backends_ended;
   // Citus: shard maps read again that differed from the one in use (shards moved or split),
   // and the number of shards of attempts in the newest map (0: not distributed).
   metrics::Counter shard_map_changes;

@@ -54,8 +54,16 @@ class SaveBatch {
     AttemptId id = 0;
     std::optional<StudentId> student;
     std::optional<Revision> revision;  // of the sent write (rows with a revision have one write)
-    const std::string* answers = nullptr;  // of the sent write: the last received
+    // Of the sent write (the last received): a copy the batch owns from seal() on, since the
+    // calls belong to their callers again once answered (a deadline can answer them while the
+    // statement is in flight, and the session then reuses the call).
+    std::string_view answers;
   };
+
+  // The most bytes of answers one statement carries: PostgreSQL takes no parameter past 1 GB,
+  // and libpq counts a parameter's length in an int. A write that would pass it waits for the
+  // next statement; one write alone is far below it (--body-limit is at most 64 MiB).
+  static constexpr std::size_t kMaxAnswerBytes = std::size_t{256} << 20;
 
   enum class Phase {
     building,    // taking writes (add)
@@ -73,7 +81,8 @@ class SaveBatch {
   bool add(const PendingCall& pending);
 
   // Ends building: the rows in sending order, ascending by attempt then writer (so that two
-  // statements lock rows in the same order and cannot deadlock).
+  // statements lock rows in the same order and cannot deadlock), each with a copy of the
+  // answers it sends.
   void seal();
   std::span<const Row> rows() const { return sorted_; }
 
@@ -158,6 +167,8 @@ class SaveBatch {
   std::vector<Row> sorted_;      // rows_ in sending order
   AttemptMap first_row_;         // attempt -> index + 1 of its first row in rows_
   std::vector<AttemptId> unsaved_ids_;
+  std::size_t answer_bytes_ = 0;  // of the rows' sent writes, while building
+  std::string answers_;           // the rows' answers, one after another, from seal() on
 };
 
 }  // namespace attempts::db

@@ -94,7 +94,10 @@ class StoreCompletion {
 
 // The persistence port the HTTP layer talks to. One instance serves one event loop: every call
 // and every completion happens on that loop's thread, so nothing on this path takes a lock or
-// crosses threads. Calls for the same attempt take effect in the order they were made.
+// crosses threads. Calls for the same attempt made through one loop take effect in the order
+// they were made; a call made (through any loop) after an earlier call of its attempt was
+// completed, whatever it was told, takes effect after it: a write told `unknown` that still
+// applies never lands after its client's next write.
 class AttemptStore {
  public:
   virtual ~AttemptStore() = default;

@@ -55,8 +55,8 @@ class Database {
 
   const std::string& url() const { return url_; }
 
-  // Puts attempts first..last back to their seeded state: answers '{}', never updated or
-  // submitted.
+  // Puts attempts first..last back to their seeded state: answers '{}', revision 0, never
+  // updated or submitted.
   void reset_attempts(std::int64_t first, std::int64_t last) const;
   void mark_submitted(std::int64_t id) const;
 
