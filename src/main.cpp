@@ -1,11 +1,13 @@
 // Wires the layers together: configuration -> logging -> event loops -> PostgreSQL pool ->
 // HTTP server.
+#include <pthread.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
 #include <cstdlib>
@@ -30,6 +32,24 @@
 namespace {
 
 constexpr int kExitUsage = 2;
+
+// A SIGHUP that arrives while the server starts, before the Reloader listens for it, is
+// remembered and acted on once it does: its default action would end the process (an operator's
+// or a supervisor's reload right after a start would kill it). Installed first thing in main();
+// a SIGHUP blocked by whoever started the process is unblocked, since the server handles it.
+volatile std::sig_atomic_t hangup_while_starting = 0;
+
+extern "C" void remember_hangup(int) {
+  hangup_while_starting = 1;
+}
+
+void catch_hangups_while_starting() {
+  std::signal(SIGHUP, remember_hangup);
+  sigset_t hangup;
+  sigemptyset(&hangup);
+  sigaddset(&hangup, SIGHUP);
+  pthread_sigmask(SIG_UNBLOCK, &hangup, nullptr);
+}
 
 std::optional<std::string> read_env(const std::string& name) {
   const char* value = std::getenv(name.c_str());
@@ -135,6 +155,15 @@ class Reloader {
         authenticator_(authenticator),
         remote_keys_(remote_keys) {
     wait();
+    // From here on the signal set takes SIGHUP; one that came before is acted on as the loop
+    // starts.
+    if (hangup_while_starting != 0) {
+      hangup_while_starting = 0;
+      boost::asio::post(loop, [this] {
+        spdlog::info("SIGHUP received while starting");
+        reload();
+      });
+    }
   }
   void stop() { signals_.cancel(); }
 
@@ -191,6 +220,7 @@ attempts::http::ServerOptions server_options(const attempts::config::Config& con
 }  // namespace
 
 int main(int argc, char* argv[]) {
+  catch_hangups_while_starting();
   const std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = attempts::config::parse_config(args, read_env);
   switch (parsed.action) {

@@ -44,7 +44,9 @@ constexpr std::array kOptions = {
     Option{"pipeline-depth",
            "statements a connection sends before the first one's reply arrives (default 1)"},
     Option{"queue-capacity", "calls queued per connection before 503 (default 4096)"},
-    Option{"queue-bytes", "bytes of answers queued per connection before 503 (default 16777216)"},
+    Option{"queue-bytes",
+           "bytes of answers queued per connection before 503, at least --body-limit (default "
+           "16777216, or --body-limit if larger)"},
     Option{"max-connections",
            "open client connections before new ones are refused (default 10000)"},
     Option{"idle-timeout",
@@ -498,6 +500,16 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
   }
   if (const auto why = settle_key_source(config, reader.get("oidc-discovery").has_value())) {
     return fail(*why);
+  }
+  // A save whose answers are larger than a connection's whole queue could never be queued: it
+  // would be refused as overloaded (503, retry) forever. Unless set, the queue grows to fit.
+  if (!reader.get("queue-bytes") && config.queue_bytes < config.body_limit) {
+    config.queue_bytes = config.body_limit;
+  }
+  if (config.queue_bytes < config.body_limit) {
+    return fail("--queue-bytes " + std::to_string(config.queue_bytes) + " is below --body-limit " +
+                std::to_string(config.body_limit) +
+                ": a save of the largest body allowed could never be queued");
   }
   // Each event loop owns its connections, so every loop needs one: without --threads there
   // are no more loops than connections; without --pool-size, one connection per loop.

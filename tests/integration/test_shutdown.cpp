@@ -63,10 +63,29 @@ TEST(ShutdownTest, SighupWithoutAuthenticationIsLoggedAndTheServerGoesOn) {
   server.signal(SIGHUP);
   std::this_thread::sleep_for(milliseconds(300));
   ASSERT_TRUE(server.running()) << "SIGHUP ended the server";
-  EXPECT_EQ(client.request(patch_request(attempt_target(kId), answers_body(value_answers(2))))
-                .status,
-            204);
+  EXPECT_EQ(
+      client.request(patch_request(attempt_target(kId), answers_body(value_answers(2)))).status,
+      204);
   EXPECT_NE(server.log().find("SIGHUP: nothing to reload"), std::string::npos) << server.log();
+  EXPECT_EQ(server.terminate(SIGTERM, kIdleExit), ExitStatus::exit_code(0));
+}
+
+// A SIGHUP while the server starts (before it listens for one) used to end it with 129: its
+// default action. It is remembered and acted on once the server runs. The signal is sent the
+// moment the process exists, blocked until the server unblocks it, so it always lands there.
+TEST(ShutdownTest, ASighupWhileStartingIsActedOnAndNotFatal) {
+  ServerSettings settings = ServerSettings::with_flags({"--auth", "none"});
+  settings.signals_while_starting = {SIGHUP};
+  ServerProcess server(settings);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < deadline &&
+         server.log().find("SIGHUP: nothing to reload") == std::string::npos) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_TRUE(server.running()) << "SIGHUP ended the server";
+  EXPECT_NE(server.log().find("SIGHUP received while starting"), std::string::npos) << server.log();
+  EXPECT_NE(server.log().find("SIGHUP: nothing to reload"), std::string::npos) << server.log();
+  EXPECT_EQ(HttpClient(server.port()).request(get_request("/healthz")).status, 200);
   EXPECT_EQ(server.terminate(SIGTERM, kIdleExit), ExitStatus::exit_code(0));
 }
 
@@ -125,8 +144,8 @@ TEST(ShutdownTest, WriteStuckPastTheShutdownTimeoutIsAbandonedWithANonZeroExit) 
   constexpr milliseconds kExitMargin{2000};
   const Database db;
   db.reset_attempts(kId, kId);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--shutdown-timeout", std::to_string(kShutdownTimeout.count())}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--shutdown-timeout", std::to_string(kShutdownTimeout.count())}));
   AttemptLock lock(db, kId);
   HttpClient client(server.port());
   client.send(patch_request(attempt_target(kId), answers_body(value_answers(1))));
@@ -142,8 +161,7 @@ TEST(ShutdownTest, WriteStuckPastTheShutdownTimeoutIsAbandonedWithANonZeroExit) 
                       << " ms after SIGTERM, with the lock still held";
   EXPECT_GE(took, kShutdownTimeout);
   EXPECT_EQ(*status, ExitStatus::exit_code(1));
-  EXPECT_NE(server.log().find("shutdown timeout: abandoning 1 open connections"),
-            std::string::npos)
+  EXPECT_NE(server.log().find("shutdown timeout: abandoning 1 open connections"), std::string::npos)
       << server.log();
 }
 

@@ -295,6 +295,8 @@ TEST(ConfigTest, NumbersAtTheirLimitsAreAccepted) {
   EXPECT_EQ(result.config.request_timeout_seconds, 3600u);
   EXPECT_EQ(result.config.body_limit, 64u << 20);
   EXPECT_EQ(result.config.max_batch, 10000u);
+  // Not given: the queue grows to hold a save of the largest body allowed.
+  EXPECT_EQ(result.config.queue_bytes, 64u << 20);
 }
 
 // --- Help ---------------------------------------------------------------------------------------
@@ -366,6 +368,19 @@ INSTANTIATE_TEST_SUITE_P(
         InvalidCase{"MaxBatchZero", {"--max-batch=0"}, {}, "--max-batch"},
         InvalidCase{"QueueCapacityZero", {"--queue-capacity=0"}, {}, "--queue-capacity"},
         InvalidCase{"QueueBytesTiny", {"--queue-bytes=1023"}, {}, "--queue-bytes: '1023'"},
+        // A body that passes --body-limit must fit the queue, or it is refused forever.
+        InvalidCase{"QueueBytesBelowBodyLimit",
+                    {"--queue-bytes=4096", "--body-limit=4097"},
+                    {},
+                    "--queue-bytes 4096 is below --body-limit 4097"},
+        InvalidCase{"QueueBytesBelowTheDefaultBodyLimit",
+                    {"--queue-bytes=65535"},
+                    {},
+                    "--queue-bytes 65535 is below --body-limit 65536"},
+        InvalidCase{"QueueBytesFromTheEnvironmentBelowBodyLimit",
+                    {"--body-limit=2000000"},
+                    {{"QUEUE_BYTES", "1000000"}},
+                    "--queue-bytes 1000000 is below --body-limit 2000000"},
         InvalidCase{"PipelineDepthZero", {"--pipeline-depth=0"}, {}, "--pipeline-depth: '0'"},
         InvalidCase{"PipelineDepthAboveLimit", {"--pipeline-depth=65"}, {}, "--pipeline-depth"},
         InvalidCase{"RequestTimeoutZero", {"--request-timeout=0"}, {}, "--request-timeout"},

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,12 +22,35 @@ namespace {
 
 // Settings the server would otherwise pick up from the environment it inherits.
 constexpr const char* kServerEnvironment[] = {
-    "LISTEN",          "DATABASE_URL",     "THREADS",      "POOL_SIZE",       "BODY_LIMIT",
-    "LOG_LEVEL",       "MAX_BATCH",        "QUEUE_CAPACITY", "QUEUE_BYTES",   "PIPELINE_DEPTH",
-    "MAX_CONNECTIONS", "IDLE_TIMEOUT",     "REQUEST_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_FORMAT",
-    "ACCESS_LOG",      "REUSE_PORT",       "CONFIG",       "AUTH",            "JWKS",
-    "JWT_ISSUER",      "JWT_AUDIENCE",     "JWT_LEEWAY",   "TOKEN_CACHE_SIZE", "DURABILITY",
-    "JWT_STUDENT_CLAIM", "CITUS",            "CITUS_ENTRY",  "CORS_ORIGIN",
+    "LISTEN",
+    "DATABASE_URL",
+    "THREADS",
+    "POOL_SIZE",
+    "BODY_LIMIT",
+    "LOG_LEVEL",
+    "MAX_BATCH",
+    "QUEUE_CAPACITY",
+    "QUEUE_BYTES",
+    "PIPELINE_DEPTH",
+    "MAX_CONNECTIONS",
+    "IDLE_TIMEOUT",
+    "REQUEST_TIMEOUT",
+    "SHUTDOWN_TIMEOUT",
+    "LOG_FORMAT",
+    "ACCESS_LOG",
+    "REUSE_PORT",
+    "CONFIG",
+    "AUTH",
+    "JWKS",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_LEEWAY",
+    "TOKEN_CACHE_SIZE",
+    "DURABILITY",
+    "JWT_STUDENT_CLAIM",
+    "CITUS",
+    "CITUS_ENTRY",
+    "CORS_ORIGIN",
 };
 
 constexpr int kStartAttempts = 3;  // a free port can be taken before the server binds it
@@ -117,8 +141,10 @@ std::optional<std::string> ServerProcess::start_once() {
   for (const auto& [name, value] : settings_.env) options.env.emplace_back(name, value);
   options.output_path = log_path_;
   options.kill_with_parent = true;
+  options.blocked_signals = settings_.signals_while_starting;
   pid_ = spawn_process(options);
   exit_status_.reset();
+  for (const int early : settings_.signals_while_starting) ::kill(pid_, early);
 
   const auto deadline = std::chrono::steady_clock::now() + settings_.ready_timeout;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -35,6 +35,9 @@ struct ServerSettings {
   std::vector<std::pair<std::string, std::string>> env;
   // RLIMIT_NOFILE (soft and hard) for the server, set with prlimit(1) as it starts.
   std::optional<unsigned> open_file_limit;
+  // Signals sent to the server the moment it is spawned, blocked until it unblocks them itself:
+  // they arrive while it starts, whatever the timing.
+  std::vector<int> signals_while_starting;
 
   static ServerSettings with_flags(std::vector<std::string> flags) {
     ServerSettings settings;

@@ -84,17 +84,23 @@ pid_t spawn_process(const SpawnOptions& options) {
   const char* directory =
       options.working_directory.empty() ? nullptr : options.working_directory.c_str();
   const pid_t parent = getpid();
+  sigset_t blocked;
+  sigemptyset(&blocked);
+  for (const int signal : options.blocked_signals) sigaddset(&blocked, signal);
+  // Blocked in this thread across fork(), so that the child has them blocked from its first
+  // instant: a signal sent right after fork() returns must not find it unprotected.
+  sigset_t before;
+  pthread_sigmask(SIG_BLOCK, &blocked, &before);
 
   const pid_t pid = fork();
+  if (pid != 0) pthread_sigmask(SIG_SETMASK, &before, nullptr);
   if (pid < 0) throw std::runtime_error(errno_text("fork"));
   if (pid == 0) {
     if (options.kill_with_parent) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != parent) _exit(126);  // the parent is already gone
     }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    sigprocmask(SIG_SETMASK, &blocked, nullptr);
     const int in = open("/dev/null", O_RDONLY);
     const int out = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (in < 0 || out < 0) _exit(126);

@@ -42,6 +42,9 @@ struct SpawnOptions {
   // The child gets SIGKILL when the spawning thread ends, so a test binary that dies (or is
   // killed by ctest's timeout) never leaves a child behind.
   bool kill_with_parent = false;
+  // Signals blocked in the child as it starts the program (the mask survives exec): sent to it
+  // early, they stay pending until the program unblocks them itself.
+  std::vector<int> blocked_signals;
 };
 
 // Starts the child; throws std::runtime_error if it cannot be forked. A program that cannot be
