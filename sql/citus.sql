@@ -23,6 +23,12 @@
 -- without splitting any. More shards would not help the service: a batch must stay within one
 -- shard to be routed to one worker, so every extra shard divides the batches the pool can form.
 --
+-- answer_history (every save, sql/schema.sql): hash-distributed by attempt_id and co-located
+-- with attempts, so a save's UPDATE and the INSERT of its record run on the same shard's node, in
+-- one single-shard statement (src/db/sql.hpp's kept statements). Its weekly partitions are
+-- distributed with it, those made later by answer_history_maintain() too (Citus distributes a
+-- new partition of a distributed table): the service calls it through the coordinator.
+--
 -- attempt_starts (idempotency keys): hash-distributed by student_id, its primary key's first
 -- column, and co-located with attempts (same shard count and hash ranges; the co-location means
 -- nothing for joins, none is made, but one co-location group keeps one shard map to move). Each
@@ -68,6 +74,10 @@ SELECT create_distributed_table('attempts', 'id', shard_count => 32)
 SELECT create_distributed_table('attempt_starts', 'student_id', colocate_with => 'attempts')
  WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition
                     WHERE logicalrelid = 'attempt_starts'::regclass);
+
+SELECT create_distributed_table('answer_history', 'attempt_id', colocate_with => 'attempts')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition
+                    WHERE logicalrelid = 'answer_history'::regclass);
 
 COMMIT;
 

@@ -15,4 +15,17 @@
 BEGIN;
 ALTER TABLE attempts SET LOGGED;
 ALTER TABLE attempt_starts SET LOGGED;
+-- The answer history's partitions follow (a partitioned table has no persistence of its own;
+-- answer_history_maintain() makes new ones like attempts).
+DO $$
+DECLARE
+    v_part regclass;
+BEGIN
+    FOR v_part IN SELECT inhrelid::regclass FROM pg_inherits
+                   WHERE inhparent = 'answer_history'::regclass
+    LOOP
+        EXECUTE format('ALTER TABLE %s SET LOGGED', v_part);
+    END LOOP;
+END;
+$$;
 COMMIT;

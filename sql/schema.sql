@@ -34,7 +34,10 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
     -- started_at + the exam's duration, fixed when the attempt starts; NULL: no time limit.
     deadline     timestamptz,
     updated_at   timestamptz,
-    submitted_at timestamptz
+    submitted_at timestamptz,
+    -- How many saves answer_history holds for the attempt: each save adds one and takes the
+    -- number as its sequence number (its start is 0, its submit the last save's + 1).
+    saves        bigint      NOT NULL DEFAULT 0
 ) WITH (
     -- fill pages only half full on insert, so the updated row version of a row fits on its own page (a HOT update) even as answers grow
     fillfactor = 50,
@@ -49,6 +52,9 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
     autovacuum_analyze_threshold = 1000,
     autovacuum_analyze_scale_factor = 0.05
 );
+
+-- A database made before answer_history existed gets the counter its saves number from.
+ALTER TABLE attempts ADD COLUMN IF NOT EXISTS saves bigint NOT NULL DEFAULT 0;
 
 -- Lookups and the foreign-key check on DELETE FROM exams go by exam_id. exam_id is
 -- never updated, so this index does not prevent HOT updates.
@@ -119,6 +125,12 @@ BEGIN
     INSERT INTO attempts AS a (exam_id, student_id, deadline)
     VALUES (p_exam_id, p_student_id, now() + make_interval(secs => v_duration))
     RETURNING a.id INTO v_attempt_id;
+    -- On the record (answer_history, below), unless the service keeps no history.
+    IF coalesce(current_setting('attempts.history', true), '') <> 'off' THEN
+        INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, writes, answers)
+        SELECT a.id, 0, a.started_at, 'b', a.student_id, 1, a.answers
+          FROM attempts a WHERE a.id = v_attempt_id;
+    END IF;
     IF p_key IS NOT NULL THEN
         UPDATE attempt_starts s SET attempt_id = v_attempt_id
          WHERE s.student_id = p_student_id AND s.idempotency_key = p_key;
@@ -148,20 +160,131 @@ $$;
 -- Makes attempt p_id's answers final (p_student_id NULL: any owner) and returns it; submitting
 -- again changes nothing and returns the original submitted_at. No row: no such attempt for this
 -- student. A separate statement reads the row after the UPDATE, so a concurrent submit that
--- won the race is seen with its time.
+-- won the race is seen with its time. The submit goes on the record (answer_history) with the
+-- final answers, unless the service keeps no history (its sessions set attempts.history).
 CREATE OR REPLACE FUNCTION submit_attempt(p_id bigint, p_student_id bigint)
 RETURNS SETOF attempts
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_submitted attempts;
 BEGIN
-    RETURN QUERY
-        UPDATE attempts a SET submitted_at = now()
-         WHERE a.id = p_id AND (p_student_id IS NULL OR a.student_id = p_student_id)
-           AND a.submitted_at IS NULL
-        RETURNING a.*;
-    IF NOT FOUND THEN
+    UPDATE attempts a SET submitted_at = now()
+     WHERE a.id = p_id AND (p_student_id IS NULL OR a.student_id = p_student_id)
+       AND a.submitted_at IS NULL
+    RETURNING a.* INTO v_submitted;
+    IF FOUND THEN
+        IF coalesce(current_setting('attempts.history', true), '') <> 'off' THEN
+            INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revision,
+                                        writes, answers)
+            -- Written when the row is, after the wait for a save's row lock (submitted_at is
+            -- the transaction's start): later than every save of the attempt.
+            VALUES (v_submitted.id, v_submitted.saves + 1, clock_timestamp(), 'f',
+                    v_submitted.student_id, v_submitted.revision, 1, v_submitted.answers);
+        END IF;
+        RETURN NEXT v_submitted;
+    ELSE
         RETURN QUERY
             SELECT a.* FROM attempts a
              WHERE a.id = p_id AND (p_student_id IS NULL OR a.student_id = p_student_id);
     END IF;
 END;
 $$;
+
+-- ---- the answer history ------------------------------------------------------------------
+--
+-- Every save of every attempt, as it was applied, and its start and submit: the record that
+-- settles disputes (issue 29). Append-only: written in the same statement as the UPDATE that
+-- applies a save (src/db/sql.hpp), so a save acknowledged 204 has its row and a save refused
+-- has none; never updated. `writes` says how many of the client's writes the row stands for:
+-- writes of one student to one attempt that queued together go out as one row (group commit),
+-- the last one's answers. The answers at any past instant are those of the newest row written
+-- at or before it.
+--
+-- Its size is designed in: range-partitioned by week on written_at (the same clock as
+-- attempts.updated_at), so old history leaves by dropping a week's partition, never by DELETE;
+-- answer_history_maintain() creates the weeks ahead and drops those past the retention, called
+-- by the service every hour (--history-retention-days). One index, (attempt_id, seq), on each
+-- partition: what reading one attempt's history needs, and the only cost an INSERT pays beyond
+-- the heap (scripts/bench-ledger-layouts.sh measures the alternatives). attempts itself gets no
+-- new index, so its updates stay HOT. The partitions follow attempts' persistence: UNLOGGED by
+-- default, LOGGED with sql/durable.sql.
+CREATE TABLE IF NOT EXISTS answer_history (
+    attempt_id bigint      NOT NULL,
+    -- 0 for the start, 1, 2, ... for the saves (attempts.saves), the last save's + 1 for the
+    -- submit: strictly increasing per attempt.
+    seq        bigint      NOT NULL,
+    written_at timestamptz NOT NULL,
+    -- 'b': started (begun), 's': a save, 'f': submitted (final).
+    kind       "char"      NOT NULL,
+    student_id bigint      NOT NULL,
+    -- The client's revision of the saved answers; NULL if it sent none.
+    revision   bigint,
+    writes     integer     NOT NULL DEFAULT 1,
+    answers    jsonb       NOT NULL
+) PARTITION BY RANGE (written_at);
+
+CREATE INDEX IF NOT EXISTS answer_history_attempt_seq_idx ON answer_history (attempt_id, seq);
+
+-- Creates the weekly partitions of answer_history from last week to p_weeks_ahead weeks ahead
+-- (UNLOGGED or LOGGED as attempts is), and drops those whose week ended more than
+-- p_retention_days ago (0: keeps every week). Returns how many whole weeks after the current
+-- one have their partition. Weeks start on Monday, 00:00 UTC; a partition is named after its
+-- ISO week (answer_history_2026w49). Several service instances may call it at once (an
+-- advisory lock makes them take turns), and it never waits long for a lock on answer_history
+-- (saves insert into it all the time): a partition it cannot create or drop within lock_timeout
+-- is left for the next call.
+CREATE OR REPLACE FUNCTION answer_history_maintain(p_retention_days integer,
+                                                   p_weeks_ahead integer DEFAULT 4)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_this_week timestamptz := date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    v_from timestamptz;
+    v_name text;
+    v_persistence text;
+    v_ahead integer := -1;
+    v_part record;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('answer_history_maintain'));
+    PERFORM set_config('lock_timeout', '500ms', true);
+    SELECT CASE relpersistence WHEN 'u' THEN 'UNLOGGED' ELSE '' END INTO v_persistence
+      FROM pg_class WHERE oid = 'attempts'::regclass;
+    FOR i IN -1 .. p_weeks_ahead LOOP
+        v_from := v_this_week + make_interval(weeks => i);
+        v_name := 'answer_history_' || to_char(v_from AT TIME ZONE 'UTC', 'IYYY"w"IW');
+        IF to_regclass(v_name) IS NULL THEN
+            BEGIN
+                EXECUTE format('CREATE %s TABLE %I PARTITION OF answer_history '
+                               'FOR VALUES FROM (%L) TO (%L)',
+                               v_persistence, v_name, v_from, v_from + interval '1 week');
+            EXCEPTION WHEN lock_not_available THEN
+                EXIT;  -- the weeks after this one wait for the next call
+            END;
+        END IF;
+        IF i > 0 THEN
+            v_ahead := i;
+        END IF;
+    END LOOP;
+    IF p_retention_days > 0 THEN
+        FOR v_part IN
+            SELECT c.oid::regclass AS part,
+                   (regexp_match(pg_get_expr(c.relpartbound, c.oid),
+                                 'TO \(''([^'']+)''\)'))[1]::timestamptz AS ends
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'answer_history'::regclass
+        LOOP
+            IF v_part.ends < now() - make_interval(days => p_retention_days) THEN
+                BEGIN
+                    EXECUTE format('DROP TABLE %s', v_part.part);
+                EXCEPTION WHEN lock_not_available THEN
+                    NULL;  -- in use: the next call drops it
+                END;
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN greatest(v_ahead, 0);
+END;
+$$;
+
+-- The weeks around the installation; the service keeps them coming.
+SELECT answer_history_maintain(0);

@@ -8,4 +8,17 @@
 BEGIN;
 ALTER TABLE attempts SET UNLOGGED;
 ALTER TABLE attempt_starts SET UNLOGGED;
+-- The answer history's partitions follow (a partitioned table has no persistence of its own;
+-- answer_history_maintain() makes new ones like attempts).
+DO $$
+DECLARE
+    v_part regclass;
+BEGIN
+    FOR v_part IN SELECT inhrelid::regclass FROM pg_inherits
+                   WHERE inhparent = 'answer_history'::regclass
+    LOOP
+        EXECUTE format('ALTER TABLE %s SET UNLOGGED', v_part);
+    END LOOP;
+END;
+$$;
 COMMIT;

@@ -22,6 +22,7 @@
 #include "attempts/auth/token_cache.hpp"
 #include "attempts/auth/token_verifier.hpp"
 #include "attempts/config/config.hpp"
+#include "attempts/db/history_maintenance.hpp"
 #include "attempts/db/pg_pool.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/server.hpp"
@@ -84,6 +85,7 @@ attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config)
   options.citus = config.citus == "on"    ? attempts::db::CitusMode::required
                   : config.citus == "off" ? attempts::db::CitusMode::off
                                           : attempts::db::CitusMode::detect;
+  options.history = config.history;
   options.citus_entry = config.citus_entry == "coordinator" ? attempts::db::CitusEntry::coordinator
                                                             : attempts::db::CitusEntry::nodes;
   options.pool_size = config.pool_size;
@@ -323,9 +325,18 @@ int main(int argc, char* argv[]) {
       spdlog::info("CORS: pages from {} may call the API from a browser",
                    fmt::join(config.cors_origins, ", "));
     }
+    // The answer history's weekly partitions, made ahead and dropped past the retention.
+    std::optional<attempts::db::HistoryMaintenance> history;
+    if (config.history) {
+      history.emplace(attempts::db::HistoryMaintenance::Options{
+          .database_url = config.database_url, .retention_days = config.history_retention_days});
+      history->start();
+    }
+    handler_options.history = config.history;
     handler_options.metrics_text = [&] {
       return attempts::metrics::render_exposition(http_metrics, auth_counters, pool->metrics(),
-                                                  pool->connection_states());
+                                                  pool->connection_states(),
+                                                  history ? &*history : nullptr);
     };
     attempts::http::RequestHandler handler(handler_options);
     attempts::http::Server server(
@@ -341,6 +352,7 @@ int main(int argc, char* argv[]) {
         [&] {
           reloader.stop();
           if (remote_keys) remote_keys->stop();
+          if (history) history->stop();
           pool->close_when_idle([&] { loops.release(); });
         },
         [&] { return pool->pending_calls(); });

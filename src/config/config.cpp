@@ -95,6 +95,13 @@ constexpr std::array kOptions = {
            "nodes (each shard's batches enter at the Citus node holding the shard, through one "
            "extra connection per node and event loop) or coordinator (everything through "
            "--database-url) (default nodes)"},
+    Option{"history",
+           "on (keep every save, start and submit in answer_history, written in the save's own "
+           "statement; GET /attempts/{id}/history reads it) or off (the saves' statements as "
+           "without history) (default on)"},
+    Option{"history-retention-days",
+           "days the answer history is kept, in whole weeks (partitions older than this are "
+           "dropped every hour); 0 keeps it for ever (default 400)"},
     Option{"reuse-port",
            "set SO_REUSEPORT so several processes can share the port (default false)"},
     Option{"cors-origin",
@@ -438,6 +445,12 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
     }
     config.citus = *citus;
   }
+  if (const auto history = reader.get("history")) {
+    if (*history != "on" && *history != "off") {
+      return fail(reader.source() + ": '" + *history + "' is not on or off");
+    }
+    config.history = *history == "on";
+  }
   if (const auto entry = reader.get("citus-entry")) {
     if (*entry != "nodes" && *entry != "coordinator") {
       return fail(reader.source() + ": '" + *entry + "' is not nodes or coordinator");
@@ -481,6 +494,7 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
                      error) ||
       !reader.number("queue-capacity", std::size_t{1}, std::size_t{1000000}, config.queue_capacity,
                      error) ||
+      !reader.number("history-retention-days", 0u, 36500u, config.history_retention_days, error) ||
       !reader.number("queue-bytes", std::size_t{1024}, std::size_t{1} << 34, config.queue_bytes,
                      error) ||
       !reader.number("max-connections", std::size_t{1}, std::size_t{1000000},

@@ -32,7 +32,9 @@ std::string describe(const Config& config) {
        << " log-format=" << config.log_format << " access-log=" << std::boolalpha
        << config.access_log << " reuse-port=" << config.reuse_port
        << " durability=" << config.durability << " citus=" << config.citus
-       << " citus-entry=" << config.citus_entry << " auth=" << config.auth << " cors-origin=";
+       << " citus-entry=" << config.citus_entry << " history=" << (config.history ? "on" : "off")
+       << " history-retention-days=" << config.history_retention_days << " auth=" << config.auth
+       << " cors-origin=";
   for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
     line << (i == 0 ? "" : ",") << config.cors_origins[i];
   }
@@ -85,6 +87,8 @@ std::string to_toml(const Config& config) {
       << "durability = " << quoted(config.durability) << '\n'
       << "citus = " << quoted(config.citus) << '\n'
       << "citus-entry = " << quoted(config.citus_entry) << '\n'
+      << "history = " << quoted(config.history ? "on" : "off") << '\n'
+      << "history-retention-days = " << config.history_retention_days << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwks-url = " << quoted(config.jwks_url) << '\n'

@@ -71,6 +71,19 @@ void append_int8_array(std::string& out, std::span<const std::optional<std::int6
   }
 }
 
+void append_int4(std::string& out, std::int32_t value) {
+  append_be32(out, static_cast<std::uint32_t>(value));
+}
+
+void append_int4_array(std::string& out, std::span<const std::int32_t> values) {
+  out.reserve(out.size() + 20 + values.size() * 8);
+  append_array_header(out, values.size(), false, sql::kInt4Oid);
+  for (const std::int32_t value : values) {
+    append_be32(out, 4);
+    append_int4(out, value);
+  }
+}
+
 void append_jsonb_array(std::string& out, std::span<const std::string_view> documents) {
   std::size_t size = 20;
   for (const auto document : documents) size += 5 + document.size();

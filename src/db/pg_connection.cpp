@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <utility>
 
@@ -17,6 +18,42 @@ namespace {
 // Times a write rolled back by a transient error is sent again before it is answered
 // unavailable.
 constexpr std::uint8_t kMaxRetries = 3;
+
+// Every statement the connection prepares once set up, those of the answer history last: both
+// kinds of save statement, since whether attempts is distributed is known only from the setup's
+// own answer.
+struct Prepared {
+  const char* name;
+  const char* text;
+  std::span<const unsigned> types;
+};
+constexpr Prepared kPrepared[] = {
+    {sql::kSaveOneName, sql::kSaveOne, sql::kSaveOneTypes},
+    {sql::kSaveOneShardName, sql::kSaveOneShard, sql::kSaveOneTypes},
+    {sql::kSaveBatchName, sql::kSaveBatch, sql::kSaveBatchTypes},
+    {sql::kSaveShardName, sql::kSaveShard, sql::kSaveBatchTypes},
+    {sql::kWhyNotSavedName, sql::kWhyNotSaved, sql::kWhyNotSavedTypes},
+    {sql::kLoadAttemptName, sql::kLoadAttempt, sql::kLoadAttemptTypes},
+    {sql::kSubmitAttemptName, sql::kSubmitAttempt, sql::kSubmitAttemptTypes},
+    {sql::kStartAttemptName, sql::kStartAttempt, sql::kStartAttemptTypes},
+    {sql::kPingName, sql::kPing, {}},
+    {sql::kSaveOneKeptName, sql::kSaveOneKept, sql::kSaveOneKeptTypes},
+    {sql::kSaveOneShardKeptName, sql::kSaveOneShardKept, sql::kSaveOneKeptTypes},
+    {sql::kSaveBatchKeptName, sql::kSaveBatchKept, sql::kSaveBatchKeptTypes},
+    {sql::kSaveShardKeptName, sql::kSaveShardKept, sql::kSaveBatchKeptTypes},
+    {sql::kLoadHistoryName, sql::kLoadHistory, sql::kLoadHistoryTypes},
+};
+constexpr std::size_t kPreparedForHistory = 5;
+
+template <class Field>
+constexpr auto prepared_column(Field Prepared::*field) {
+  std::array<Field, std::size(kPrepared)> column{};
+  for (std::size_t i = 0; i < column.size(); ++i) column[i] = kPrepared[i].*field;
+  return column;
+}
+constexpr auto kPreparedNames = prepared_column(&Prepared::name);
+constexpr auto kPreparedTexts = prepared_column(&Prepared::text);
+constexpr auto kPreparedTypes = prepared_column(&Prepared::types);
 
 const std::string& session_setup_text() {
   static const std::string text =
@@ -102,20 +139,10 @@ void PgConnection::release(AttemptId attempt) {
 // ---- connecting -------------------------------------------------------------------------------
 
 void PgConnection::on_connected() {
-  // Both kinds of save statement are prepared: whether attempts is distributed is known only
-  // from the setup's own answer.
-  static constexpr const char* kNames[] = {
-      sql::kSaveOneName,       sql::kSaveOneShardName, sql::kSaveBatchName,
-      sql::kSaveShardName,     sql::kWhyNotSavedName,  sql::kLoadAttemptName,
-      sql::kSubmitAttemptName, sql::kStartAttemptName, sql::kPingName};
-  static constexpr const char* kTexts[] = {
-      sql::kSaveOne,       sql::kSaveOneShard, sql::kSaveBatch,
-      sql::kSaveShard,     sql::kWhyNotSaved,  sql::kLoadAttempt,
-      sql::kSubmitAttempt, sql::kStartAttempt, sql::kPing};
-  static constexpr std::span<const unsigned> kTypes[] = {
-      sql::kSaveOneTypes,       sql::kSaveOneTypes,      sql::kSaveBatchTypes,
-      sql::kSaveBatchTypes,     sql::kWhyNotSavedTypes,  sql::kLoadAttemptTypes,
-      sql::kSubmitAttemptTypes, sql::kStartAttemptTypes, {}};
+  // Without history the kept statements are not even prepared: a database without
+  // answer_history (an older schema) then works as before.
+  const std::size_t prepared =
+      options_.history ? std::size(kPrepared) : std::size(kPrepared) - kPreparedForHistory;
   const std::string statement_timeout = std::to_string(options_.statement_timeout.count());
   // The backend of a session lost with writes that may still apply, to be seen gone first; the
   // wait for it to exit stays within the connect timeout, which the setup runs under.
@@ -136,8 +163,11 @@ void PgConnection::on_connected() {
                           "detect",
                           previous ? previous_pid.c_str() : nullptr,
                           previous ? previous_start.c_str() : nullptr,
-                          exit_wait.c_str()};
-  if (driver_->send_setup(kNames, kTexts, kTypes, session_setup_text().c_str(), values)) {
+                          exit_wait.c_str(),
+                          options_.history ? "on" : "off"};
+  if (driver_->send_setup(
+          std::span(kPreparedNames).first(prepared), std::span(kPreparedTexts).first(prepared),
+          std::span(kPreparedTypes).first(prepared), session_setup_text().c_str(), values)) {
     push(Setup{}, false);
   }
 }
@@ -200,7 +230,7 @@ void PgConnection::push(StatementsInFlight::Statement statement, bool request) {
 }
 
 void PgConnection::send_save(std::unique_ptr<SaveBatch> batch) {
-  if (!driver_->send(codec_.save(*batch, monitor_.distributed()))) {
+  if (!driver_->send(codec_.save(*batch, monitor_.distributed(), options_.history))) {
     batch->failed(StoreOutcome::unavailable, *this);  // not sent: nothing was done
     return done_with(std::move(batch));
   }

@@ -62,6 +62,8 @@ void SaveBatch::seal() {
     answers_.append(members_[state.sent_member].pending.call->answers_json);
   sorted_.clear();
   std::size_t offset = 0;
+  for (auto& state : rows_) state.row.writes = 0;
+  for (const auto& member : members_) ++rows_[member.row].row.writes;
   for (const auto& state : rows_) {
     sorted_.push_back(state.row);
     const std::size_t size = members_[state.sent_member].pending.call->answers_json.size();

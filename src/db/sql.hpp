@@ -9,6 +9,9 @@ inline constexpr unsigned kInt8Oid = 20;
 inline constexpr unsigned kTextOid = 25;
 inline constexpr unsigned kJsonbOid = 3802;
 inline constexpr unsigned kInt8ArrayOid = 1016;
+inline constexpr unsigned kInt4Oid = 23;
+inline constexpr unsigned kInt4ArrayOid = 1007;
+inline constexpr unsigned kTimestamptzOid = 1184;
 inline constexpr unsigned kJsonbArrayOid = 3807;
 
 // What a write must satisfy to apply, shared by the one-row and the batched UPDATE: the attempt
@@ -94,6 +97,97 @@ inline constexpr const char* kSaveShard =
     ATTEMPTS_SAVE_BATCH("now()") "   AND a.id = ANY($1::bigint[])\nRETURNING a.id, a.student_id";
 #undef ATTEMPTS_SAVE_BATCH
 
+// ---- the same saves, kept in answer_history (--history on, the default) ----------------------
+//
+// Each applied row of the UPDATE is counted (attempts.saves, no index: the update stays HOT) and
+// handed by RETURNING to an INSERT into answer_history in the same statement, so the save and its
+// record commit together or not at all: a row the UPDATE did not apply has no record, and a
+// statement rolled back (a late write, a deadlock) leaves none. The record's time is the row's
+// updated_at, its sequence number the new count. $5 (int4; int4[] in the batched statements):
+// how many of the client's writes the row stands for (writes of one student to one attempt that
+// queued together go out as one row: SaveBatch). What the client is told is read from the same
+// RETURNING columns as without history.
+inline constexpr const char* kSaveOneKeptName = "save_answers_one_kept";
+inline constexpr const char* kSaveOneKept = R"sql(
+WITH saved AS (
+UPDATE attempts
+   SET answers = $4, revision = COALESCE($3, revision), updated_at = clock_timestamp(),
+       saves = saves + 1
+ WHERE id = $1
+   AND submitted_at IS NULL
+   AND (deadline IS NULL OR deadline > clock_timestamp())
+   AND ($2 IS NULL OR student_id = $2)
+   AND ($3 IS NULL OR $3 > revision)
+RETURNING id, student_id, saves, updated_at, answers,
+          CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline)
+               ELSE id END AS applied),
+kept AS (
+INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revision, writes,
+                            answers)
+SELECT id, saves, updated_at, 's', student_id, $3, $5, answers FROM saved)
+SELECT applied FROM saved)sql";
+inline constexpr unsigned kSaveOneKeptTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid, kInt4Oid};
+
+inline constexpr const char* kSaveOneShardKeptName = "save_answers_one_shard_kept";
+// kSaveOneKept on Citus (now(); sql/citus.sql's trigger judges the deadline as the row is written).
+inline constexpr const char* kSaveOneShardKept = R"sql(
+WITH saved AS (
+UPDATE attempts
+   SET answers = $4, revision = COALESCE($3, revision), updated_at = now(), saves = saves + 1
+ WHERE id = $1
+   AND submitted_at IS NULL
+   AND (deadline IS NULL OR deadline > now())
+   AND ($2 IS NULL OR student_id = $2)
+   AND ($3 IS NULL OR $3 > revision)
+RETURNING id, student_id, saves, updated_at, answers),
+kept AS (
+INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revision, writes,
+                            answers)
+SELECT id, saves, updated_at, 's', student_id, $3, $5, answers FROM saved)
+SELECT id FROM saved)sql";
+
+#define ATTEMPTS_SAVE_BATCH_KEPT(CLOCK)                                                \
+  "\nWITH saved AS (\n"                                                                \
+  "UPDATE attempts AS a\n"                                                             \
+  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n"         \
+  "       updated_at = " CLOCK                                                         \
+  ", saves = a.saves + 1\n"                                                            \
+  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::int4[])\n" \
+  "       AS w(id, student_id, revision, answers, writes)\n"                           \
+  " WHERE a.id = w.id\n"                                                               \
+  "   AND a.submitted_at IS NULL\n"                                                    \
+  "   AND (a.deadline IS NULL OR a.deadline > " CLOCK                                  \
+  ")\n"                                                                                \
+  "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"                     \
+  "   AND (w.revision IS NULL OR w.revision > a.revision)\n"
+#define ATTEMPTS_KEEP_SAVED                                                                \
+  "kept AS (\n"                                                                            \
+  "INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revision,\n" \
+  "                            writes, answers)\n"                                         \
+  "SELECT id, saves, updated_at, 's', student_id, revision, writes, answers FROM saved)\n" \
+  "SELECT id, owner FROM saved"
+
+inline constexpr const char* kSaveBatchKeptName = "save_answers_batch_kept";
+inline constexpr const char* kSaveBatchKept =
+    ATTEMPTS_SAVE_BATCH_KEPT("clock_timestamp()")
+    "RETURNING a.id, a.student_id, a.saves, a.updated_at, a.answers, w.revision, w.writes,\n"
+    "          CASE WHEN a.deadline <= clock_timestamp()\n"
+    "               THEN attempts_written_too_late(a.id, a.deadline) ELSE a.student_id END\n"
+    "          AS owner),\n" ATTEMPTS_KEEP_SAVED;
+inline constexpr unsigned kSaveBatchKeptTypes[] = {kInt8ArrayOid, kInt8ArrayOid, kInt8ArrayOid,
+                                                   kJsonbArrayOid, kInt4ArrayOid};
+
+inline constexpr const char* kSaveShardKeptName = "save_answers_shard_kept";
+// kSaveShard with its record: the history is distributed by attempt and co-located with
+// attempts (sql/citus.sql), so the INSERT goes to the same shard's node as the UPDATE.
+inline constexpr const char* kSaveShardKept =
+    ATTEMPTS_SAVE_BATCH_KEPT("now()")
+    "   AND a.id = ANY($1::bigint[])\n"
+    "RETURNING a.id, a.student_id, a.saves, a.updated_at, a.answers, w.revision, w.writes,\n"
+    "          a.student_id AS owner),\n" ATTEMPTS_KEEP_SAVED;
+#undef ATTEMPTS_SAVE_BATCH_KEPT
+#undef ATTEMPTS_KEEP_SAVED
+
 inline constexpr const char* kWhyNotSavedName = "why_not_saved";
 // For the writes an UPDATE did not apply: what stood in the way. Every condition only ever
 // becomes true (attempts are not deleted, owners do not change, submit and deadlines are final,
@@ -136,6 +230,30 @@ inline constexpr unsigned kStartAttemptTypes[] = {kInt8Oid, kInt8Oid, kTextOid};
 
 #undef ATTEMPTS_RECORD_COLUMNS
 
+inline constexpr const char* kLoadHistoryName = "load_history";
+// A page of attempt $1's answer history, newest first: $2 student (NULL: any), $3 only entries
+// older than this sequence number (NULL: from the newest), $4 only entries written at or before
+// this instant (NULL: any), $5 at most this many. One row per entry, after the attempt's saves
+// count; one row with a NULL entry if the page is empty; none if there is no such attempt for
+// this student (missing and foreign look alike). The index (attempt_id, seq) of each week's
+// partition gives the page in order; the weeks before the attempt started are left out.
+inline constexpr const char* kLoadHistory = R"sql(
+SELECT a.saves, h.seq, h.kind, to_jsonb(h.written_at) #>> '{}', h.revision, h.writes,
+       h.answers::text
+  FROM attempts a
+  LEFT JOIN LATERAL (
+       SELECT seq, kind, written_at, revision, writes, answers
+         FROM answer_history
+        WHERE attempt_id = a.id AND written_at >= a.started_at
+          AND ($3::bigint IS NULL OR seq < $3)
+          AND ($4::timestamptz IS NULL OR written_at <= $4)
+        ORDER BY seq DESC
+        LIMIT $5) h ON true
+ WHERE a.id = $1 AND ($2::bigint IS NULL OR a.student_id = $2)
+ ORDER BY h.seq DESC)sql";
+inline constexpr unsigned kLoadHistoryTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kTimestamptzOid,
+                                                 kInt4Oid};
+
 inline constexpr const char* kPingName = "ping";
 // Readiness, and whether the table still has the persistence the durability mode needs ('u'
 // UNLOGGED, 'p' LOGGED): sql/durable.sql and sql/unlogged.sql can switch it while we run.
@@ -143,7 +261,9 @@ inline constexpr const char* kPing =
     "SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass";
 
 // Sent once per connection, right after it opens: UTC timestamps, the statement timeout, the
-// commit mode of --durability ($2; NULL keeps the server's), whether attempts is a Citus
+// commit mode of --durability ($2; NULL keeps the server's), whether starts and submits go on
+// the record (attempts.history, $7: 'on' or 'off', read by start_attempt() and submit_attempt();
+// saves choose their statement), whether attempts is a Citus
 // distributed table (only when $3 is not NULL: --citus auto or on; the query between head and
 // tail is kDetectCitusQuery of shard_map.hpp), this backend's identity (pid, and start time in
 // microseconds), whether the backend of a session lost with writes that may still apply is gone
@@ -157,7 +277,8 @@ inline constexpr const char* kPing =
 inline constexpr const char* kSessionSetupHead =
     "SELECT set_config('TimeZone', 'UTC', false), set_config('statement_timeout', $1, false), "
     "set_config('synchronous_commit', COALESCE($2, current_setting('synchronous_commit')), "
-    "false), CASE WHEN $3::text IS NULL THEN NULL ELSE (";
+    "false), set_config('attempts.history', $7, false), "
+    "CASE WHEN $3::text IS NULL THEN NULL ELSE (";
 inline constexpr const char* kSessionSetupTail =
     ") END, pg_backend_pid(), "
     "(SELECT (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity "
@@ -167,9 +288,9 @@ inline constexpr const char* kSessionSetupTail =
     "WHEN a.pid = $4::int AND (extract(epoch FROM a.backend_start) * 1000000)::bigint = "
     "$5::bigint THEN NOT pg_terminate_backend(a.pid, $6::bigint) ELSE false END) END, "
     "(SELECT relpersistence FROM pg_class WHERE oid = 'attempts'::regclass)";
-inline constexpr int kSessionSetupCitusColumn = 3;
-inline constexpr int kSessionSetupBackendPidColumn = 4;
-inline constexpr int kSessionSetupBackendStartColumn = 5;
-inline constexpr int kSessionSetupPreviousGoneColumn = 6;
+inline constexpr int kSessionSetupCitusColumn = 4;
+inline constexpr int kSessionSetupBackendPidColumn = 5;
+inline constexpr int kSessionSetupBackendStartColumn = 6;
+inline constexpr int kSessionSetupPreviousGoneColumn = 7;
 
 }  // namespace attempts::db::sql

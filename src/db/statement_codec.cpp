@@ -73,12 +73,13 @@ void StatementCodec::mark(std::size_t start, bool null, int format) {
   statement_.formats[i] = format;
 }
 
-const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus) {
+const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus, bool history) {
   const auto rows = batch.rows();
   if (rows.size() == 1) {
-    // $1 id, $2 student (NULL: any), $3 revision (NULL: none), $4 answers.
+    // $1 id, $2 student (NULL: any), $3 revision (NULL: none), $4 answers; kept: $5 writes.
     const auto& row = rows.front();
-    begin(citus ? sql::kSaveOneShardName : sql::kSaveOneName);
+    begin(history ? (citus ? sql::kSaveOneShardKeptName : sql::kSaveOneKeptName)
+                  : (citus ? sql::kSaveOneShardName : sql::kSaveOneName));
     append_int8(buffer_, row.id);
     mark(0);
     std::size_t start = buffer_.size();
@@ -90,19 +91,27 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus)
     start = buffer_.size();
     append_jsonb(buffer_, row.answers);
     mark(start);
+    if (history) {
+      start = buffer_.size();
+      append_int4(buffer_, row.writes);
+      mark(start);
+    }
   } else {
     // The same as arrays, one element per row. On Citus the rows are all in one shard, and the
     // statement says which ids, so it is routed to one worker.
-    begin(citus ? sql::kSaveShardName : sql::kSaveBatchName);
+    begin(history ? (citus ? sql::kSaveShardKeptName : sql::kSaveBatchKeptName)
+                  : (citus ? sql::kSaveShardName : sql::kSaveBatchName));
     ids_.clear();
     students_.clear();
     revisions_.clear();
     answers_.clear();
+    writes_.clear();
     for (const auto& row : rows) {
       ids_.push_back(row.id);
       students_.push_back(row.student);
       revisions_.push_back(row.revision);
       answers_.push_back(row.answers);
+      writes_.push_back(row.writes);
     }
     append_int8_array(buffer_, ids_);
     mark(0);
@@ -115,6 +124,11 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus)
     start = buffer_.size();
     append_jsonb_array(buffer_, answers_);
     mark(start);
+    if (history) {
+      start = buffer_.size();
+      append_int4_array(buffer_, writes_);
+      mark(start);
+    }
   }
   for (std::size_t i = 0; i < static_cast<std::size_t>(statement_.count); ++i) {
     statement_.values[i] = nulls_[i] ? nullptr : buffer_.data() + offsets_[i];
@@ -153,6 +167,24 @@ const EncodedStatement& StatementCodec::call(const StoreCall& call) {
       buffer_.append(call.idempotency_key);
       buffer_.push_back('\0');  // text format: a C string
       mark(start, call.idempotency_key.empty(), 0);
+      break;
+    }
+    case StoreCall::Kind::load_history: {
+      // $3 before (NULL: from the newest), $4 at (text, NULL: any time), $5 how many.
+      const HistoryQuery& query = call.history_query;
+      id_and_student(sql::kLoadHistoryName, call.attempt_id);
+      std::size_t start = buffer_.size();
+      if (query.before) append_int8(buffer_, *query.before);
+      mark(start, !query.before);
+      start = buffer_.size();
+      if (query.at) {
+        buffer_.append(*query.at);
+        buffer_.push_back('\0');  // text format: PostgreSQL parses the RFC 3339 time
+      }
+      mark(start, !query.at, 0);
+      start = buffer_.size();
+      append_int4(buffer_, query.limit);
+      mark(start);
       break;
     }
     case StoreCall::Kind::ping:
@@ -229,9 +261,34 @@ StoreOutcome StatementCodec::read_call(const PGresult& result, StoreCall& call) 
       }
       return what == "key_reused" ? StoreOutcome::key_reused : StoreOutcome::not_found;
     }
+    case StoreCall::Kind::load_history:
+      return read_history(result, call);
     case StoreCall::Kind::ping:
     case StoreCall::Kind::save_answers:
       break;
+  }
+  return StoreOutcome::done;
+}
+
+StoreOutcome StatementCodec::read_history(const PGresult& result, StoreCall& call) {
+  // saves, seq, kind, written_at, revision, writes, answers (sql.hpp kLoadHistory).
+  const int rows = PQntuples(&result);
+  if (rows == 0) return StoreOutcome::not_found;
+  call.record.id = call.attempt_id;
+  call.saves = integer_at(result, 0, 0);
+  call.history.clear();
+  for (int row = 0; row < rows; ++row) {
+    if (PQgetisnull(&result, row, 1)) continue;  // the attempt, with no entry on this page
+    HistoryEntry& entry = call.history.emplace_back();
+    entry.seq = integer_at(result, row, 1);
+    const char kind = *PQgetvalue(&result, row, 2);
+    entry.kind = kind == 'b'   ? HistoryEntry::Kind::start
+                 : kind == 'f' ? HistoryEntry::Kind::submit
+                               : HistoryEntry::Kind::save;
+    entry.written_at = text_at(result, row, 3).value_or("");
+    if (!PQgetisnull(&result, row, 4)) entry.revision = integer_at(result, row, 4);
+    entry.writes = static_cast<std::int32_t>(integer_at(result, row, 5));
+    entry.answers_json = text_at(result, row, 6).value_or("{}");
   }
   return StoreOutcome::done;
 }

@@ -20,7 +20,7 @@ namespace attempts::db {
 // A prepared statement and its parameters, ready for PQsendQueryPrepared. The values point
 // into the codec's buffer: valid until the codec encodes the next statement.
 struct EncodedStatement {
-  static constexpr std::size_t kMaxParameters = 4;
+  static constexpr std::size_t kMaxParameters = 6;
 
   const char* name = nullptr;
   int count = 0;
@@ -52,8 +52,9 @@ struct StatementError {
 class StatementCodec {
  public:
   // The UPDATE of a sealed batch: the one-row statement for one row, else the batched one
-  // (on Citus the variant that names the shard's ids, so it is routed to one worker).
-  const EncodedStatement& save(const SaveBatch& batch, bool citus);
+  // (on Citus the variant that names the shard's ids, so it is routed to one worker); with
+  // `history`, the variant that also writes each applied row's record.
+  const EncodedStatement& save(const SaveBatch& batch, bool citus, bool history);
   // The why-not-saved query for the batch's rows that were not applied.
   const EncodedStatement& why_not_saved(const SaveBatch& batch);
   // A call on its own: load, submit, start or ping.
@@ -65,7 +66,8 @@ class StatementCodec {
   static void read_updated(const PGresult& result, SaveBatch& batch);
   // The why-not-saved query's rows.
   static void read_stored(const PGresult& result, SaveBatch& batch);
-  // A load, submit or start: the outcome, with the record filled when there is one.
+  // A load, submit or start: the outcome, with the record filled when there is one; a
+  // load_history: its entries.
   static StoreOutcome read_call(const PGresult& result, StoreCall& call);
   // The table's persistence ('u' or 'p'), the last column of the ping's and the session
   // setup's one row; nullopt if the result has no such row.
@@ -81,6 +83,7 @@ class StatementCodec {
   static ShardMap read_shard_map(const PGresult& result);
 
  private:
+  static StoreOutcome read_history(const PGresult& result, StoreCall& call);
   void begin(const char* name);
   void mark(std::size_t start, bool null = false, int format = 1);
 
@@ -92,6 +95,7 @@ class StatementCodec {
   std::vector<std::optional<std::int64_t>> students_;
   std::vector<std::optional<std::int64_t>> revisions_;
   std::vector<std::string_view> answers_;
+  std::vector<std::int32_t> writes_;
 };
 
 }  // namespace attempts::db

@@ -38,6 +38,10 @@ void StoreCall::reset() {
   degraded.clear();
   record.release_memory();
   record.id = record.exam_id = record.student_id = record.revision = 0;
+  history_query = {};
+  // A page of history can be large: its entries are not kept for the next request.
+  if (history.capacity() > 0) std::vector<HistoryEntry>().swap(history);
+  saves = 0;
 }
 
 }  // namespace attempts

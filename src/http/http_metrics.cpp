@@ -54,6 +54,8 @@ const char* HttpMetrics::route_label(Route route) noexcept {
       return "POST /attempts/{id}/submit";
     case Route::start_attempt:
       return "POST /exams/{exam_id}/attempts";
+    case Route::get_history:
+      return "GET /attempts/{id}/history";
     case Route::health:
       return "/healthz";
     case Route::readiness:

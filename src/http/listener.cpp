@@ -110,8 +110,8 @@ void Listener::warn_rate_limited(const beast::error_code& ec) {
     return;
   }
   if (warnings_held_back_ > 0) {
-    spdlog::warn("accept failed: {} ({} similar warnings not logged in the last {}s)",
-                 ec.message(), warnings_held_back_, kWarningInterval.count());
+    spdlog::warn("accept failed: {} ({} similar warnings not logged in the last {}s)", ec.message(),
+                 warnings_held_back_, kWarningInterval.count());
   } else {
     spdlog::warn("accept failed: {}", ec.message());
   }

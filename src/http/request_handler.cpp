@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attempts/auth/authenticator.hpp"
+#include "attempts/http/history_query.hpp"
 #include "attempts/http/responses.hpp"
 
 namespace attempts::http {
@@ -85,6 +86,13 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
     case Route::submit_attempt:
     case Route::start_attempt:
       break;
+    case Route::get_history:
+      if (!options_.history) {
+        verdict.rejection = error_response(
+            Status::not_found, "this server keeps no answer history (it runs with --history off)");
+        return verdict;
+      }
+      break;
   }
   // Students own their attempts: every /attempts and /exams request says who is calling.
   // Without a cache to verify through, authentication fails closed.
@@ -164,6 +172,16 @@ std::optional<Response> RequestHandler::begin(const Request& request, const Head
       call.kind = StoreCall::Kind::submit_attempt;
       call.attempt_id = match.attempt_id;
       return std::nullopt;
+    case Route::get_history: {
+      auto query = parse_history_query(request.target);
+      if (auto* error = std::get_if<std::string>(&query)) {
+        return error_response(Status::bad_request, *error);
+      }
+      call.kind = StoreCall::Kind::load_history;
+      call.attempt_id = match.attempt_id;
+      call.history_query = std::move(std::get<HistoryQuery>(query));
+      return std::nullopt;
+    }
     case Route::start_attempt:
       call.kind = StoreCall::Kind::start_attempt;
       call.exam_id = match.exam_id;

@@ -205,6 +205,82 @@ std::string attempt_json(const AttemptRecord& record) {
   return body;
 }
 
+std::string history_json(const StoreCall& call) {
+  const auto entry_json = [](std::string& body, const HistoryEntry& entry) {
+    body.append("{\"seq\":").append(std::to_string(entry.seq));
+    body.append(",\"kind\":\"")
+        .append(entry.kind == HistoryEntry::Kind::start    ? "start"
+                : entry.kind == HistoryEntry::Kind::submit ? "submit"
+                                                           : "save")
+        .append("\"");
+    body.append(",\"written_at\":").append(nlohmann::json(entry.written_at).dump());
+    body.append(",\"revision\":")
+        .append(entry.revision ? std::to_string(*entry.revision) : std::string("null"));
+    body.append(",\"writes\":").append(std::to_string(entry.writes));
+    body.append(",\"answers\":").append(entry.answers_json);
+    body.push_back('}');
+  };
+  std::string body;
+  std::size_t size = 96;
+  for (const auto& entry : call.history) size += 112 + entry.answers_json.size();
+  body.reserve(size);
+  body.append("{\"id\":").append(std::to_string(call.attempt_id));
+  body.append(",\"saves\":").append(std::to_string(call.saves));
+  const HistoryQuery& query = call.history_query;
+  if (query.at) {
+    // The entry in force at that instant, and its answers ({} before the first).
+    body.append(",\"at\":").append(nlohmann::json(*query.at).dump());
+    body.append(",\"entry\":");
+    if (call.history.empty()) {
+      body.append("null,\"answers\":{}}");
+    } else {
+      entry_json(body, call.history.front());
+      body.append(",\"answers\":").append(call.history.front().answers_json).push_back('}');
+    }
+    return body;
+  }
+  body.append(",\"entries\":[");
+  for (std::size_t i = 0; i < call.history.size(); ++i) {
+    if (i > 0) body.push_back(',');
+    entry_json(body, call.history[i]);
+  }
+  body.append("],\"next\":");
+  // A full page may have older entries: the cursor is the oldest one's sequence number.
+  const bool more = !call.history.empty() &&
+                    static_cast<std::int32_t>(call.history.size()) == query.limit &&
+                    call.history.back().seq > 0;
+  if (more) {
+    body.append("\"/attempts/")
+        .append(std::to_string(call.attempt_id))
+        .append("/history?before=")
+        .append(std::to_string(call.history.back().seq))
+        .append("&limit=")
+        .append(std::to_string(query.limit))
+        .append("\"");
+  } else {
+    body.append("null");
+  }
+  body.push_back('}');
+  return body;
+}
+
+Response history_response(const StoreCall& call, std::chrono::seconds retry_after) {
+  switch (call.outcome) {
+    case StoreOutcome::done: {
+      // Like the attempt itself: for its student alone (attempt_response).
+      Response response = json_response(Status::ok, history_json(call));
+      response.set(beast_http::field::cache_control, "no-store");
+      return response;
+    }
+    case StoreOutcome::not_found:
+      return error_response(Status::not_found, attempt_label(call.attempt_id) + " not found");
+    case StoreOutcome::overloaded:
+      return unavailable_response("too many requests queued; retry later", retry_after);
+    default:
+      return unavailable_response(unavailable_message(call, "retry later"), retry_after);
+  }
+}
+
 Response store_response(const StoreCall& call, std::chrono::seconds retry_after) {
   switch (call.kind) {
     case StoreCall::Kind::save_answers:
@@ -215,6 +291,8 @@ Response store_response(const StoreCall& call, std::chrono::seconds retry_after)
       return submit_response(call, retry_after);
     case StoreCall::Kind::start_attempt:
       return start_response(call, retry_after);
+    case StoreCall::Kind::load_history:
+      return history_response(call, retry_after);
     case StoreCall::Kind::ping:
       break;
   }

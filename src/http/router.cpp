@@ -8,6 +8,7 @@ namespace {
 constexpr std::string_view kAttemptsPrefix = "/attempts/";
 constexpr std::string_view kExamsPrefix = "/exams/";
 constexpr std::string_view kSubmitSuffix = "/submit";
+constexpr std::string_view kHistorySuffix = "/history";
 constexpr std::string_view kAttemptsSuffix = "/attempts";
 constexpr std::string_view kReadOnlyMethods = "GET, HEAD";
 constexpr std::string_view kAttemptMethods = "GET, HEAD, PATCH";
@@ -36,12 +37,19 @@ std::string_view trim(std::string_view text) {
   return text.substr(first, last - first + 1);
 }
 
-// /attempts/{id} and /attempts/{id}/submit
+// /attempts/{id}, /attempts/{id}/submit and /attempts/{id}/history
 RouteMatch match_attempt(Verb method, std::string_view rest) {
   const auto slash = rest.find('/');
   const std::string_view segment = rest.substr(0, slash);
   if (slash != std::string_view::npos) {
-    if (rest.substr(slash) != kSubmitSuffix) return {};
+    const std::string_view suffix = rest.substr(slash);
+    if (suffix == kHistorySuffix) {
+      if (!is_read(method)) return {Route::method_not_allowed, 0, 0, kReadOnlyMethods};
+      const auto id = parse_attempt_id(segment);
+      if (!id) return {Route::bad_attempt_id, 0, 0, {}};
+      return {Route::get_history, *id, 0, {}};
+    }
+    if (suffix != kSubmitSuffix) return {};
     if (method != Verb::post) return {Route::method_not_allowed, 0, 0, kPostOnly};
     const auto id = parse_attempt_id(segment);
     if (!id) return {Route::bad_attempt_id, 0, 0, {}};
@@ -67,9 +75,10 @@ RouteMatch match_exam(Verb method, std::string_view rest) {
 
 }  // namespace
 
-const std::array<PathTemplate, 6> kPaths = {{
+const std::array<PathTemplate, 7> kPaths = {{
     {"/attempts/{id}", kAttemptMethods},
     {"/attempts/{id}/submit", kPostOnly},
+    {"/attempts/{id}/history", kReadOnlyMethods},
     {"/exams/{exam_id}/attempts", kPostOnly},
     {"/healthz", kReadOnlyMethods},
     {"/readyz", kReadOnlyMethods},

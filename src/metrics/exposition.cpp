@@ -10,12 +10,13 @@ namespace attempts::metrics {
 namespace {
 
 constexpr http::Route kRoutes[] = {
-    http::Route::save_answers,   http::Route::get_attempt,
-    http::Route::submit_attempt, http::Route::start_attempt,
-    http::Route::health,         http::Route::readiness,
-    http::Route::metrics,        http::Route::bad_attempt_id,
-    http::Route::bad_exam_id,    http::Route::method_not_allowed,
-    http::Route::not_found,      http::Route::preflight,
+    http::Route::save_answers,       http::Route::get_attempt,
+    http::Route::submit_attempt,     http::Route::start_attempt,
+    http::Route::get_history,        http::Route::health,
+    http::Route::readiness,          http::Route::metrics,
+    http::Route::bad_attempt_id,     http::Route::bad_exam_id,
+    http::Route::method_not_allowed, http::Route::not_found,
+    http::Route::preflight,
 };
 
 std::string route_label(http::Route route) {
@@ -57,6 +58,25 @@ void render_remote_keys(TextWriter& out, const auth::RemoteKeys& keys) {
          static_cast<double>(std::max<std::int64_t>(0, now - status.fetched_at)));
 }
 
+// The answer history's partitions: how far ahead they are made, and when that last worked.
+void render_history(TextWriter& out, const db::HistoryMaintenance::Status& status) {
+  single(out, "attempts_history_maintenance_runs_total", "counter",
+         "Runs of answer_history_maintain(), which creates the weekly partitions ahead and drops "
+         "those past --history-retention-days.",
+         status.runs);
+  single(out, "attempts_history_maintenance_failures_total", "counter",
+         "Runs of answer_history_maintain() that failed (the reason is in the log).",
+         status.failures);
+  if (status.weeks_ahead < 0) return;
+  single(out, "attempts_history_partition_weeks_ahead", "gauge",
+         "Whole weeks after the current one whose answer history partition exists: at 0, saves "
+         "fail when the next week starts unless a partition is made.",
+         static_cast<double>(status.weeks_ahead));
+  single(out, "attempts_history_maintenance_last_success_timestamp_seconds", "gauge",
+         "Unix time of the last successful run of answer_history_maintain().",
+         static_cast<double>(status.last_success_unix));
+}
+
 void render_auth(TextWriter& out, const AuthCounters& auth) {
   if (auth.authenticator == nullptr) return;
   out.family("attempts_auth_rejections_total", "counter",
@@ -88,7 +108,8 @@ void render_auth(TextWriter& out, const AuthCounters& auth) {
 
 std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
                               const db::PoolMetrics& pool,
-                              const std::vector<db::ConnectionState>& connections) {
+                              const std::vector<db::ConnectionState>& connections,
+                              const db::HistoryMaintenance* history) {
   TextWriter out;
 
   out.family("attempts_http_requests_total", "counter",
@@ -196,6 +217,7 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
   out.sample("attempts_db_connections", "state=\"up\"", static_cast<double>(up));
   out.sample("attempts_db_connections", "state=\"down\"",
              static_cast<double>(connections.size() - up));
+  if (history != nullptr) render_history(out, history->status());
   return out.text();
 }
 

@@ -217,7 +217,8 @@ TEST(AnswersValidTest, OutputRoundTripsToTheSentAnswers) {
 
 TEST(AnswersJsonTest, EscapedNamesAreDecodedBeforeTheyAreCompared) {
   // "answers" and the question id 12, each written with escapes.
-  const auto document = accept(R"({"answ\u0065rs": {"\u0031\u0032": [3]}, "n\u00e9": "\ud83d\ude00"})");
+  const auto document =
+      accept(R"({"answ\u0065rs": {"\u0031\u0032": [3]}, "n\u00e9": "\ud83d\ude00"})");
   EXPECT_EQ(document.json, R"({"12":[3]})");
 }
 

@@ -146,6 +146,8 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                             "DURABILITY",
                                             "CITUS",
                                             "CITUS_ENTRY",
+                                            "HISTORY",
+                                            "HISTORY_RETENTION_DAYS",
                                             "CORS_ORIGIN"};
   EXPECT_EQ(asked, documented);
 }
@@ -257,6 +259,11 @@ INSTANTIATE_TEST_SUITE_P(
                     [](const Config& config) { return config.citus; }},
         SettingCase{"citus-entry", "CITUS_ENTRY", "coordinator", "nodes",
                     [](const Config& config) { return config.citus_entry; }},
+        SettingCase{
+            "history", "HISTORY", "off", "on",
+            [](const Config& config) { return std::string(config.history ? "on" : "off"); }},
+        SettingCase{"history-retention-days", "HISTORY_RETENTION_DAYS", "30", "0",
+                    number_field(&Config::history_retention_days)},
         SettingCase{"max-connections", "MAX_CONNECTIONS", "50", "60",
                     number_field(&Config::max_connections)},
         SettingCase{"idle-timeout", "IDLE_TIMEOUT", "30", "40",
@@ -394,6 +401,11 @@ INSTANTIATE_TEST_SUITE_P(
                     {"--citus-entry=workers"},
                     {},
                     "--citus-entry: 'workers' is not nodes or coordinator"},
+        InvalidCase{"HistoryUnknown", {"--history=yes"}, {}, "--history: 'yes' is not on or off"},
+        InvalidCase{"HistoryRetentionAboveLimit",
+                    {"--history-retention-days=36501"},
+                    {},
+                    "--history-retention-days"},
         InvalidCase{"JwtLeewayAboveLimit", {"--jwt-leeway=601"}, {}, "--jwt-leeway"},
         InvalidCase{"TokenCacheSizeZero", {"--token-cache-size=0"}, {}, "--token-cache-size"},
         InvalidCase{"StudentClaimEmpty", {"--jwt-student-claim="}, {}, "--jwt-student-claim"},

@@ -270,7 +270,8 @@ TEST_F(CorsHandlerTest, APreflightIsAnsweredFromTheHeaderWithoutAToken) {
                {"/exams/3/attempts", "POST"},       {"/attempts/abc", "GET, HEAD, PATCH"},
                {"/healthz?x", "GET, HEAD"},         {"/metrics", "GET, HEAD"}};
   for (const auto& path : paths) {
-    const HeaderVerdict verdict = with_cors_.judge_header(preflight(path.target, kPage), &tokens_.reader());
+    const HeaderVerdict verdict =
+        with_cors_.judge_header(preflight(path.target, kPage), &tokens_.reader());
     EXPECT_EQ(verdict.match.route, Route::preflight) << path.target;
     ASSERT_TRUE(verdict.rejection) << path.target;
     EXPECT_EQ(verdict.rejection->result(), Status::no_content) << path.target;
@@ -291,7 +292,8 @@ TEST_F(CorsHandlerTest, APreflightFromAnotherOriginIs403) {
 }
 
 TEST_F(CorsHandlerTest, AnUnknownPathIs404AndOptionsWithoutPreflightFieldsIs405) {
-  const HeaderVerdict unknown = with_cors_.judge_header(preflight("/nowhere", kPage), &tokens_.reader());
+  const HeaderVerdict unknown =
+      with_cors_.judge_header(preflight("/nowhere", kPage), &tokens_.reader());
   EXPECT_EQ(unknown.match.route, Route::not_found);
   EXPECT_EQ(unknown.rejection->result(), Status::not_found);
   auto plain = preflight("/attempts/7", kPage);

@@ -1,9 +1,9 @@
 // The bytes the server writes for a response, and the store outcome -> status mapping.
-#include "attempts/http/responses.hpp"
-
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include "attempts/http/responses.hpp"
 
 namespace attempts::http {
 namespace {
@@ -97,7 +97,8 @@ TEST(AttemptJsonTest, EveryFieldWithNullsForWhatIsNotSet) {
 TEST(StoreResponseTest, SaveOutcomes) {
   EXPECT_EQ(store_response(completed(Kind::save_answers, StoreOutcome::done), kRetry).result(),
             Status::no_content);
-  const auto missing = store_response(completed(Kind::save_answers, StoreOutcome::not_found), kRetry);
+  const auto missing =
+      store_response(completed(Kind::save_answers, StoreOutcome::not_found), kRetry);
   EXPECT_EQ(missing.result(), Status::not_found);
   EXPECT_EQ(body_of(missing)["error"], "attempt 42 not found");
 
@@ -180,14 +181,13 @@ TEST(StoreResponseTest, StartCreatesWithLocationAndMarksReplays) {
       store_response(completed(Kind::start_attempt, StoreOutcome::not_found), kRetry);
   EXPECT_EQ(no_exam.result(), Status::not_found);
   EXPECT_EQ(body_of(no_exam)["error"], "exam 7 not found");
-  EXPECT_EQ(store_response(completed(Kind::start_attempt, StoreOutcome::key_reused), kRetry)
-                .result(),
-            Status::unprocessable_entity);
+  EXPECT_EQ(
+      store_response(completed(Kind::start_attempt, StoreOutcome::key_reused), kRetry).result(),
+      Status::unprocessable_entity);
 }
 
 TEST(StoreResponseTest, ReadinessIsOkOnlyWhenThePingWasAnswered) {
-  EXPECT_EQ(store_response(completed(Kind::ping, StoreOutcome::done), kRetry).result(),
-            Status::ok);
+  EXPECT_EQ(store_response(completed(Kind::ping, StoreOutcome::done), kRetry).result(), Status::ok);
   EXPECT_EQ(store_response(completed(Kind::ping, StoreOutcome::unavailable), kRetry).result(),
             Status::service_unavailable);
 }

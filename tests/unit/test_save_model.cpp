@@ -90,6 +90,7 @@ Case generate(std::uint64_t seed, bool exact) {
   options.citus = chance(0.25);
   options.pool.citus_entry = chance(0.5) ? CitusEntry::nodes : CitusEntry::coordinator;
   options.faults.rollback_chance = chance(0.3) ? 0.2 : 0;
+  options.pool.history = chance(0.8);
   options.tick_chance = chance(0.5) ? 0.3 : 0;
   options.arrival_weight = chance(0.5) ? 1 : 4;
   options.tick_only_when_read = exact;
@@ -142,10 +143,10 @@ std::string describe_case(const Case& c) {
       << o.pool.pipeline_depth << ", max batch " << o.pool.max_batch
       << (o.citus ? o.pool.citus_entry == CitusEntry::nodes ? ", Citus at the nodes" : ", Citus"
                   : "")
-      << ", rollbacks " << o.faults.rollback_chance << ", vanishing rows " << o.faults.vanish_chance
-      << ", losses " << o.loss_chance << ", unreachable " << o.unreachable_chance
-      << ", call deadline " << (c.calls.empty() ? 0 : c.calls.front()->deadline_ticks)
-      << " ticks\n";
+      << (o.pool.history ? ", history" : ", no history") << ", rollbacks "
+      << o.faults.rollback_chance << ", vanishing rows " << o.faults.vanish_chance << ", losses "
+      << o.loss_chance << ", unreachable " << o.unreachable_chance << ", call deadline "
+      << (c.calls.empty() ? 0 : c.calls.front()->deadline_ticks) << " ticks\n";
   for (const auto& [id, attempt] : c.table) {
     out << "attempt " << id << ": owner " << attempt.owner << ", revision " << attempt.revision
         << (attempt.submitted_at ? ", submitted" : "")
@@ -198,6 +199,9 @@ std::string run_and_check(Case& c, std::uint64_t seed, Coverage& coverage) {
   }
   for (const auto& line : check_history(c.table, c.calls, world.database()))
     problems += line + "\n";
+  for (const auto& line : check_ledger(c.calls, world.database(), c.options.pool.history)) {
+    problems += line + "\n";
+  }
   if (c.exact) {
     problems += compare_with_sequential_model(c.table, c.calls, world.database().table(),
                                               c.options.faults.rollback_chance > 0);

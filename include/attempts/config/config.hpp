@@ -57,6 +57,10 @@ struct Config {
   // (docs/scaling.md).
   std::string citus = "auto";
   std::string citus_entry = "nodes";  // "nodes" or "coordinator"
+  // Whether every save, start and submit is kept in answer_history (README, Answer history), and
+  // for how many days (0: for ever).
+  bool history = true;
+  unsigned history_retention_days = 400;
   // Browser origins allowed to call the API (CORS), each exactly as a browser sends it in the
   // Origin header; empty: CORS off.
   std::vector<std::string> cors_origins;

@@ -19,6 +19,9 @@ void append_jsonb(std::string& out, std::string_view json);
 // One-dimensional int8[]; nullopt elements are NULL.
 void append_int8_array(std::string& out, std::span<const std::int64_t> values);
 void append_int8_array(std::string& out, std::span<const std::optional<std::int64_t>> values);
+void append_int4(std::string& out, std::int32_t value);
+// One-dimensional int4[].
+void append_int4_array(std::string& out, std::span<const std::int32_t> values);
 // One-dimensional jsonb[] of the given documents.
 void append_jsonb_array(std::string& out, std::span<const std::string_view> documents);
 

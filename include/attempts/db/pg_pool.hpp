@@ -55,6 +55,9 @@ struct PgPoolOptions {
   Durability durability = Durability::unlogged;
   CitusMode citus = CitusMode::detect;
   CitusEntry citus_entry = CitusEntry::nodes;
+  // Keep every applied save, start and submit in answer_history (--history): the saves then go
+  // out as the statements that also write their record (sql.hpp's kept statements).
+  bool history = true;
   // Connections in all, spread over the event loops (at least one per loop).
   std::size_t pool_size = 2;
   // Most writes one UPDATE statement carries.

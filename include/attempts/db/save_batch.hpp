@@ -58,6 +58,8 @@ class SaveBatch {
     // calls belong to their callers again once answered (a deadline can answer them while the
     // statement is in flight, and the session then reuses the call).
     std::string_view answers;
+    // How many writes the row stands for (the answer history records it), from seal() on.
+    std::int32_t writes = 1;
   };
 
   // The most bytes of answers one statement carries: PostgreSQL takes no parameter past 1 GB,

@@ -72,7 +72,7 @@ class SavePlanner {
   // Whether a call of this kind is of one attempt, sent in order with that attempt's writes.
   static bool of_attempt(StoreCall::Kind kind) {
     return kind == StoreCall::Kind::save_answers || kind == StoreCall::Kind::load_attempt ||
-           kind == StoreCall::Kind::submit_attempt;
+           kind == StoreCall::Kind::submit_attempt || kind == StoreCall::Kind::load_history;
   }
 
  private:

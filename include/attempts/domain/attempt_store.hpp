@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "attempts/domain/attempt_id.hpp"
 
@@ -46,6 +47,32 @@ struct AttemptRecord {
   void release_memory();
 };
 
+// One entry of an attempt's answer history: its start, a save, or its submit, as the store
+// recorded it when it applied it.
+struct HistoryEntry {
+  enum class Kind { start, save, submit };
+
+  std::int64_t seq = 0;  // 0 the start, then 1, 2, ... : strictly increasing per attempt
+  Kind kind = Kind::save;
+  std::string written_at;            // ISO 8601 in UTC, the clock of AttemptRecord::updated_at
+  std::optional<Revision> revision;  // the client's, if it sent one
+  std::int32_t writes = 1;           // how many of the client's writes the entry stands for
+  std::string answers_json;          // the whole answer set as saved
+};
+
+// Which part of an attempt's history a load_history call asks for.
+struct HistoryQuery {
+  static constexpr std::int32_t kDefaultLimit = 50;
+  static constexpr std::int32_t kMaxLimit = 200;
+
+  // Entries older than this sequence number (the cursor of the next page); none: the newest.
+  std::optional<std::int64_t> before;
+  std::int32_t limit = kDefaultLimit;
+  // The one entry in force at this instant (RFC 3339, checked by the caller): the newest
+  // written at or before it, if any.
+  std::optional<std::string> at;
+};
+
 // One request to the store. The caller owns it (a connection reuses one for each of its
 // requests), fills the inputs, and reads the outputs once the store has completed it.
 struct StoreCall {
@@ -55,22 +82,28 @@ struct StoreCall {
     submit_attempt,  // POST .../submit: make the answers final
     start_attempt,   // POST /exams/{id}/attempts
     ping,            // readiness: does the database answer?
+    load_history,    // GET /attempts/{id}/history: entries of the answer history
   };
 
   // Inputs.
   Kind kind = Kind::ping;
   AttemptId attempt_id = 0;
-  ExamId exam_id = 0;                  // start_attempt
-  std::optional<StudentId> student;    // the caller; nullopt only when authentication is off
-  std::optional<Revision> revision;    // save_answers: apply only if newer than the stored one
-  std::string answers_json;            // save_answers: a validated answers object
-  std::string idempotency_key;         // start_attempt: empty means none
+  ExamId exam_id = 0;                // start_attempt
+  std::optional<StudentId> student;  // the caller; nullopt only when authentication is off
+  std::optional<Revision> revision;  // save_answers: apply only if newer than the stored one
+  std::string answers_json;          // save_answers: a validated answers object
+  std::string idempotency_key;       // start_attempt: empty means none
+  HistoryQuery history_query;        // load_history
   // The store completes the call by this time, whatever the database does.
   std::chrono::steady_clock::time_point deadline;
 
   // Outputs.
   StoreOutcome outcome = StoreOutcome::unavailable;
   AttemptRecord record;  // load, submit and start when done/replayed; see StoreOutcome
+  // load_history when done: the entries asked for, newest first, and how many saves the
+  // attempt has in all (its record's id is set).
+  std::vector<HistoryEntry> history;
+  std::int64_t saves = 0;
   // With `unavailable`: why, when the store knows something an operator must fix (for example
   // a table whose persistence does not fit the durability mode); empty otherwise.
   std::string problem;

@@ -16,9 +16,9 @@ struct Request {
   Verb method = Verb::unknown;
   std::string method_text;  // as received, for logs
   std::string target;
-  unsigned version = 11;    // 10 or 11
-  bool keep_alive = true;   // after Connection and the version's default
-  bool chunked = false;     // Transfer-Encoding ends in chunked
+  unsigned version = 11;   // 10 or 11
+  bool keep_alive = true;  // after Connection and the version's default
+  bool chunked = false;    // Transfer-Encoding ends in chunked
   bool has_transfer_encoding = false;
   std::string content_type;
   std::string authorization;

@@ -41,6 +41,9 @@ struct HandlerOptions {
   std::int64_t (*clock)() = &unix_now;
   // Which browser origins may call the API (off by default).
   CorsPolicy cors{};
+  // Whether the store keeps the answer history (--history): without it, the history route
+  // answers 404 saying so.
+  bool history = true;
 };
 
 // What a request's header alone decides, judged once, before its body is read.

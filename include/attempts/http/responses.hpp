@@ -27,6 +27,9 @@ Response method_not_allowed_response(std::string_view allow);
 // An attempt as the API shows it: {"id", "exam_id", "student_id", "answers", "revision",
 // "started_at", "deadline", "updated_at", "submitted_at"} (timestamps ISO 8601 UTC or null).
 std::string attempt_json(const AttemptRecord& record);
+// A completed load_history call as GET /attempts/{id}/history answers it: a page of entries,
+// newest first, with the cursor of the next page, or with `at`, the entry in force then.
+std::string history_json(const StoreCall& call);
 
 // The response to a completed store call.
 Response store_response(const StoreCall& call, std::chrono::seconds retry_after);

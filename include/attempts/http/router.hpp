@@ -11,23 +11,24 @@ namespace attempts::http {
 enum class Route {
   not_found,           // no such path
   method_not_allowed,  // known path, other method: answer 405 with `allow`
-  bad_attempt_id,      // /attempts/<segment>[/submit] where the segment is not a valid id
+  bad_attempt_id,      // /attempts/<segment>[/submit|/history] where the segment is not an id
   bad_exam_id,         // /exams/<segment>/attempts where the segment is not a valid id
   save_answers,        // PATCH /attempts/{id}
   get_attempt,         // GET or HEAD /attempts/{id}
   submit_attempt,      // POST /attempts/{id}/submit
   start_attempt,       // POST /exams/{exam_id}/attempts
+  get_history,         // GET or HEAD /attempts/{id}/history
   health,              // GET or HEAD /healthz
   readiness,           // GET or HEAD /readyz
   metrics,             // GET or HEAD /metrics
   preflight,           // a CORS preflight of a known path (OPTIONS; cors.hpp), with CORS on
 };
 
-inline constexpr std::size_t kRouteCount = 12;
+inline constexpr std::size_t kRouteCount = 13;
 
 struct RouteMatch {
   Route route = Route::not_found;
-  AttemptId attempt_id = 0;  // save_answers, get_attempt, submit_attempt
+  AttemptId attempt_id = 0;  // save_answers, get_attempt, submit_attempt, get_history
   std::int64_t exam_id = 0;  // start_attempt
   std::string_view allow;    // the methods the path accepts, for 405
 };
@@ -39,7 +40,7 @@ struct PathTemplate {
 };
 
 // Every path the router knows; docs/openapi.yaml must describe exactly these.
-extern const std::array<PathTemplate, 6> kPaths;
+extern const std::array<PathTemplate, 7> kPaths;
 
 // Maps a method and request target to an endpoint. The query string is ignored; paths match
 // exactly (no trailing slash, no percent-decoding).

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "attempts/db/history_maintenance.hpp"
 #include "attempts/db/pool_metrics.hpp"
 #include "attempts/http/http_metrics.hpp"
 
@@ -21,10 +22,11 @@ struct AuthCounters {
   const auth::RemoteKeys* remote_keys = nullptr;  // null unless keys come from a URL
 };
 
-// The whole /metrics page: HTTP, authentication and pool metrics in the Prometheus text format
-// 0.0.4.
+// The whole /metrics page: HTTP, authentication, pool and answer history metrics in the
+// Prometheus text format 0.0.4. `history` is null with --history off.
 std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
                               const db::PoolMetrics& pool,
-                              const std::vector<db::ConnectionState>& connections);
+                              const std::vector<db::ConnectionState>& connections,
+                              const db::HistoryMaintenance* history = nullptr);
 
 }  // namespace attempts::metrics

@@ -33,6 +33,14 @@ using Calls = std::vector<std::unique_ptr<ModelCall>>;
 std::vector<std::string> check_history(const Table& initial, const Calls& calls,
                                        const SimulatedDatabase& database);
 
+// The answer history the statements wrote (issue 29), against what the database applied: with
+// `history`, each attempt's save records are exactly its applied writes, in the order applied,
+// numbered 1, 2, 3, ... with the answers applied, and stand for as many writes as were told done
+// (and at most as many more as were told unknown); a submit that happened has one record after
+// them. Without it there is no record at all.
+std::vector<std::string> check_ledger(const Calls& calls, const SimulatedDatabase& database,
+                                      bool history);
+
 // The calls applied one at a time in arrival order to `initial`, each judged at the tick it was
 // told (the deadline is a matter of time); calls told `unavailable` changed nothing and are
 // skipped. Fills `expected` per call (the outcome and its details) and returns the table after.

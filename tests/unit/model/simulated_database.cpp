@@ -24,6 +24,11 @@ std::int64_t be64(const std::string& bytes, std::size_t at) {
   return static_cast<std::int64_t>(std::uint64_t{be32(bytes, at)} << 32 | be32(bytes, at + 4));
 }
 
+std::int32_t int4_param(const std::optional<std::string>& param) {
+  if (!param || param->size() != 4) throw std::runtime_error("int4 parameter not 4 bytes");
+  return static_cast<std::int32_t>(be32(*param, 0));
+}
+
 std::optional<std::int64_t> int8_param(const std::optional<std::string>& param) {
   if (!param) return std::nullopt;
   if (param->size() != 8)
@@ -184,12 +189,15 @@ Reply SimulatedDatabase::run(Backend& backend, const ReceivedStatement& statemen
   }
   const std::string& name = statement.name;
   if (name == sql::kSaveOneName || name == sql::kSaveOneShardName || name == sql::kSaveBatchName ||
-      name == sql::kSaveShardName) {
-    if (distributed() != (name == sql::kSaveOneShardName || name == sql::kSaveShardName)) {
-      return error_reply(name + " does not fit the table", false);
-    }
+      name == sql::kSaveShardName || name == sql::kSaveOneKeptName ||
+      name == sql::kSaveOneShardKeptName || name == sql::kSaveBatchKeptName ||
+      name == sql::kSaveShardKeptName) {
+    const bool shard = name == sql::kSaveOneShardName || name == sql::kSaveShardName ||
+                       name == sql::kSaveOneShardKeptName || name == sql::kSaveShardKeptName;
+    if (distributed() != shard) return error_reply(name + " does not fit the table", false);
     return save(statement, backend.orphan);
   }
+  if (name == sql::kLoadHistoryName) return load_history(statement);
   if (name == sql::kWhyNotSavedName) return why_not_saved(statement);
   if (name == sql::kLoadAttemptName) return load_or_submit(statement, false, backend.orphan);
   if (name == sql::kSubmitAttemptName) return load_or_submit(statement, true, backend.orphan);
@@ -198,6 +206,8 @@ Reply SimulatedDatabase::run(Backend& backend, const ReceivedStatement& statemen
 }
 
 Reply SimulatedDatabase::setup(const ReceivedStatement& statement, const Backend& backend) {
+  // $7: whether starts and submits go on the record (attempts.history).
+  if (statement.params.size() >= 7 && statement.params[6]) history_ = *statement.params[6] == "on";
   // $4, $5: the backend of a lost session to see gone (ended if it still runs).
   std::optional<std::string> previous_gone;
   if (statement.params.size() >= 5 && statement.params[3]) {
@@ -217,12 +227,13 @@ Reply SimulatedDatabase::setup(const ReceivedStatement& statement, const Backend
   Row row = {std::string("UTC"),
              std::string("5000"),
              std::string("on"),
+             statement.params.size() >= 7 ? statement.params[6] : std::nullopt,
              std::string(distributed() ? "t" : "f"),
              std::to_string(backend.pid),
              std::to_string(backend.started_us),
              previous_gone,
              std::string("u")};
-  return rows_reply(8, {row});
+  return rows_reply(9, {row});
 }
 
 Reply SimulatedDatabase::shard_map() {
@@ -245,25 +256,36 @@ Reply SimulatedDatabase::save(const ReceivedStatement& statement, bool orphan) {
     std::optional<std::int64_t> student;
     std::optional<std::int64_t> revision;
     std::string answers;
+    std::int32_t writes;
   };
   std::vector<WriteRow> rows;
-  const bool one = statement.name == sql::kSaveOneName || statement.name == sql::kSaveOneShardName;
+  const std::string& name = statement.name;
+  const bool one = name == sql::kSaveOneName || name == sql::kSaveOneShardName ||
+                   name == sql::kSaveOneKeptName || name == sql::kSaveOneShardKeptName;
+  const bool kept = name == sql::kSaveOneKeptName || name == sql::kSaveOneShardKeptName ||
+                    name == sql::kSaveBatchKeptName || name == sql::kSaveShardKeptName;
+  if (statement.params.size() != (kept ? 5u : 4u)) {
+    throw std::runtime_error(name + " with " + std::to_string(statement.params.size()) +
+                             " parameters");
+  }
   if (one) {
     rows.push_back({int8_param(statement.params.at(0)).value(), int8_param(statement.params.at(1)),
-                    int8_param(statement.params.at(2)),
-                    jsonb_param(statement.params.at(3).value())});
+                    int8_param(statement.params.at(2)), jsonb_param(statement.params.at(3).value()),
+                    kept ? int4_param(statement.params.at(4)) : 1});
   } else {
     const auto ids = array_param(statement.params.at(0));
     const auto students = array_param(statement.params.at(1));
     const auto revisions = array_param(statement.params.at(2));
     const auto answers = array_param(statement.params.at(3));
+    const auto writes = kept ? array_param(statement.params.at(4))
+                             : std::vector<std::optional<std::string>>(ids.size());
     if (students.size() != ids.size() || revisions.size() != ids.size() ||
-        answers.size() != ids.size()) {
+        answers.size() != ids.size() || writes.size() != ids.size()) {
       throw std::runtime_error("save arrays of different lengths");
     }
     for (std::size_t i = 0; i < ids.size(); ++i) {
       rows.push_back({int8_param(ids[i]).value(), int8_param(students[i]), int8_param(revisions[i]),
-                      jsonb_param(answers[i].value())});
+                      jsonb_param(answers[i].value()), kept ? int4_param(writes[i]) : 1});
     }
     if (!std::is_sorted(rows.begin(), rows.end(),
                         [](const WriteRow& a, const WriteRow& b) { return a.id < b.id; })) {
@@ -274,6 +296,7 @@ Reply SimulatedDatabase::save(const ReceivedStatement& statement, bool orphan) {
   // The statement sees the table as it was when it started: a row is updated at most once.
   Table after = table_;
   std::vector<Change> changes;
+  std::vector<LedgerRow> records;
   std::vector<Row> returned;
   std::set<std::int64_t> updated;
   for (const auto& row : rows) {
@@ -289,6 +312,12 @@ Reply SimulatedDatabase::save(const ReceivedStatement& statement, bool orphan) {
     if (row.revision) attempt.revision = *row.revision;
     updated.insert(row.id);
     changes.push_back({step_, tick_, row.id, false, attempt.answers, attempt.revision, orphan});
+    if (kept) {
+      // In the same statement: it commits with the save or not at all.
+      if (row.writes < 1) throw std::runtime_error("a record that stands for no write");
+      records.push_back(
+          {row.id, ++attempt.saves, 's', row.revision, row.writes, row.answers, step_});
+    }
     if (one) {
       returned.push_back({int8_bytes(row.id)});
     } else {
@@ -297,7 +326,34 @@ Reply SimulatedDatabase::save(const ReceivedStatement& statement, bool orphan) {
   }
   table_ = std::move(after);
   changes_.insert(changes_.end(), changes.begin(), changes.end());
+  ledger_.insert(ledger_.end(), records.begin(), records.end());
   return rows_reply(one ? 1 : 2, returned, true);
+}
+
+Reply SimulatedDatabase::load_history(const ReceivedStatement& statement) {
+  // saves, seq, kind, written_at, revision, writes, answers; newest first, from $3 down, $5 rows.
+  const std::int64_t id = int8_param(statement.params.at(0)).value();
+  const auto student = int8_param(statement.params.at(1));
+  const auto before = int8_param(statement.params.at(2));
+  const std::int32_t limit = int4_param(statement.params.at(4));
+  const auto found = table_.find(id);
+  if (found == table_.end() || !owns(student, found->second)) return rows_reply(7, {});
+  std::vector<Row> rows;
+  for (auto entry = ledger_.rbegin(); entry != ledger_.rend(); ++entry) {
+    if (entry->attempt != id || (before && entry->seq >= *before)) continue;
+    if (static_cast<std::int32_t>(rows.size()) == limit) break;
+    rows.push_back({std::to_string(found->second.saves), std::to_string(entry->seq),
+                    std::string(1, entry->kind),
+                    std::string("step ").append(std::to_string(entry->step)),
+                    entry->revision ? std::optional<std::string>(std::to_string(*entry->revision))
+                                    : std::nullopt,
+                    std::to_string(entry->writes), entry->answers});
+  }
+  if (rows.empty()) {
+    rows.push_back({std::to_string(found->second.saves), std::nullopt, std::nullopt, std::nullopt,
+                    std::nullopt, std::nullopt, std::nullopt});
+  }
+  return rows_reply(7, rows);
 }
 
 Reply SimulatedDatabase::why_not_saved(const ReceivedStatement& statement) {
@@ -330,6 +386,10 @@ Reply SimulatedDatabase::load_or_submit(const ReceivedStatement& statement, bool
     if (!attempt.submitted_at) {
       attempt.submitted_at = submitted_text(tick_);
       changes_.push_back({step_, tick_, id, true, attempt.answers, attempt.revision, orphan});
+      if (history_) {
+        ledger_.push_back(
+            {id, attempt.saves + 1, 'f', attempt.revision, 1, attempt.answers, step_});
+      }
     }
   }
   const auto optional_text = [](const std::optional<std::string>& text) { return text; };

@@ -35,6 +35,7 @@ struct AttemptState {
   std::string answers = "{}";
   std::optional<std::string> submitted_at;
   std::optional<int> deadline_tick;
+  std::int64_t saves = 0;  // attempts.saves: counted by the kept statements
 
   bool operator==(const AttemptState&) const = default;
 };
@@ -47,6 +48,17 @@ inline std::string deadline_text(int tick) {
 inline std::string submitted_text(int tick) {
   return "submitted@" + std::to_string(tick);
 }
+
+// One row of answer_history, as the kept save statements (and start and submit) write it.
+struct LedgerRow {
+  AttemptId attempt = 0;
+  std::int64_t seq = 0;
+  char kind = 's';
+  std::optional<Revision> revision;
+  std::int32_t writes = 1;
+  std::string answers;
+  long step = 0;
+};
 
 // Something the database did to an attempt, in the order it did it.
 struct Change {
@@ -121,6 +133,8 @@ class SimulatedDatabase {
 
   const Table& table() const { return table_; }
   const std::vector<Change>& changes() const { return changes_; }
+  const std::vector<LedgerRow>& ledger() const { return ledger_; }
+  // Whether the sessions asked for the answer history (the setup's attempts.history).
   // The answers of every write judged in a save's row that committed, applied or not (not
   // those of a statement rolled back, nor of a row that vanished: those are sent again).
   const std::set<std::string>& received_answers() const { return received_answers_; }
@@ -129,6 +143,7 @@ class SimulatedDatabase {
   Reply run(Backend& backend, const ReceivedStatement& statement);
   Reply setup(const ReceivedStatement& statement, const Backend& backend);
   Reply save(const ReceivedStatement& statement, bool orphan);
+  Reply load_history(const ReceivedStatement& statement);
   Reply why_not_saved(const ReceivedStatement& statement);
   Reply load_or_submit(const ReceivedStatement& statement, bool submit, bool orphan);
   Reply shard_map();
@@ -145,6 +160,8 @@ class SimulatedDatabase {
   int shards_ = 0;
   std::vector<std::string> nodes_;
   std::vector<Change> changes_;
+  std::vector<LedgerRow> ledger_;
+  bool history_ = true;
   std::set<std::string> received_answers_;
 };
 
