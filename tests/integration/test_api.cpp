@@ -675,7 +675,8 @@ class IdleTimeoutTest : public testing::Test {
  protected:
   // Far above the 1 s idle and request timeouts, far below the suite's patience.
   static constexpr milliseconds kCloseWithin{5000};
-  ServerProcess server_{ServerSettings::with_flags({"--idle-timeout", "1", "--request-timeout", "1"})};
+  ServerProcess server_{
+      ServerSettings::with_flags({"--idle-timeout", "1", "--request-timeout", "1"})};
 };
 
 TEST_F(IdleTimeoutTest, SilentConnectionIsClosedByTheServer) {

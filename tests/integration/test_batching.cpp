@@ -365,7 +365,8 @@ TEST_F(BatchingTest, OneBatchMixingExistingMissingAndSubmittedAttemptsAnswersEac
   std::map<std::int64_t, std::optional<AttemptRow>> before;
   for (const auto id : submitted) before[id] = db_.read_attempt(id);
   const UpdateAudit audit(db_);
-  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   AttemptLock lock(db_, kDecoy);
 
   // The only connection is stuck on the decoy, so everything below waits in its queue.
@@ -463,7 +464,8 @@ TEST_F(BatchingTest, BatchWhoseConnectionIsKilledMidFlightAcknowledgesNothingAnd
                                            // (uncommitted) by the time it waits for this one
   const std::vector<std::int64_t> behind = {5204, 5205};
   db_.reset_attempts(5200, 5299);
-  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   const pid_t pid = server.pid();
   std::map<std::int64_t, std::optional<AttemptRow>> before;
   for (std::int64_t id = 5200; id <= 5209; ++id) before[id] = db_.read_attempt(id);
@@ -579,8 +581,9 @@ TEST_F(BatchingTest, FullQueueRefusesWith503PromptlyAndTheAcceptedWritesAreStore
   constexpr int kRequests = 20;
   constexpr int kCapacity = 4;
   db_.reset_attempts(kStuck, kFirst + kRequests - 1);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1", "--queue-capacity", std::to_string(kCapacity)}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1",
+                                  "--queue-capacity", std::to_string(kCapacity)}));
   AttemptLock lock(db_, kStuck);
   HttpClient stuck(server.port());
   stuck.send(tagged_patch(kStuck, 0, 0));
@@ -674,8 +677,10 @@ CREATE TRIGGER batching_test_fail BEFORE UPDATE ON attempts FOR EACH ROW
   std::int64_t updates_seen() const {
     pqxx::connection connection(url_);
     pqxx::nontransaction tx(connection);
-    return tx.exec("SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
-                   "FROM batching_test_failures")[0][0]
+    return tx
+        .exec(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END "
+            "FROM batching_test_failures")[0][0]
         .as<std::int64_t>();
   }
 
@@ -735,8 +740,8 @@ TEST_F(TransientFailureTest, AFailedWriteIsSentAgainBeforeTheLaterWriteToItsAtte
   db_.reset_attempts(kId, kId);
   db_.reset_attempts(kDecoy, kDecoy);
   const InjectedDeadlocks deadlocks(db_, 1);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   AttemptLock lock(db_, kDecoy);
   HttpClient decoy(server.port());
   decoy.send(tagged_patch(kDecoy, 0, 0));
@@ -782,8 +787,10 @@ TEST_F(TransientFailureTest, ConcurrentWritesAllLandOnceThroughInjectedFailures)
         HttpClient client(server.port());
         for (int round = 0; round < kRounds; ++round) {
           const auto response = client.request(tagged_patch(kFirst + c, c, round));
-          if (response.status == 204) ++ok[c];
-          else if (errors[c].empty()) errors[c] = std::to_string(response.status) + " " + response.body;
+          if (response.status == 204)
+            ++ok[c];
+          else if (errors[c].empty())
+            errors[c] = std::to_string(response.status) + " " + response.body;
         }
       } catch (const std::exception& error) {
         errors[c] = error.what();

@@ -48,7 +48,6 @@ void report_figure(const std::string& name, const std::string& value) {
   testing::Test::RecordProperty(name, value);
 }
 
-
 // ---- libpq, binding parameters in the binary format as the service does ----
 
 struct PgConnDeleter {
@@ -506,9 +505,9 @@ TEST_F(CitusTest, ServiceAnswersPatchGetAndABatchMixThroughTheCoordinator) {
   EXPECT_FALSE(body["updated_at"].is_null());
   EXPECT_TRUE(
       IsJsonError(HttpClient(server.port()).request(get_request(attempt_target(missing))), 404));
-  EXPECT_TRUE(IsJsonError(HttpClient(server.port())
-                              .request(patch_request(attempt_target(missing), answers_body("{}"))),
-                          404));
+  EXPECT_TRUE(IsJsonError(
+      HttpClient(server.port()).request(patch_request(attempt_target(missing), answers_body("{}"))),
+      404));
   EXPECT_TRUE(IsJsonError(
       HttpClient(server.port())
           .request(patch_request(attempt_target(submitted[0]), answers_body(R"({"1":[1]})"))),

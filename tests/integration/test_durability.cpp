@@ -72,11 +72,11 @@ TEST_F(DurabilityModeTest, AMismatchedTableIsRefusedWithTheReasonUntilItIsSwitch
   // interval) and writes again, now durably.
   db_.run_sql_file("durable.sql");
   EXPECT_EQ(when_status(server.port(), get_request("/readyz"), 200, seconds(10)).status, 200);
-  EXPECT_EQ(when_status(server.port(),
-                        patch_request(attempt_target(kId), answers_body(R"({"1":[2]})")), 204,
-                        seconds(10))
-                .status,
-            204);
+  EXPECT_EQ(
+      when_status(server.port(), patch_request(attempt_target(kId), answers_body(R"({"1":[2]})")),
+                  204, seconds(10))
+          .status,
+      204);
   EXPECT_TRUE(StoredAnswersAre(db_, kId, R"({"1":[2]})"));
   EXPECT_EQ(when_refusing(server.port(), 0.0), 0.0);
 

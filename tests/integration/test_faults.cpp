@@ -30,6 +30,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <pqxx/pqxx>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -423,7 +424,8 @@ TEST_F(DatabaseFaultTest, RestartUnderLoadLosesNoAcknowledgedWriteRefusesFastAnd
 TEST_F(DatabaseFaultTest, FirstWriteAfterAnIdleRestartGoesOutOnAFreshConnectionAndSucceeds) {
   constexpr std::int64_t kId = 6150;
   db_.reset_attempts(kId, kId);
-  ServerProcess server(ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   const auto write = [&](std::int64_t value) {
     return HttpClient(server.port())
         .request(patch_request(attempt_target(kId), answers_body(value_answers(value))));
@@ -606,7 +608,8 @@ class CrashFaultTest : public testing::Test {
   Database db_;
 };
 
-// --- the durability ladder: crashes in each mode ---------------------------------------------------
+// --- the durability ladder: crashes in each mode
+// ---------------------------------------------------
 
 // What one crash under load did, from every write the clients were answered 204 for.
 struct CrashRound {
@@ -621,7 +624,33 @@ struct CrashRound {
   std::int64_t attempts_before = 0;
   std::int64_t attempts_after = 0;
   std::vector<std::string> failures;  // answers that were wrong, values never sent
+  // The answer history against the table after the crash: an attempt whose newest record is not
+  // what it holds, or whose records stand for fewer writes than were acknowledged and kept.
+  std::vector<std::string> ledger_failures;
 };
+
+// The answer history's save records of attempts first..last: by attempt, the values written, in
+// the order written, and how many writes they stand for in all.
+struct Records {
+  std::vector<std::int64_t> values;
+  std::int64_t writes = 0;
+};
+std::map<std::int64_t, Records> saved_records(const Database& db, std::int64_t first,
+                                              std::int64_t last) {
+  std::map<std::int64_t, Records> records;
+  pqxx::connection connection(db.url());
+  pqxx::nontransaction tx(connection);
+  const auto rows = tx.exec_params(
+      "SELECT attempt_id, coalesce((answers->'1'->>0)::bigint, 0), writes FROM answer_history "
+      "WHERE attempt_id BETWEEN $1 AND $2 AND kind = 's' ORDER BY attempt_id, seq",
+      first, last);
+  for (const auto& row : rows) {
+    Records& of = records[row[0].as<std::int64_t>()];
+    of.values.push_back(row[1].as<std::int64_t>());
+    of.writes += row[2].as<std::int64_t>();
+  }
+  return records;
+}
 
 enum class Crash { postgres, service };
 
@@ -661,6 +690,7 @@ CrashRound crash_under_load(Crash what, const std::string& durability, std::int6
     server.reset();
   }
   round.attempts_after = db.attempt_count();
+  const auto records = saved_records(db, first_id, first_id + kClients * kIdsPerClient);
   for (const auto& client : load.clients()) {
     round.acknowledged += client.acknowledged();
     round.refused += client.refused();
@@ -675,6 +705,22 @@ CrashRound crash_under_load(Crash what, const std::string& durability, std::int6
       if (stored > progress.last_sent) {
         round.failures.push_back("attempt " + std::to_string(id) + " holds " +
                                  std::to_string(stored) + ", never sent");
+      }
+      // The save and its record commit together: whatever the crash kept, the record of the
+      // newest write kept is there, and the writes kept are all on the record.
+      if (stored > 0) {
+        const auto found = records.find(id);
+        int kept = 0;
+        for (const auto& [value, at] : progress.acknowledged) kept += value <= stored ? 1 : 0;
+        if (found == records.end() || found->second.values.back() != stored ||
+            found->second.writes < kept) {
+          round.ledger_failures.push_back(
+              "attempt " + std::to_string(id) + " holds " + std::to_string(stored) + " after " +
+              std::to_string(kept) + " acknowledged writes, but its newest record is " +
+              (found == records.end() ? std::string("missing")
+                                      : std::to_string(found->second.values.back()) + " of " +
+                                            std::to_string(found->second.writes) + " writes"));
+        }
       }
       for (const auto& [value, at] : progress.acknowledged) {
         if (value <= stored) continue;
@@ -716,7 +762,12 @@ class DurabilityLadderTest : public CrashFaultTest {
         report_figure(prefix + "oldest_lost_acknowledged_before_crash",
                       ms_text(*round.oldest_lost_age));
       }
+      report_figure(prefix + "attempts_whose_history_disagrees", round.ledger_failures.size());
       for (const auto& failure : round.failures) ADD_FAILURE() << failure;
+      // Unlogged, a crash truncates both tables: nothing to compare.
+      if (durability != "unlogged") {
+        for (const auto& failure : round.ledger_failures) ADD_FAILURE() << failure;
+      }
     }
     return results;
   }
@@ -757,7 +808,8 @@ TEST_F(DurabilityLadderTest, AsyncLosesOnlyTheLastWritesWithinItsBoundAndKeepsTh
     if (round.oldest_lost_age) {
       worst_age = std::max(worst_age, *round.oldest_lost_age);
       EXPECT_LE(*round.oldest_lost_age, bound)
-          << "a write acknowledged " << ms_text(*round.oldest_lost_age) << " before the crash was lost";
+          << "a write acknowledged " << ms_text(*round.oldest_lost_age)
+          << " before the crash was lost";
     }
   }
   report_figure("crash_async_worst_acknowledged_writes_lost", worst_lost(rounds));
@@ -1095,8 +1147,9 @@ TEST_F(ClientFaultTest, BurstBeyondTheQueueCapacityGets503WithRetryAfterAndMemor
   constexpr std::int64_t kFirstBurstId = 6501;
   constexpr long kMaxPeakRssKib = 200 * 1024;  // generous for ASan; a leak per request shows
   db_.reset_attempts(kStuckId, kFirstBurstId + kBurst - 1);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1", "--queue-capacity", std::to_string(kQueueCapacity)}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1",
+                                  "--queue-capacity", std::to_string(kQueueCapacity)}));
   const long rss_before = process_memory_kib(server.pid(), "VmRSS");
   // The only pool connection waits on a locked row: nothing leaves the queue.
   AttemptLock lock(db_, kStuckId);

@@ -362,6 +362,75 @@ std::vector<std::string> check_order(const std::vector<Event>& history,
   return anomalies;
 }
 
+// The answer history of the clients' attempts: by attempt, its records in sequence order.
+struct Record {
+  std::int64_t seq = 0;
+  char kind = 's';
+  json answers;
+};
+std::map<std::int64_t, std::vector<Record>> read_records(const Database& db) {
+  std::map<std::int64_t, std::vector<Record>> records;
+  pqxx::connection connection(db.url());
+  pqxx::nontransaction tx(connection);
+  for (const auto& row :
+       tx.exec_params("SELECT attempt_id, seq, kind, answers::text FROM answer_history "
+                      "WHERE attempt_id BETWEEN $1 AND $2 ORDER BY attempt_id, seq",
+                      kFirstAttempt, kFirstAttempt + kClients - 1)) {
+    records[row[0].as<std::int64_t>()].push_back({row[1].as<std::int64_t>(),
+                                                  row[2].as<std::string>().at(0),
+                                                  json::parse(row[3].as<std::string>())});
+  }
+  return records;
+}
+
+// The answer history against the history of requests (issue 29): each attempt's records are
+// exactly its applied writes in order: every write told 204 is there, no write told 404, 409 or
+// 503 is, one told 504 may be; sequence numbers strictly increase; the newest record is what the
+// attempt holds. Each client sends one request at a time, so no two of an owner's writes ever
+// share a record here. With `applied` (the trigger's record), the order must be its order too.
+std::vector<std::string> check_records(const std::vector<Event>& history,
+                                       const std::map<std::int64_t, std::vector<Record>>& records,
+                                       const std::map<std::int64_t, json>& stored,
+                                       const std::map<std::int64_t, std::vector<json>>* applied) {
+  std::vector<std::string> anomalies;
+  for (std::int64_t attempt = kFirstAttempt; attempt < kFirstAttempt + kClients; ++attempt) {
+    const auto found = records.find(attempt);
+    const std::vector<Record> none;
+    const auto& kept = found == records.end() ? none : found->second;
+    const std::string name = "attempt " + std::to_string(attempt) + ": ";
+    std::map<std::string, int> on_record;
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      if (i > 0 && kept[i].seq <= kept[i - 1].seq)
+        anomalies.push_back(name + "sequence numbers do not increase");
+      if (kept[i].kind != 's') anomalies.push_back(name + "a record that is not a save");
+      ++on_record[kept[i].answers.dump()];
+    }
+    for (const auto& event : history) {
+      if (!event.write || event.attempt != attempt) continue;
+      const int count = on_record[event.value.dump()];
+      if (count > 1) anomalies.push_back(name + "a write recorded twice: " + describe(event));
+      if (event.status == 204 && count == 0)
+        anomalies.push_back(name + "a 204 write not on record: " + describe(event));
+      if (event.status != 204 && event.status != 504 && count > 0) {
+        anomalies.push_back(name + "a write on record that was not applied: " + describe(event));
+      }
+    }
+    const auto& holds = stored.at(attempt);
+    if (kept.empty() ? holds != json::object() : kept.back().answers != holds) {
+      anomalies.push_back(name + "the newest record is not what it holds, " + holds.dump());
+    }
+    if (applied != nullptr) {
+      std::vector<json> order;
+      for (const auto& record : kept) order.push_back(record.answers);
+      const auto in_table = applied->find(attempt);
+      if (order != (in_table == applied->end() ? std::vector<json>{} : in_table->second)) {
+        anomalies.push_back(name + "the records are not the writes in the order applied");
+      }
+    }
+  }
+  return anomalies;
+}
+
 // What each attempt holds now.
 std::map<std::int64_t, json> stored_answers(const Database& db) {
   std::map<std::int64_t, json> stored;
@@ -399,13 +468,21 @@ TEST(HistoryTest, EveryAnswerFitsTheHistoryWhileBackendsAreKilledAndPostgresRest
   inject_faults(db, start, until, faults, 2);
   for (auto& thread : clients) thread.join();
 
-  const auto anomalies = check(history, stored_answers(db));
+  const auto stored = stored_answers(db);
+  auto anomalies = check(history, stored);
+  const auto records = read_records(db);
+  for (auto& anomaly : check_records(history, records, stored, nullptr)) {
+    anomalies.push_back(std::move(anomaly));
+  }
   std::ostringstream figures;
   figures << "[ history ] " << kClients << " clients, " << history.size() << " requests in "
           << std::chrono::duration_cast<seconds>(run_time()).count() << " s;";
   auto statuses = count_statuses(history, figures);
-  figures << "; " << faults.kills << " kill rounds (" << faults.backends_killed << " backends), "
-          << faults.restarts << " restarts; " << anomalies.size() << " anomalies\n";
+  std::size_t on_record = 0;
+  for (const auto& [attempt, kept] : records) on_record += kept.size();
+  figures << "; " << on_record << " saves on record; " << faults.kills << " kill rounds ("
+          << faults.backends_killed << " backends), " << faults.restarts << " restarts; "
+          << anomalies.size() << " anomalies\n";
   std::cout << figures.str();
   EXPECT_EQ(faults.restarts, 2);
   EXPECT_GT(faults.backends_killed, 0);
@@ -440,11 +517,16 @@ TEST(HistoryTest, NoWriteAnswered204IsOverwrittenByAnEarlierOneAcrossEventLoopsW
   inject_faults(db, start, until, faults, 0);
   for (auto& thread : threads) thread.join();
 
-  auto anomalies = check(history, stored_answers(db));
+  const auto stored = stored_answers(db);
+  auto anomalies = check(history, stored);
   std::size_t pairs = 0;
   const auto applied = recorder.read();
   for (auto& anomaly : check_order(history, applied, pairs))
     anomalies.push_back(std::move(anomaly));
+  const auto records = read_records(db);
+  for (auto& anomaly : check_records(history, records, stored, &applied)) {
+    anomalies.push_back(std::move(anomaly));
+  }
   std::size_t writes_applied = 0;
   for (const auto& [attempt, writes] : applied) writes_applied += writes.size();
   std::ostringstream figures;

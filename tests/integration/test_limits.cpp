@@ -368,9 +368,8 @@ class StoppedPostgres {
     if (backends_of) {
       pqxx::connection connection(TestEnvironment::get().database_url);
       pqxx::nontransaction tx(connection);
-      for (const auto& row :
-           tx.exec_params("SELECT pid FROM pg_stat_activity WHERE application_name = $1",
-                          *backends_of)) {
+      for (const auto& row : tx.exec_params(
+               "SELECT pid FROM pg_stat_activity WHERE application_name = $1", *backends_of)) {
         pids_.push_back(row[0].as<pid_t>());
       }
     } else {
@@ -409,9 +408,9 @@ TEST_F(StalledDatabaseFaultTest, EveryRequestIsAnsweredWithinItsDeadlineAndShutd
   constexpr std::int64_t kId = 9300;
   constexpr seconds kShutdownTimeout{2};
   db_.reset_attempts(kId, kId + 3);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--request-timeout", std::to_string(kRequestTimeout.count()), "--shutdown-timeout",
-       std::to_string(kShutdownTimeout.count())}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--request-timeout", std::to_string(kRequestTimeout.count()),
+                                  "--shutdown-timeout", std::to_string(kShutdownTimeout.count())}));
   const auto port = server.port();
   ASSERT_EQ(HttpClient(port).request(patch_request(attempt_target(kId), answers_body("{}"))).status,
             204);
@@ -438,9 +437,8 @@ TEST_F(StalledDatabaseFaultTest, EveryRequestIsAnsweredWithinItsDeadlineAndShutd
   // Concurrently, as a real stall would meet them.
   std::vector<std::thread> threads;
   std::optional<Timed> patch, get, ready;
-  threads.emplace_back([&] {
-    patch = timed(patch_request(attempt_target(kId + 1), answers_body(R"({"1":[1]})")));
-  });
+  threads.emplace_back(
+      [&] { patch = timed(patch_request(attempt_target(kId + 1), answers_body(R"({"1":[1]})"))); });
   threads.emplace_back([&] { get = timed(get_request(attempt_target(kId + 2))); });
   threads.emplace_back([&] { ready = timed(get_request("/readyz")); });
   std::this_thread::sleep_for(milliseconds(200));
@@ -492,9 +490,9 @@ TEST_F(StalledDatabaseFaultTest, EveryRequestIsAnsweredWithinItsDeadlineAndShutd
 TEST_F(StalledDatabaseFaultTest, AConnectionThatOverranIsDroppedAndTheServiceRecovers) {
   constexpr std::int64_t kId = 9310;
   db_.reset_attempts(kId, kId + 1);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--request-timeout", std::to_string(kRequestTimeout.count()), "--threads", "1",
-       "--pool-size", "1"}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--request-timeout", std::to_string(kRequestTimeout.count()),
+                                  "--threads", "1", "--pool-size", "1"}));
   const auto port = server.port();
   ASSERT_EQ(HttpClient(port).request(patch_request(attempt_target(kId), answers_body("{}"))).status,
             204);
@@ -656,8 +654,9 @@ TEST_F(StalledDatabaseFaultTest, ACommitWhoseReplyIsLostIsAnsweredOutcomeUnknown
             204);
 
   proxy.swallow_replies();
-  const auto response = HttpClient(server.port(), seconds(30))
-                            .request(patch_request(attempt_target(kId), answers_body(R"({"1":[2]})")));
+  const auto response =
+      HttpClient(server.port(), seconds(30))
+          .request(patch_request(attempt_target(kId), answers_body(R"({"1":[2]})")));
   report_figure("lost_reply_status", response.status);
   report_figure("lost_reply_bytes_swallowed", static_cast<std::int64_t>(proxy.swallowed()));
   EXPECT_GT(proxy.swallowed(), 0u);
@@ -706,8 +705,8 @@ TEST_F(RevisionTest, RevisionsQueuedTogetherAreJudgedOneAtATimeInArrivalOrder) {
   constexpr std::int64_t kDecoy = 9410;
   constexpr std::int64_t kId = 9411;
   db_.reset_attempts(kDecoy, kId);
-  ServerProcess server(ServerSettings::with_flags(
-      {"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
+  ServerProcess server(
+      ServerSettings::with_flags({"--threads", "1", "--pool-size", "1", "--pipeline-depth", "1"}));
   AttemptLock lock(db_, kDecoy);
   HttpClient decoy(server.port());
   decoy.send(patch_request(attempt_target(kDecoy), answers_body("{}")));
@@ -718,7 +717,8 @@ TEST_F(RevisionTest, RevisionsQueuedTogetherAreJudgedOneAtATimeInArrivalOrder) {
   std::vector<std::unique_ptr<HttpClient>> clients;
   for (const std::int64_t revision : {7, 9, 8}) {
     clients.push_back(std::make_unique<HttpClient>(server.port()));
-    clients.back()->send(revised_patch(kId, revision, "{\"1\":[" + std::to_string(revision) + "]}"));
+    clients.back()->send(
+        revised_patch(kId, revision, "{\"1\":[" + std::to_string(revision) + "]}"));
     std::this_thread::sleep_for(milliseconds(100));
   }
   lock.release();
@@ -781,11 +781,12 @@ TEST_F(StalledDatabaseFaultTest, QueuedBytesAreBoundedAndLargeWritesBeyondAreRef
   }
   // Every write has been read and either queued or refused before the decoy is let go.
   const auto deadline = Clock::now() + seconds(30);
-  while (Clock::now() < deadline &&
-         metric(server.port(), "attempts_db_queue_depth{connection=\"0\"}") +
-                 metric(server.port(),
-                        "attempts_http_requests_total{route=\"PATCH /attempts/{id}\",code=\"503\"}") <
-             kWrites) {
+  while (
+      Clock::now() < deadline &&
+      metric(server.port(), "attempts_db_queue_depth{connection=\"0\"}") +
+              metric(server.port(),
+                     "attempts_http_requests_total{route=\"PATCH /attempts/{id}\",code=\"503\"}") <
+          kWrites) {
     std::this_thread::sleep_for(milliseconds(50));
   }
   lock.release();

@@ -730,9 +730,9 @@ TEST(LoggingTest, JsonFormatMakesEveryLineAJsonObjectWithTimeLevelAndMessage) {
                          message.find(R"(GET /nowhere/"quoted"\back\slash )") != std::string::npos;
     saw_access =
         saw_access || message.find("PATCH " + attempt_target(kId) + " 204") != std::string::npos;
-    saw_non_ascii_target = saw_non_ascii_target ||
-                           message.find("GET /nowhere/caf\u00e9/\ufffd\ufffd(\ufffd ") !=
-                               std::string::npos;
+    saw_non_ascii_target =
+        saw_non_ascii_target ||
+        message.find("GET /nowhere/caf\u00e9/\ufffd\ufffd(\ufffd ") != std::string::npos;
   }
   EXPECT_TRUE(saw_start) << "no start-up line:\n" << server.log();
   EXPECT_TRUE(saw_access) << "no access line for the PATCH:\n" << server.log();

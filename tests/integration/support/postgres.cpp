@@ -88,9 +88,10 @@ void Database::reset_attempts(std::int64_t first, std::int64_t last) const {
   pqxx::connection connection(url_);
   pqxx::work tx(connection);
   tx.exec_params(
-      "UPDATE attempts SET answers = '{}', revision = 0, updated_at = NULL, submitted_at = NULL "
-      "WHERE id BETWEEN $1 AND $2",
+      "UPDATE attempts SET answers = '{}', revision = 0, updated_at = NULL, submitted_at = NULL, "
+      "saves = 0 WHERE id BETWEEN $1 AND $2",
       first, last);
+  tx.exec_params("DELETE FROM answer_history WHERE attempt_id BETWEEN $1 AND $2", first, last);
   tx.commit();
 }
 

@@ -56,7 +56,7 @@ class Database {
   const std::string& url() const { return url_; }
 
   // Puts attempts first..last back to their seeded state: answers '{}', revision 0, never
-  // updated or submitted.
+  // updated or submitted, no answer history.
   void reset_attempts(std::int64_t first, std::int64_t last) const;
   void mark_submitted(std::int64_t id) const;
 
