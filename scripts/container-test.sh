@@ -19,7 +19,8 @@
 #              HEALTHCHECK) -t attempts-server:latest, the image docker-compose.yml names, with
 #              a compiler cache kept on this machine lent to the build stage; then its size,
 #              OCI labels, HEALTHCHECK and user are checked.
-#   keys       The compose file's keys service, its command as written, into a fresh volume.
+#   keys       The keys service of docker-compose.yml (and of docker-compose.citus.yml), its
+#              command as written, into a fresh volume: a JWKS and 20000 tokens.
 #   run        The image on the host's network (LISTEN=127.0.0.1:<free port>) against the test
 #              database: /healthz and /readyz 200, the image's HEALTHCHECK healthy, the process
 #              not root, a save with a token of the keys volume is 204 and stored, another
@@ -192,7 +193,8 @@ make_base_images() {
   [[ -n $security ]] || security=${mirror%/debian}/debian-security
   root=$work/rootfs
   say "debootstrap --variant=minbase bookworm $root $mirror"
-  debootstrap --variant=minbase bookworm "$root" "$mirror" >"$log_dir/debootstrap.log" 2>&1 ||
+  timeout --kill-after=30 900 debootstrap --variant=minbase bookworm "$root" "$mirror" \
+    >"$log_dir/debootstrap.log" 2>&1 ||
     fail "debootstrap (see $log_dir/debootstrap.log)"
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   # Sources and apt settings as Debian's official images have them: the release, its updates
@@ -293,7 +295,8 @@ set +e
 # --label, which podman applies at the commit. podman 4.3 (buildah 1.28) reuses a cached LABEL
 # step whose build arguments changed, so after a commit that left the binaries byte for byte the
 # same, the build arguments alone left the previous commit's labels.
-podman build --network host --pull=never --format docker --volume "$ccache_dir:/ccache" \
+timeout --kill-after=30 1800 podman build --network host --pull=never --format docker \
+  --volume "$ccache_dir:/ccache" \
   --build-arg VERSION="$version" --build-arg REVISION="$revision" \
   --label org.opencontainers.image.version="$version" \
   --label org.opencontainers.image.revision="$revision" \
