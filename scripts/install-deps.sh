@@ -35,5 +35,7 @@ echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Waits (5 min at most) for another apt or dpkg on the machine to finish instead of failing.
+lock_wait=(-o DPkg::Lock::Timeout=300)
+"${sudo_cmd[@]}" apt-get "${lock_wait[@]}" update -qq
+"${sudo_cmd[@]}" apt-get "${lock_wait[@]}" install -y -qq --no-install-recommends "${missing[@]}"

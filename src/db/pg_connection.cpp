@@ -87,6 +87,7 @@ PgConnection::PgConnection(net::io_context& loop, std::size_t index, const PoolC
       check_timer_(loop.get_executor()) {}
 
 PgConnection::~PgConnection() {
+  ready_ = false;  // nothing is sent, nor scheduled, from here on
   abandon_in_flight(false);
   release_lost();
   queue_.answer_all(StoreOutcome::unavailable, *this);
