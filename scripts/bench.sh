@@ -56,6 +56,16 @@
 #                           and ratios of requests/s and server CPU per request
 #                           [BENCH_KEYS_COMPARE=1]
 #   --keys-rounds N         rounds of --keys-compare [BENCH_KEYS_ROUNDS, default 3]
+#   --history-compare       more rows at 64 connections, --history-rounds times, in turn: the
+#                           server as it is (--history on, the default) and with --history off.
+#                           Prints the means and ratios of requests/s and server CPU per request
+#                           [BENCH_HISTORY_COMPARE=1]
+#   --history-rounds N      rounds of --history-compare [BENCH_HISTORY_ROUNDS, default 3]
+#   --history-read          one more workload: GET /attempts/{id}/history of an attempt with
+#                           1,000 saves on record (first page), paced at 100/s over 4 connections
+#                           by wrk2, while wrk2 paces saves to the other attempts at the first
+#                           --rates rate over 128 connections; reports the history read's p99
+#                           and the saves' rate, p99 and errors. Needs wrk2 [BENCH_HISTORY_READ=1]
 #   --rates "A B"           paced total requests/s [BENCH_RATES, default "10000 15000"]; "" skips
 #   --paced-connections "A B"  connections of the paced runs [BENCH_PACED_CONNECTIONS,
 #                           default "128 1000"]
@@ -102,6 +112,9 @@ cors_compare=${BENCH_CORS_COMPARE:-0}
 cors_rounds=${BENCH_CORS_ROUNDS:-3}
 keys_compare=${BENCH_KEYS_COMPARE:-0}
 keys_rounds=${BENCH_KEYS_ROUNDS:-3}
+history_compare=${BENCH_HISTORY_COMPARE:-0}
+history_rounds=${BENCH_HISTORY_ROUNDS:-3}
+history_read=${BENCH_HISTORY_READ:-0}
 rates=${BENCH_RATES-10000 15000}
 paced_connections=${BENCH_PACED_CONNECTIONS:-128 1000}
 curve_rates=${BENCH_CURVE_RATES-5000 10000 20000 30000 40000 50000 60000}
@@ -131,6 +144,9 @@ while (($#)); do
     --cors-compare) cors_compare=1; shift ;;
     --cors-rounds) need_arg "$@"; cors_rounds=$2; shift 2 ;;
     --keys-compare) keys_compare=1; shift ;;
+    --history-compare) history_compare=1; shift ;;
+    --history-rounds) history_rounds=$2; shift 2 ;;
+    --history-read) history_read=1; shift ;;
     --keys-rounds) need_arg "$@"; keys_rounds=$2; shift 2 ;;
     --rates) need_arg "$@"; rates=$2; shift 2 ;;
     --paced-connections) need_arg "$@"; paced_connections=$2; shift 2 ;;
@@ -323,6 +339,7 @@ declare -A persistence_of=()
 declare -A cors_rps=() cors_cpu=()
 # "MODE ALG file|url" -> the same over the --keys-compare rows that ran, and how many ran
 declare -A keys_rps=() keys_cpu=() keys_n=()
+declare -A history_rps=() history_cpu=() history_n=()
 last_rps=0 last_cpu_us=0
 
 for mode in "${modes[@]}"; do
@@ -392,6 +409,23 @@ for mode in "${modes[@]}"; do
       done
     done
   fi
+  if ((history_compare)); then
+    # With and without the answer history, alternating, as the CORS rows do.
+    for ((round = 1; round <= history_rounds; round++)); do
+      for variant in on off; do
+        history_off=$([[ $variant == off ]] && echo 1 || echo 0)
+        last_rps=0 last_cpu_us=0
+        run_service "$mode" "service, wrk 64 connections, $label, history $variant ($round)" \
+          "$mode-wrk-c64-history-$variant-$round" 64 "$wrk_threads" 0 "$auth" wrk
+        [[ $last_rps == 0 ]] && continue # the row failed: it is in failures, not in the means
+        history_rps["$mode $variant"]=$(awk -v a="${history_rps["$mode $variant"]:-0}" -v b="$last_rps" 'BEGIN { print a + b }')
+        history_cpu["$mode $variant"]=$(awk -v a="${history_cpu["$mode $variant"]:-0}" -v b="$last_cpu_us" 'BEGIN { print a + b }')
+        history_n["$mode $variant"]=$((${history_n["$mode $variant"]:-0} + 1))
+      done
+    done
+    history_off=0
+  fi
+  ((history_read)) && run_history_read "$mode" "${rate_list[0]:-10000}"
   for c in "${paced_list[@]}"; do
     for r in "${rate_list[@]}"; do
       run_service "$mode" "service, $r req/s over $c connections, $label" "$mode-rate$r-c$c" "$c" \
@@ -541,6 +575,21 @@ report=$tmp/report.md
         "$(mean "${cors_cpu["$mode off"]}")" "$(mean "${cors_cpu["$mode origin"]}")" "$(mean "${cors_cpu["$mode on"]}")" \
         "$(ratio "${cors_cpu["$mode on"]}" "${cors_cpu["$mode origin"]}")" \
         "$(ratio "${cors_cpu["$mode on"]}" "${cors_cpu["$mode off"]}")"
+    fi
+    if [[ -n ${history_n["$mode on"]:-} && -n ${history_n["$mode off"]:-} ]]; then
+      hmean() { awk -v s="$1" -v n="$2" 'BEGIN { printf "%.2f", s / n }'; }
+      hon=$(hmean "${history_rps["$mode on"]}" "${history_n["$mode on"]}")
+      hoff=$(hmean "${history_rps["$mode off"]}" "${history_n["$mode off"]}")
+      con=$(hmean "${history_cpu["$mode on"]}" "${history_n["$mode on"]}")
+      coff=$(hmean "${history_cpu["$mode off"]}" "${history_n["$mode off"]}")
+      printf 'Answer history at 64 connections (%s; means of %s and %s rows, run in turn): requests/s %s with --history on, %s off: on / off = %s, on / pgbench %s clients = %s. Server CPU µs per request %s on, %s off: on − off = %s µs.\n\n' \
+        "$(auth_label "$auth")" "${history_n["$mode on"]}" "${history_n["$mode off"]}" \
+        "$(fmt_int "$hon")" "$(fmt_int "$hoff")" "$(ratio "$hon" "$hoff")" "$pgbench_clients" \
+        "$(ratio "$hon" "${baseline_tps[$mode]:-0}")" "$con" "$coff" \
+        "$(awk -v a="$con" -v b="$coff" 'BEGIN { printf "%+.2f", a - b }')"
+    fi
+    if [[ -n ${history_read_line[$mode]:-} ]]; then
+      printf '%s\n\n' "${history_read_line[$mode]}"
     fi
     if ((keys_compare && ${#modes[@]} == 1)); then
       # kmean MODE ALG SOURCE rps|cpu: the mean over the rows that ran, or — when none did

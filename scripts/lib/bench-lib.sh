@@ -186,6 +186,10 @@ server_config=
 # as from a page.
 cors_on=0
 send_origin=0
+# --history-compare: the server with --history off.
+history_off=0
+# --history-read: its result, by mode, one line for the report.
+declare -A history_read_line=() history_p99=()
 # With floor_row=1 the load is GET /healthz with the same header fields: the HTTP floor.
 floor_row=0
 readonly bench_origin=http://127.0.0.1:18700
@@ -264,6 +268,7 @@ start_server() {
   fi
   if ((server_has_durability)); then flags+=(--durability "$mode"); fi
   if ((cors_on)); then flags+=(--cors-origin "$bench_origin"); fi
+  if ((history_off)); then flags+=(--history off); fi
   port=$(pg_free_port)
   "$server_bin" --listen "127.0.0.1:$port" --database-url "$url" "${flags[@]}" >>"$log" 2>&1 &
   server_pid=$!
@@ -453,3 +458,54 @@ auth_label() { case $1 in off) printf 'auth off' ;; hs256) printf 'HS256' ;; es2
 fmt_int() { awk -v v="$1" 'BEGIN { if (v ~ /^[0-9.]+$/) printf "%d", v + 0.5; else printf "%s", v }'; }
 ratio() { awk -v v="$1" -v b="$2" 'BEGIN { if (v ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", v / b; else printf "—" }'; }
 ms() { if [[ $1 =~ ^[0-9]+$ ]]; then us_to_ms "$1"; else printf '%s' "${1:-—}"; fi; }
+
+# run_history_read MODE RATE (--history-read): GET /attempts/{id}/history of an attempt with 1,000
+# saves on record, the first page (50 entries), paced at 100/s over 4 connections by wrk2, while
+# wrk2 paces saves (bench/patch.lua, the other rows' requests) at RATE over 128 connections.
+# Leaves its result in history_read_line[MODE].
+run_history_read() {
+  local mode=$1 rate=$2 id=$max_id seconds=$duration_s log=$tmp/server-$1-history-read.log
+  local token read_out=$tmp/$1-history-read.out save_out=$tmp/$1-history-read-saves.out
+  if [[ -z $wrk2_bin ]]; then
+    failures+=("history read: needs wrk2 (BENCH_WRK2 or wrk2 on PATH)")
+    return 0
+  fi
+  # The attempt's 1,000 saves, written directly within the last hour (after its start).
+  sql "UPDATE attempts SET started_at = now() - interval '1 hour', saves = 1000 WHERE id = $id"
+  sql "DELETE FROM answer_history WHERE attempt_id = $id"
+  sql "INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revision, writes, answers)
+       SELECT id, s, now() - make_interval(secs => (1000 - s) * 3), 's', student_id, s, 1,
+              '{\"1\": [1], \"2\": [2], \"3\": [3], \"4\": [4]}'
+         FROM attempts, generate_series(1, 1000) AS s WHERE id = $id"
+  token=$(sed -n "$((1 + (id - 1) % students))p" "${tokens_file[hs256]}")
+  start_server "$log" "$mode" hs256
+  say "history read: warming the token cache"
+  load_command wrk 64 "$wrk_threads" 0 5
+  run_bounded 70 "$tmp/$1-history-read-warmup.out" env MAX_ID="$max_id" STUDENTS="$students" \
+    TOKENS="${tokens_file[hs256]}" "${load_cmd[@]}" || true
+  load_command wrk2 128 "$wrk_threads" "$rate" "$seconds"
+  say "history read: saves at $rate/s and GET /attempts/$id/history at 100/s for ${seconds}s"
+  env MAX_ID="$max_id" STUDENTS="$students" TOKENS="${tokens_file[hs256]}" "${load_cmd[@]}" \
+    >"$save_out" 2>&1 &
+  local saves_pid=$!
+  run_bounded $((seconds + 60)) "$read_out" "$wrk2_bin" -t1 -c4 -d"${seconds}s" -R100 --latency \
+    --timeout 10s -H "Authorization: Bearer $token" "$server_url/attempts/$id/history" || true
+  wait "$saves_pid" || true
+  stop_server || true
+  local p50 p99 non2xx save_line
+  p50=$(awk '$1 == "50.000%" { print $2 }' "$read_out" | head -n 1)
+  p99=$(awk '$1 == "99.000%" { print $2 }' "$read_out" | head -n 1)
+  non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$read_out")
+  save_line=$(grep '^bench: ' "$save_out" | tail -n 1)
+  local -A m=()
+  local kv
+  # shellcheck disable=SC2086 # split the key=value words
+  for kv in ${save_line#bench: }; do m[${kv%%=*}]=${kv#*=}; done
+  if [[ -z $p99 || -z $save_line ]]; then
+    failures+=("history read: a load generator failed (latest-logs/${read_out##*/}, ${save_out##*/})")
+    return 0
+  fi
+  history_p99[$mode]=$p99
+  history_read_line[$mode]="History read beside saves: GET /attempts/$id/history (1,000 saves on record, the first page of 50), wrk2 paced at 100/s over 4 connections: p50 $p50, p99 $p99, ${non2xx:-0} non-2xx; meanwhile saves paced at $rate/s over 128 connections: achieved $(fmt_int "${m[rps]}")/s, p99 $(ms "${m[p99_us]}") ms, ${m[non2xx]} non-2xx, $((m[connect_errors] + m[read_errors] + m[write_errors] + m[timeout_errors])) socket errors."
+  say "${history_read_line[$mode]}"
+}
