@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "attempts/domain/attempt_store.hpp"
+#include "attempts/http/query_string.hpp"
 
 namespace attempts::http {
 
@@ -17,10 +18,5 @@ namespace attempts::http {
 // Values are percent-decoded; a parameter given twice, an unknown one, or `at` with `before` or
 // `limit` is refused. Returns the query, or the message of a 400.
 std::variant<HistoryQuery, std::string> parse_history_query(std::string_view target);
-
-// Whether `text` is an RFC 3339 date-time: YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM),
-// with a valid date (leap years included), hours to 23, minutes to 59, seconds to 60 (a leap
-// second) and offsets to 23:59; `T` and `Z` in either case.
-bool is_rfc3339_date_time(std::string_view text);
 
 }  // namespace attempts::http
