@@ -121,6 +121,12 @@ VerifyResult check_claims(const json& claims, const VerifierOptions& options, st
     }
   }
 
+  // A staff member's token is never a student's: its sub is usually the provider's own id.
+  if (grants_staff_role(claims, options.staff)) {
+    auto staff_id = staff_id_claim(claims, options.staff);
+    if (!staff_id) return TokenError::bad_staff_id;
+    return VerifiedToken{0, expiry.value, 0, std::move(staff_id)};
+  }
   const auto student_id = student_claim(claims, options.student_claim);
   if (!student_id) return TokenError::bad_subject;
   return VerifiedToken{*student_id, expiry.value};
@@ -207,6 +213,8 @@ std::string_view describe(TokenError error) noexcept {
       return "The token audience is not accepted";
     case TokenError::bad_subject:
       return "The token subject is not a student id";
+    case TokenError::bad_staff_id:
+      return "The staff token does not name its staff member";
   }
   return "The token is invalid";
 }
@@ -249,6 +257,8 @@ std::string_view name(TokenError error) noexcept {
       return "wrong_audience";
     case TokenError::bad_subject:
       return "bad_subject";
+    case TokenError::bad_staff_id:
+      return "bad_staff_id";
   }
   return "unknown";
 }
@@ -274,7 +284,10 @@ TokenVerifier::TokenVerifier(std::shared_ptr<const KeySet> keys, VerifierOptions
   std::string options_text = std::to_string(options_.leeway.count()) + '\0' +
                              std::to_string(options_.max_token_bytes) + '\0';
   for (const auto& option :
-       {options_.issuer, options_.audience, std::optional<std::string>(options_.student_claim)}) {
+       {options_.issuer, options_.audience, std::optional<std::string>(options_.student_claim),
+        std::optional<std::string>(options_.staff.claim),
+        std::optional<std::string>(options_.staff.role),
+        std::optional<std::string>(options_.staff.id_claim)}) {
     options_text += option ? "1" + *option : "0";
     options_text += '\0';
   }
@@ -347,6 +360,19 @@ VerifyResult TokenVerifier::verify(std::string_view token, std::int64_t now_unix
   VerifyResult result = check_claims(claims, options_, now_unix_seconds);
   if (auto* verified = std::get_if<VerifiedToken>(&result)) verified->key = key->fingerprint;
   return result;
+}
+
+std::optional<std::string> TokenVerifier::staff_id_of(std::string_view verified_token) const {
+  const std::size_t first_dot = verified_token.find('.');
+  const std::size_t second_dot =
+      first_dot == std::string_view::npos ? first_dot : verified_token.find('.', first_dot + 1);
+  if (second_dot == std::string_view::npos) return std::nullopt;
+  const auto payload =
+      base64url_decode(verified_token.substr(first_dot + 1, second_dot - first_dot - 1));
+  if (!payload || payload->find('\0') != std::string::npos) return std::nullopt;
+  const json claims = json::parse(*payload, nullptr, /*allow_exceptions=*/false);
+  if (!claims.is_object()) return std::nullopt;
+  return staff_id_claim(claims, options_.staff);
 }
 
 bool TokenVerifier::signature_holds(const VerificationKey& key, std::string_view signing_input,

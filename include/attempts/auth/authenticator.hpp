@@ -21,8 +21,16 @@ struct AuthFailure {
   friend bool operator==(const AuthFailure&, const AuthFailure&) = default;
 };
 
-// The authenticated student's id, or why the request is not authenticated.
-using AuthResult = std::variant<std::int64_t, AuthFailure>;
+// A staff member (StaffRule): reads the attempts of the exams exam_staff lists for them, never
+// writes answers.
+struct StaffMember {
+  std::string id;
+
+  friend bool operator==(const StaffMember&, const StaffMember&) = default;
+};
+
+// Who is calling: a student's id or a staff member; or why the request is not authenticated.
+using AuthResult = std::variant<std::int64_t, StaffMember, AuthFailure>;
 
 // The bearer token of an Authorization header value (RFC 6750 section 2.1): the scheme Bearer
 // in any case, one space, then token68 characters. Missing when the value is empty or has
@@ -89,6 +97,8 @@ class Authenticator {
 
  private:
   AuthResult reject(TokenError reason) const noexcept;
+  // A cache hit on a staff member's token: the id read again from the token (see the cache).
+  AuthResult staff_from_hit(std::string_view token) const;
 
   // A mutex rather than GCC 12's std::atomic<std::shared_ptr>, whose load() releases its lock
   // with a relaxed fetch_sub: a data race with store() that ThreadSanitizer reports. It is taken

@@ -55,9 +55,13 @@ class TokenCache {
   static constexpr std::size_t kWays = 8;
   static constexpr std::size_t kEntryBytes = 56;  // a slot, and its place in the set's filter
 
+  // The student_id of a staff member's token (student ids are positive). The staff id itself is
+  // not kept: Authenticator reads it from the token again (authenticator.cpp says why).
+  static constexpr std::int64_t kStaffMember = -1;
+
   // What an entry holds.
   struct Entry {
-    std::int64_t student_id = 0;
+    std::int64_t student_id = 0;  // or kStaffMember
     std::int64_t expires_at = 0;
     std::uint64_t key = 0;  // what verified it (Authenticator's cache_tag)
 

@@ -11,6 +11,7 @@
 #include <variant>
 
 #include "attempts/auth/jwks.hpp"
+#include "attempts/auth/staff_rule.hpp"
 
 namespace attempts::auth {
 
@@ -34,10 +35,11 @@ enum class TokenError : std::uint8_t {
   invalid_claim,     // exp, nbf, iat not integers; aud or iss of the wrong type
   wrong_issuer,
   wrong_audience,
-  bad_subject,  // sub not a string holding a positive decimal int64 without sign or zeros
+  bad_subject,   // sub not a string holding a positive decimal int64 without sign or zeros
+  bad_staff_id,  // a staff member's token without the staff id claim (StaffRule::id_claim)
 };
 inline constexpr std::size_t kTokenErrorCount =
-    static_cast<std::size_t>(TokenError::bad_subject) + 1;
+    static_cast<std::size_t>(TokenError::bad_staff_id) + 1;
 
 // The RFC 6750 error_description for a rejection: short, without quotes or backslashes.
 std::string_view describe(TokenError error) noexcept;
@@ -45,9 +47,12 @@ std::string_view describe(TokenError error) noexcept;
 std::string_view name(TokenError error) noexcept;
 
 struct VerifiedToken {
-  std::int64_t student_id = 0;
+  std::int64_t student_id = 0;  // 0 for a staff member's token
   std::int64_t expires_at = 0;  // the exp claim, Unix seconds, without leeway
   std::uint64_t key = 0;        // the fingerprint of the key that verified it
+  // Set for a token the staff rule grants: the staff member's id (StaffRule::id_claim). Such a
+  // token is never a student's, whatever its student claim says.
+  std::optional<std::string> staff_id;
 
   friend bool operator==(const VerifiedToken&, const VerifiedToken&) = default;
 };
@@ -67,6 +72,8 @@ struct VerifierOptions {
   // JSON number or a decimal string (identity providers put a UUID or their own id in sub, and
   // the student id in a claim of their own).
   std::string student_claim = "sub";
+  // Which tokens are a staff member's (off unless a claim is named).
+  StaffRule staff;
 };
 
 // Verifies JWS compact tokens (RFC 7515, 7519) against a key set, following RFC 8725: the
@@ -81,6 +88,11 @@ class TokenVerifier {
 
   // `now_unix_seconds` is the one clock every time claim is compared with.
   VerifyResult verify(std::string_view token, std::int64_t now_unix_seconds) const;
+
+  // The staff id of a token verify() has accepted as a staff member's, read from its payload
+  // again without checking anything else: the caller knows the token was verified (the token
+  // cache holds its digest). nullopt if the payload does not name one.
+  std::optional<std::string> staff_id_of(std::string_view verified_token) const;
 
   const VerifierOptions& options() const noexcept { return options_; }
   // Names the options (issuer, audience, leeway, size limit): verifiers with equal options
