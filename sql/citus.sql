@@ -35,6 +35,11 @@
 -- start_attempt() call reads and writes only its student's keys, so those statements are
 -- routed to one shard. A reference table would copy every key to every node in a two-phase
 -- commit; a table left on the coordinator would put every start's writes on one node.
+--
+-- exam_staff (which staff members read which exams): a reference table like exams, which it
+-- references. It is small and changes rarely; the staff reader's statements join it with
+-- attempts on whichever node runs them. An export is a cursor over the attempts of one exam on
+-- the coordinator: Citus reads it from every shard (exam_id is not the distribution column).
 -- start_attempt() then writes two shards (the key's and the new attempt's): when they are on two
 -- workers, Citus commits that transaction with two-phase commit. Starts are rare next to saves.
 --
@@ -67,6 +72,9 @@ SET LOCAL citus.enable_local_reference_table_foreign_keys = off;
 
 SELECT create_reference_table('exams')
  WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'exams'::regclass);
+
+SELECT create_reference_table('exam_staff')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'exam_staff'::regclass);
 
 SELECT create_distributed_table('attempts', 'id', shard_count => 32)
  WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = 'attempts'::regclass);

@@ -60,6 +60,21 @@ ALTER TABLE attempts ADD COLUMN IF NOT EXISTS saves bigint NOT NULL DEFAULT 0;
 -- never updated, so this index does not prevent HOT updates.
 CREATE INDEX IF NOT EXISTS attempts_exam_id_idx ON attempts (exam_id);
 
+-- Which staff members (teachers, graders, the platform's own exporter) may read an exam's
+-- attempts: stream them all (GET /exams/{id}/attempts) and read one, with its history
+-- (GET /attempts/{id}, GET /attempts/{id}/history). staff_id is what the claim named by
+-- --staff-id-claim holds (the token's sub by default: a Keycloak UUID, "auth0|..."), exactly
+-- as the identity provider issues it. The platform keeps it, the service only reads it:
+--   INSERT INTO exam_staff (exam_id, staff_id) VALUES (7, 'f3c1...') ON CONFLICT DO NOTHING;
+--   DELETE FROM exam_staff WHERE exam_id = 7 AND staff_id = 'f3c1...';
+-- Each staff request reads it afresh (an export in its own snapshot), so a change applies to
+-- the next request. LOGGED, unlike attempts: it is the platform's record, not a hot path.
+CREATE TABLE IF NOT EXISTS exam_staff (
+    exam_id  bigint NOT NULL REFERENCES exams ON DELETE CASCADE,
+    staff_id text   NOT NULL CHECK (staff_id <> ''),
+    PRIMARY KEY (exam_id, staff_id)
+);
+
 -- Idempotency keys of POST /exams/{id}/attempts: a retried start with the same key, from the
 -- same student within 24 hours, returns the attempt the first one created. UNLOGGED like
 -- attempts (and switched with it by sql/durable.sql), since its rows point at attempts.

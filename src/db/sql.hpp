@@ -215,6 +215,16 @@ inline constexpr const char* kLoadAttempt =
     " FROM attempts WHERE id = $1 AND ($2::bigint IS NULL OR student_id = $2)";
 inline constexpr unsigned kLoadAttemptTypes[] = {kInt8Oid, kInt8Oid};
 
+// ---- staff reads (StaffReader: text parameters, text results, on connections of their own) --
+
+// A staff member's read of one attempt: $1 id, $2 staff id. Found only when exam_staff lists the
+// staff member for the attempt's exam; otherwise not found, exactly like a missing attempt. The
+// same columns as kLoadAttempt.
+inline constexpr const char* kStaffLoadAttempt =
+    "SELECT " ATTEMPTS_RECORD_COLUMNS
+    " FROM attempts a WHERE a.id = $1::bigint AND EXISTS (SELECT 1 FROM exam_staff s"
+    " WHERE s.exam_id = a.exam_id AND s.staff_id = $2::text)";
+
 inline constexpr const char* kSubmitAttemptName = "submit_attempt";
 // submit_attempt() (sql/schema.sql) sets submitted_at once and returns the attempt either way.
 inline constexpr const char* kSubmitAttempt =
@@ -237,22 +247,65 @@ inline constexpr const char* kLoadHistoryName = "load_history";
 // count; one row with a NULL entry if the page is empty; none if there is no such attempt for
 // this student (missing and foreign look alike). The index (attempt_id, seq) of each week's
 // partition gives the page in order; the weeks before the attempt started are left out.
-inline constexpr const char* kLoadHistory = R"sql(
-SELECT a.saves, h.seq, h.kind, to_jsonb(h.written_at) #>> '{}', h.revision, h.writes,
-       h.answers::text
-  FROM attempts a
-  LEFT JOIN LATERAL (
-       SELECT seq, kind, written_at, revision, writes, answers
-         FROM answer_history
-        WHERE attempt_id = a.id AND written_at >= a.started_at
-          AND ($3::bigint IS NULL OR seq < $3)
-          AND ($4::timestamptz IS NULL OR written_at <= $4)
-        ORDER BY seq DESC
-        LIMIT $5) h ON true
- WHERE a.id = $1 AND ($2::bigint IS NULL OR a.student_id = $2)
- ORDER BY h.seq DESC)sql";
+#define ATTEMPTS_HISTORY_PAGE(who_may_read)                                                 \
+  "SELECT a.saves, h.seq, h.kind, to_jsonb(h.written_at) #>> '{}', h.revision, h.writes,\n" \
+  "       h.answers::text\n"                                                                \
+  "  FROM attempts a\n"                                                                     \
+  "  LEFT JOIN LATERAL (\n"                                                                 \
+  "       SELECT seq, kind, written_at, revision, writes, answers\n"                        \
+  "         FROM answer_history\n"                                                          \
+  "        WHERE attempt_id = a.id AND written_at >= a.started_at\n"                        \
+  "          AND ($3::bigint IS NULL OR seq < $3::bigint)\n"                                \
+  "          AND ($4::timestamptz IS NULL OR written_at <= $4::timestamptz)\n"              \
+  "        ORDER BY seq DESC\n"                                                             \
+  "        LIMIT $5::integer) h ON true\n"                                                  \
+  " WHERE a.id = $1::bigint AND " who_may_read                                              \
+  "\n"                                                                                      \
+  " ORDER BY h.seq DESC"
+inline constexpr const char* kLoadHistory =
+    ATTEMPTS_HISTORY_PAGE("($2::bigint IS NULL OR a.student_id = $2::bigint)");
+// The same page for a staff member ($2 the staff id): the attempt's exam must list them.
+inline constexpr const char* kStaffLoadHistory = ATTEMPTS_HISTORY_PAGE(
+    "EXISTS (SELECT 1 FROM exam_staff s WHERE s.exam_id = a.exam_id AND s.staff_id = $2::text)");
+#undef ATTEMPTS_HISTORY_PAGE
 inline constexpr unsigned kLoadHistoryTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kTimestamptzOid,
                                                  kInt4Oid};
+
+// ---- exports (StaffReader) ---------------------------------------------------------------------
+
+// A staff connection's session: UTC timestamps, the statement timeout ($1 ms), and read only,
+// so that nothing on these connections can ever write.
+inline constexpr const char* kStaffSessionSetup =
+    "SELECT set_config('TimeZone', 'UTC', false), set_config('statement_timeout', $1, false), "
+    "set_config('default_transaction_read_only', 'on', false), "
+    "set_config('application_name', 'attempts-server staff reader', false)";
+
+// One snapshot for the whole export: every row as of one instant, whatever saves commit while
+// it is read.
+inline constexpr const char* kExportBegin = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+// In the export's snapshot: $1 exam, $2 staff id (NULL: anyone, authentication off). One row:
+// whether the exam exists, and whether the staff member may read it.
+inline constexpr const char* kExportAuthorize =
+    "SELECT EXISTS (SELECT 1 FROM exams WHERE id = $1::bigint), "
+    "$2::text IS NULL OR EXISTS (SELECT 1 FROM exam_staff WHERE exam_id = $1::bigint AND "
+    "staff_id = $2::text)";
+// The exam's attempts ($1), only submitted ones or only the others ($2, NULL: both), only those
+// saved since $3 (NULL: all), in no particular order: read by FETCH, a chunk at a time, so that
+// neither the server nor this service holds more than a chunk. The columns, in order: id,
+// student_id, answers, revision, started_at, updated_at, submitted_at, deadline, saves
+// (timestamps ISO 8601 in UTC, NULL when unset).
+inline constexpr const char* kExportDeclare =
+    "DECLARE attempts_export NO SCROLL CURSOR FOR "
+    "SELECT id, student_id, answers::text, revision, to_jsonb(started_at) #>> '{}', "
+    "to_jsonb(updated_at) #>> '{}', to_jsonb(submitted_at) #>> '{}', "
+    "to_jsonb(deadline) #>> '{}', saves FROM attempts WHERE exam_id = $1::bigint "
+    "AND ($2::boolean IS NULL OR (submitted_at IS NOT NULL) = $2::boolean) "
+    "AND ($3::timestamptz IS NULL OR updated_at >= $3::timestamptz)";
+// FETCH takes its count as a literal, not a parameter: "FETCH FORWARD <n> FROM attempts_export".
+inline constexpr const char* kExportFetchPrefix = "FETCH FORWARD ";
+inline constexpr const char* kExportFetchSuffix = " FROM attempts_export";
+inline constexpr const char* kExportEnd = "COMMIT";
+inline constexpr const char* kExportAbandon = "ROLLBACK";
 
 inline constexpr const char* kPingName = "ping";
 // Readiness, and whether the table still has the persistence the durability mode needs ('u'

@@ -29,6 +29,7 @@ void StoreCall::reset() {
   attempt_id = 0;
   exam_id = 0;
   student.reset();
+  staff_id.reset();
   revision.reset();
   clear_keeping_small(answers_json);
   clear_keeping_small(idempotency_key);

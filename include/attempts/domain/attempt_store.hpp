@@ -90,6 +90,10 @@ struct StoreCall {
   AttemptId attempt_id = 0;
   ExamId exam_id = 0;                // start_attempt
   std::optional<StudentId> student;  // the caller; nullopt only when authentication is off
+  // load_attempt and load_history by a staff member (then `student` is nullopt): the attempt is
+  // found only if exam_staff lists them for its exam. Such calls go to the staff store, on
+  // connections of their own, never the write pool's.
+  std::optional<std::string> staff_id;
   std::optional<Revision> revision;  // save_answers: apply only if newer than the stored one
   std::string answers_json;          // save_answers: a validated answers object
   std::string idempotency_key;       // start_attempt: empty means none
