@@ -13,6 +13,7 @@
 
 #include "attempts/auth/url.hpp"
 #include "attempts/http/cors.hpp"
+#include "option_table.hpp"
 
 namespace attempts::config {
 namespace {
@@ -20,95 +21,6 @@ namespace {
 namespace po = boost::program_options;
 
 constexpr std::array kLogLevels = {"trace", "debug", "info", "warn", "error", "critical", "off"};
-
-struct Option {
-  const char* name;
-  const char* help;
-};
-
-// Every setting is read as text and validated here, so that "-1" or "12abc" gets a precise
-// message instead of program_options' wrap-around or generic error.
-constexpr std::array kOptions = {
-    Option{"listen", "address to listen on, host:port (default 0.0.0.0:8000)"},
-    Option{"database-url", "libpq connection string or URI (default postgresql:///attempts)"},
-    Option{"threads",
-           "event loops, one thread each (default: hardware concurrency, at most --pool-size)"},
-    Option{"pool-size",
-           "PostgreSQL connections, spread over the event loops; at least --threads (default: "
-           "one per event loop)"},
-    Option{"body-limit", "largest request body in bytes (default 65536)"},
-    Option{"log-level", "trace, debug, info, warn, error, critical or off (default info)"},
-    Option{"log-format", "text or json (one JSON object per line) (default text)"},
-    Option{"access-log", "log one line per request at info level (default false)"},
-    Option{"max-batch", "most queued writes sent as one statement (default 256)"},
-    Option{"pipeline-depth",
-           "statements a connection sends before the first one's reply arrives (default 1)"},
-    Option{"queue-capacity", "calls queued per connection before 503 (default 4096)"},
-    Option{"queue-bytes",
-           "bytes of answers queued per connection before 503, at least --body-limit (default "
-           "16777216, or --body-limit if larger)"},
-    Option{"max-connections",
-           "open client connections before new ones are refused (default 10000)"},
-    Option{"idle-timeout",
-           "seconds a keep-alive connection may wait for its next request, or a client may "
-           "take to read a response (default 15)"},
-    Option{"request-timeout",
-           "seconds from a request's first byte to its response, whatever the client or the "
-           "database does (default 10)"},
-    Option{"shutdown-timeout", "seconds in-flight requests get after SIGTERM (default 10)"},
-    Option{"auth",
-           "jwt (bearer tokens, see --jwks) or none (no authentication: trusted networks only) "
-           "(default jwt)"},
-    Option{"jwks", "JWKS file with the keys tokens are verified with; re-read on SIGHUP"},
-    Option{"jwks-url",
-           "http(s) URL of the JWKS, fetched off the request path at start, every --jwks-refresh "
-           "and when a token names an unknown kid (instead of --jwks)"},
-    Option{"oidc-discovery",
-           "fetch the keys from the jwks_uri of {--jwt-issuer}/.well-known/openid-configuration "
-           "(default: true when --jwt-issuer is an http(s) URL and neither --jwks nor --jwks-url "
-           "is given)"},
-    Option{"jwks-ca",
-           "PEM file of the CA certificates an https key source must chain to (default: the "
-           "system's store)"},
-    Option{"jwks-refresh",
-           "seconds between fetches of a remote JWKS; 0: the response's Cache-Control max-age "
-           "within 60-86400, else 300 (default 0)"},
-    Option{"jwks-min-refresh",
-           "least seconds between fetches asked for by tokens naming an unknown kid (default "
-           "10)"},
-    Option{"jwt-issuer", "required iss claim (default: not checked)"},
-    Option{"jwt-audience", "required aud claim (default: not checked)"},
-    Option{"jwt-student-claim",
-           "the claim holding the student id, a positive integer as a JSON number or a decimal "
-           "string (default sub)"},
-    Option{"jwt-leeway", "seconds of clock skew allowed on exp, nbf and iat (default 30)"},
-    Option{"token-cache-size",
-           "verified tokens the process remembers, rounded up to a power of two; 56 bytes each "
-           "(default 131072: 7 MiB)"},
-    Option{"durability",
-           "unlogged (UNLOGGED table), async (LOGGED, synchronous_commit off) or sync (LOGGED, "
-           "synchronous_commit on); the table must match (default unlogged)"},
-    Option{"citus",
-           "auto (detect a Citus cluster with attempts distributed, and batch by shard), on "
-           "(require one) or off (plain PostgreSQL statements) (default auto)"},
-    Option{"citus-entry",
-           "nodes (each shard's batches enter at the Citus node holding the shard, through one "
-           "extra connection per node and event loop) or coordinator (everything through "
-           "--database-url) (default nodes)"},
-    Option{"history",
-           "on (keep every save, start and submit in answer_history, written in the save's own "
-           "statement; GET /attempts/{id}/history reads it) or off (the saves' statements as "
-           "without history) (default on)"},
-    Option{"history-retention-days",
-           "days the answer history is kept, in whole weeks (partitions older than this are "
-           "dropped every hour); 0 keeps it for ever (default 400)"},
-    Option{"reuse-port",
-           "set SO_REUSEPORT so several processes can share the port (default false)"},
-    Option{"cors-origin",
-           "an origin, scheme://host[:port], whose pages may call the API from a browser "
-           "(CORS); repeat the flag for several (CORS_ORIGIN and the file: separated by commas "
-           "or spaces, or a TOML array) (default: none, CORS off)"},
-};
 
 // Switches may be given bare (`--access-log`) or with a value (`--access-log=false`).
 constexpr std::array kSwitches = {"access-log", "reuse-port", "oidc-discovery"};
@@ -324,6 +236,45 @@ std::optional<std::string> settle_key_source(Config& config, bool discovery_give
   return std::nullopt;
 }
 
+constexpr const char* kNotAClaimName =
+    ": not a claim name (1 to 128 printable ASCII characters, no spaces)";
+
+// Logged and compared as given: printable ASCII, as every registered claim name is.
+bool is_claim_name(const std::string& claim) {
+  return !claim.empty() && claim.size() <= 128 &&
+         std::all_of(claim.begin(), claim.end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
+}
+
+// Which tokens are a staff member's: --staff-claim and --staff-role come together.
+std::optional<std::string> read_staff_settings(Reader& reader, Config& config) {
+  for (auto [name, into] :
+       {std::pair{"staff-claim", &config.staff_claim}, std::pair{"staff-role", &config.staff_role},
+        std::pair{"staff-id-claim", &config.staff_id_claim}}) {
+    if (const auto value = reader.get(name); value && !value->empty()) {
+      if (!is_claim_name(*value)) {
+        return reader.source() + (std::string_view(name) == "staff-role"
+                                      ? ": not a role (1 to 128 printable ASCII characters, no "
+                                        "spaces)"
+                                      : kNotAClaimName);
+      }
+      *into = *value;
+    }
+  }
+  if (config.staff_claim.empty() != config.staff_role.empty()) {
+    return "--staff-claim and --staff-role go together: the claim that holds roles, and the "
+           "role a staff member's token has in it";
+  }
+  std::string error;
+  if (!reader.number("staff-connections", std::size_t{1}, std::size_t{64}, config.staff_connections,
+                     error) ||
+      !reader.number("max-exports", std::size_t{1}, std::size_t{64}, config.max_exports, error) ||
+      !reader.number("staff-statement-timeout", 1u, 3600u, config.staff_statement_timeout_seconds,
+                     error)) {
+    return error;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<ListenAddress> parse_listen_address(std::string_view text) {
@@ -460,15 +411,10 @@ ParseResult parse_config(const std::vector<std::string>& args, const EnvLookup& 
   if (const auto issuer = reader.get("jwt-issuer")) config.jwt_issuer = *issuer;
   if (const auto audience = reader.get("jwt-audience")) config.jwt_audience = *audience;
   if (const auto claim = reader.get("jwt-student-claim")) {
-    // Logged and compared as given: printable ASCII, as every registered claim name is.
-    const bool printable =
-        std::all_of(claim->begin(), claim->end(), [](char c) { return c >= 0x21 && c <= 0x7e; });
-    if (claim->empty() || claim->size() > 128 || !printable) {
-      return fail(reader.source() +
-                  ": not a claim name (1 to 128 printable ASCII characters, no spaces)");
-    }
+    if (!is_claim_name(*claim)) return fail(reader.source() + kNotAClaimName);
     config.jwt_student_claim = *claim;
   }
+  if (auto why = read_staff_settings(reader, config)) return fail(*why);
   if (const auto format = reader.get("log-format")) {
     if (*format != "text" && *format != "json") {
       return fail(reader.source() + ": '" + *format + "' is not text or json");

@@ -33,8 +33,10 @@ std::string describe(const Config& config) {
        << config.access_log << " reuse-port=" << config.reuse_port
        << " durability=" << config.durability << " citus=" << config.citus
        << " citus-entry=" << config.citus_entry << " history=" << (config.history ? "on" : "off")
-       << " history-retention-days=" << config.history_retention_days << " auth=" << config.auth
-       << " cors-origin=";
+       << " history-retention-days=" << config.history_retention_days
+       << " staff-connections=" << config.staff_connections << " max-exports=" << config.max_exports
+       << " staff-statement-timeout=" << config.staff_statement_timeout_seconds << 's'
+       << " auth=" << config.auth << " cors-origin=";
   for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
     line << (i == 0 ? "" : ",") << config.cors_origins[i];
   }
@@ -52,6 +54,9 @@ std::string describe(const Config& config) {
     line << " jwt-issuer=" << (config.jwt_issuer.empty() ? "-" : config.jwt_issuer)
          << " jwt-audience=" << (config.jwt_audience.empty() ? "-" : config.jwt_audience)
          << " jwt-student-claim=" << config.jwt_student_claim
+         << " staff-claim=" << (config.staff_claim.empty() ? "-" : config.staff_claim)
+         << " staff-role=" << (config.staff_role.empty() ? "-" : config.staff_role)
+         << " staff-id-claim=" << config.staff_id_claim
          << " jwt-leeway=" << config.jwt_leeway_seconds << "s"
          << " token-cache-size=" << config.token_cache_size;
   }
@@ -89,6 +94,9 @@ std::string to_toml(const Config& config) {
       << "citus-entry = " << quoted(config.citus_entry) << '\n'
       << "history = " << quoted(config.history ? "on" : "off") << '\n'
       << "history-retention-days = " << config.history_retention_days << '\n'
+      << "staff-connections = " << config.staff_connections << '\n'
+      << "max-exports = " << config.max_exports << '\n'
+      << "staff-statement-timeout = " << config.staff_statement_timeout_seconds << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwks-url = " << quoted(config.jwks_url) << '\n'
@@ -99,6 +107,9 @@ std::string to_toml(const Config& config) {
       << "jwt-issuer = " << quoted(config.jwt_issuer) << '\n'
       << "jwt-audience = " << quoted(config.jwt_audience) << '\n'
       << "jwt-student-claim = " << quoted(config.jwt_student_claim) << '\n'
+      << "staff-claim = " << quoted(config.staff_claim) << '\n'
+      << "staff-role = " << quoted(config.staff_role) << '\n'
+      << "staff-id-claim = " << quoted(config.staff_id_claim) << '\n'
       << "jwt-leeway = " << config.jwt_leeway_seconds << '\n'
       << "token-cache-size = " << config.token_cache_size << '\n'
       << "cors-origin = [";

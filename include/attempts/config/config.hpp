@@ -61,6 +61,16 @@ struct Config {
   // for how many days (0: for ever).
   bool history = true;
   unsigned history_retention_days = 400;
+  // Staff tokens (docs/auth.md): the claim holding roles or scopes and the value a staff
+  // member's has (both empty: no staff tokens), and the claim naming the staff member.
+  std::string staff_claim;
+  std::string staff_role;
+  std::string staff_id_claim = "sub";
+  // Exports and staff reads: their own connections, how many exports at once, and the limit on
+  // each of their statements.
+  std::size_t staff_connections = 1;
+  std::size_t max_exports = 1;
+  unsigned staff_statement_timeout_seconds = 30;
   // Browser origins allowed to call the API (CORS), each exactly as a browser sends it in the
   // Origin header; empty: CORS off.
   std::vector<std::string> cors_origins;
