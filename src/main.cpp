@@ -24,6 +24,7 @@
 #include "attempts/config/config.hpp"
 #include "attempts/db/history_maintenance.hpp"
 #include "attempts/db/pg_pool.hpp"
+#include "attempts/db/staff_reader.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/server.hpp"
 #include "attempts/logging.hpp"
@@ -73,7 +74,7 @@ rlim_t raise_file_limit(rlim_t wanted) {
 // Descriptors that are not client connections: the pool's connections (and the cancel
 // requests a stalled one may send), the listener, the event loops, logs, and a margin.
 std::size_t reserved_descriptors(const attempts::config::Config& config) {
-  return 2 * config.pool_size + 4 * config.threads + 64;
+  return 2 * config.pool_size + 2 * config.staff_connections + 4 * config.threads + 64;
 }
 
 attempts::db::PgPoolOptions pool_options(const attempts::config::Config& config) {
@@ -107,6 +108,9 @@ attempts::auth::VerifierOptions verifier_options(const attempts::config::Config&
   if (!config.jwt_issuer.empty()) options.issuer = config.jwt_issuer;
   if (!config.jwt_audience.empty()) options.audience = config.jwt_audience;
   options.student_claim = config.jwt_student_claim;
+  options.staff.claim = config.staff_claim;
+  options.staff.role = config.staff_role;
+  options.staff.id_claim = config.staff_id_claim;
   options.leeway = std::chrono::seconds(config.jwt_leeway_seconds);
   return options;
 }
@@ -205,6 +209,19 @@ class Reloader {
   attempts::auth::RemoteKeys* remote_keys_;
 };
 
+attempts::db::StaffReaderOptions staff_reader_options(const attempts::config::Config& config) {
+  attempts::db::StaffReaderOptions options;
+  options.database_url = config.database_url;
+  options.connections = config.staff_connections;
+  options.max_exports = config.max_exports;
+  options.statement_timeout = std::chrono::seconds(config.staff_statement_timeout_seconds);
+  // A client reads a chunk within the idle timeout or its connection is closed (and the export
+  // cancelled); this is the worker's own bound, should that never come.
+  options.client_timeout =
+      std::chrono::seconds(2 * config.idle_timeout_seconds + config.request_timeout_seconds);
+  return options;
+}
+
 attempts::http::ServerOptions server_options(const attempts::config::Config& config) {
   attempts::http::ServerOptions options;
   options.endpoint = {boost::asio::ip::make_address(config.listen.host), config.listen.port};
@@ -293,8 +310,11 @@ int main(int argc, char* argv[]) {
     attempts::http::HttpMetrics http_metrics;
     attempts::runtime::EventLoops loops(config.threads);
     std::optional<attempts::db::PgPool> pool;
+    // Exports and staff reads: connections and threads of their own.
+    std::optional<attempts::db::StaffReader> staff_reader;
     try {
       pool.emplace(loops, pool_options(config));
+      staff_reader.emplace(loops, staff_reader_options(config));
     } catch (const std::invalid_argument& error) {
       std::cerr << "attempts-server: --database-url: " << error.what() << '\n';
       return kExitUsage;
@@ -336,14 +356,15 @@ int main(int argc, char* argv[]) {
     handler_options.metrics_text = [&] {
       return attempts::metrics::render_exposition(http_metrics, auth_counters, pool->metrics(),
                                                   pool->connection_states(),
-                                                  history ? &*history : nullptr);
+                                                  history ? &*history : nullptr, &*staff_reader);
     };
     attempts::http::RequestHandler handler(handler_options);
     attempts::http::Server server(
         server_options(config), loops, handler,
         [&](std::size_t loop) {
-          return attempts::http::LoopResources{pool->store(loop),
-                                               token_cache ? &token_cache->reader(loop) : nullptr};
+          return attempts::http::LoopResources{
+              pool->store(loop), token_cache ? &token_cache->reader(loop) : nullptr,
+              staff_reader->store(loop), staff_reader->exports(loop)};
         },
         http_metrics);
     server.start(
@@ -353,6 +374,7 @@ int main(int argc, char* argv[]) {
           reloader.stop();
           if (remote_keys) remote_keys->stop();
           if (history) history->stop();
+          staff_reader->stop();
           pool->close_when_idle([&] { loops.release(); });
         },
         [&] { return pool->pending_calls(); });

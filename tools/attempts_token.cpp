@@ -6,7 +6,8 @@
 //   attempts-token sign-range --keys DIR --kid KID --first ID --last ID [options]
 //
 // Options of sign and sign-range: --ttl SECONDS (default 3600), --iss ISSUER, --aud AUDIENCE,
-// --no-kid, --nbf-in SECONDS, --iat-in SECONDS (default 0), --now UNIX_SECONDS (default: the
+// --no-kid, --nbf-in SECONDS, --iat-in SECONDS (default 0), --claims JSON (merged over the
+// others: a staff member's roles), --now UNIX_SECONDS (default: the
 // clock); --test-keys instead of --keys signs with the published test keys (kids test-*) of the
 // unit tests and fuzz seeds. See docs/auth.md.
 
@@ -54,6 +55,8 @@ constexpr std::string_view kUsage =
     "options of sign and sign-range:\n"
     "  --ttl SECONDS     exp = now + SECONDS (default 3600)\n"
     "  --iss ISSUER      iss claim\n"
+    "  --claims JSON     claims merged over the others; a staff member's token:\n"
+    "                    --claims '{\"sub\":\"teacher-1\",\"roles\":[\"teacher\"]}'\n"
     "  --aud AUDIENCE    aud claim\n"
     "  --no-kid          leave kid out of the header (the server then picks the key by alg)\n"
     "  --nbf-in SECONDS  nbf = now + SECONDS (may be negative)\n"
@@ -177,20 +180,22 @@ struct Claims {
   std::optional<std::int64_t> not_before;
   std::optional<std::string> issuer;
   std::optional<std::string> audience;
+  json extra = json::object();  // --claims: merged over the others
 
   json for_student(std::int64_t student_id) const {
     json claims = {{"sub", std::to_string(student_id)}, {"iat", issued_at}, {"exp", expires_at}};
     if (not_before) claims["nbf"] = *not_before;
     if (issuer) claims["iss"] = *issuer;
     if (audience) claims["aud"] = *audience;
+    claims.update(extra);
     return claims;
   }
 };
 
 // sign and sign-range: the same options, one student or a range.
 int sign(const std::vector<std::string_view>& args, bool range) {
-  std::vector<std::string_view> valued = {"--keys", "--kid",    "--ttl",    "--iss",
-                                          "--aud",  "--nbf-in", "--iat-in", "--now"};
+  std::vector<std::string_view> valued = {"--keys",   "--kid",    "--ttl", "--iss",   "--aud",
+                                          "--nbf-in", "--iat-in", "--now", "--claims"};
   if (range) {
     valued.insert(valued.end(), {"--first", "--last"});
   } else {
@@ -228,6 +233,10 @@ int sign(const std::vector<std::string_view>& args, bool range) {
   if (options.has("--nbf-in")) claims.not_before = after(now, seconds("--nbf-in", 0), "--nbf-in");
   if (const auto iss = options.get("--iss")) claims.issuer = std::string(*iss);
   if (const auto aud = options.get("--aud")) claims.audience = std::string(*aud);
+  if (const auto extra = options.get("--claims")) {
+    claims.extra = json::parse(*extra, nullptr, /*allow_exceptions=*/false);
+    if (!claims.extra.is_object()) throw UsageError("--claims must be a JSON object");
+  }
 
   const tools::SigningKeys keys =
       options.has("--test-keys")

@@ -56,6 +56,8 @@ const char* HttpMetrics::route_label(Route route) noexcept {
       return "POST /exams/{exam_id}/attempts";
     case Route::get_history:
       return "GET /attempts/{id}/history";
+    case Route::export_attempts:
+      return "GET /exams/{exam_id}/attempts";
     case Route::health:
       return "/healthz";
     case Route::readiness:

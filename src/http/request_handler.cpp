@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attempts/auth/authenticator.hpp"
+#include "attempts/http/export_format.hpp"
 #include "attempts/http/history_query.hpp"
 #include "attempts/http/responses.hpp"
 
@@ -85,6 +86,7 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
     case Route::get_attempt:
     case Route::submit_attempt:
     case Route::start_attempt:
+    case Route::export_attempts:
       break;
     case Route::get_history:
       if (!options_.history) {
@@ -118,7 +120,15 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
       verdict.rejection = unauthorized_response(failure->reason);
       return verdict;
     }
-    verdict.student = std::get<std::int64_t>(result);
+    if (auto* staff = std::get_if<auth::StaffMember>(&result)) {
+      verdict.staff_id = std::move(staff->id);
+    } else {
+      verdict.student = std::get<std::int64_t>(result);
+    }
+    if (auto refusal = check_role(match.route, verdict)) {
+      verdict.rejection = std::move(refusal);
+      return verdict;
+    }
   }
   if (match.route == Route::save_answers &&
       (header.content_type_count != 1 || !is_json_content_type(header.content_type))) {
@@ -167,6 +177,7 @@ std::optional<Response> RequestHandler::begin(const Request& request, const Head
     case Route::get_attempt:
       call.kind = StoreCall::Kind::load_attempt;
       call.attempt_id = match.attempt_id;
+      call.staff_id = verdict.staff_id;
       return std::nullopt;
     case Route::submit_attempt:
       call.kind = StoreCall::Kind::submit_attempt;
@@ -179,6 +190,7 @@ std::optional<Response> RequestHandler::begin(const Request& request, const Head
       }
       call.kind = StoreCall::Kind::load_history;
       call.attempt_id = match.attempt_id;
+      call.staff_id = verdict.staff_id;
       call.history_query = std::move(std::get<HistoryQuery>(query));
       return std::nullopt;
     }
@@ -190,6 +202,56 @@ std::optional<Response> RequestHandler::begin(const Request& request, const Head
       break;
   }
   return error_response(Status::not_found, "no such resource");
+}
+
+std::optional<Response> RequestHandler::check_role(Route route,
+                                                   const HeaderVerdict& verdict) const {
+  switch (route) {
+    case Route::save_answers:
+    case Route::submit_attempt:
+    case Route::start_attempt:
+      // Answers are the students' own: a staff member reads them, never writes them.
+      if (verdict.staff_id) {
+        return error_response(Status::forbidden,
+                              "staff members read attempts; only a student writes answers");
+      }
+      return std::nullopt;
+    case Route::export_attempts:
+      if (!verdict.staff_id) {
+        return error_response(Status::forbidden,
+                              "exporting an exam's attempts is for its staff (a staff token)");
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<Response> RequestHandler::begin_export(const Request& request,
+                                                     const HeaderVerdict& verdict,
+                                                     Clock::time_point deadline, ExportCall& call,
+                                                     Response& head) const {
+  if (verdict.rejection) return verdict.rejection;
+  auto filter = parse_export_query(request.target);
+  if (auto* error = std::get_if<std::string>(&filter)) {
+    return error_response(Status::bad_request, *error);
+  }
+  const auto format = negotiate_export_format(request.accept);
+  if (!format) {
+    return error_response(Status::not_acceptable,
+                          "the attempts are exported as application/x-ndjson or text/csv");
+  }
+  call.exam_id = verdict.match.exam_id;
+  call.staff_id = verdict.staff_id;
+  call.filter = std::move(std::get<ExportFilter>(filter));
+  call.encoder = &export_encoder(*format);
+  call.deadline = deadline;
+  head = export_head_response(*format, call.exam_id);
+  return std::nullopt;
+}
+
+Response RequestHandler::refuse_export(const ExportCall& call) const {
+  return export_refusal_response(call, options_.retry_after);
 }
 
 std::optional<Response> RequestHandler::begin_save(const Request& request, StoreCall& call) const {

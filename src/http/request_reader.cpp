@@ -25,6 +25,7 @@ void Request::clear(std::size_t kept) {
   reset(authorization);
   reset(expect);
   reset(idempotency_key);
+  reset(accept);
   reset(origin);
   reset(access_control_request_method);
   content_type_count = authorization_count = idempotency_key_count = 0;
@@ -61,6 +62,10 @@ void RequestReader::on_field_impl(beast_http::field name, string_view name_text,
       return;
     case beast_http::field::transfer_encoding:
       request_.has_transfer_encoding = true;
+      return;
+    case beast_http::field::accept:
+      if (!request_.accept.empty()) request_.accept.append(", ");
+      request_.accept.append(value.data(), value.size());
       return;
     case beast_http::field::origin:
       return keep(request_.origin, request_.origin_count);

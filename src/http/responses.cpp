@@ -306,6 +306,37 @@ Response store_response(const StoreCall& call, std::chrono::seconds retry_after)
       retry_after);
 }
 
+Response export_head_response(ExportFormat format, ExamId exam_id) {
+  Response response{Status::ok, 11};
+  response.set(beast_http::field::content_type, content_type(format));
+  response.set(beast_http::field::cache_control, "no-store");
+  response.set("X-Content-Type-Options", "nosniff");
+  if (format == ExportFormat::csv) {
+    response.set(beast_http::field::content_disposition,
+                 "attachment; filename=\"exam-" + std::to_string(exam_id) + "-attempts.csv\"");
+  }
+  return response;
+}
+
+Response export_refusal_response(const ExportCall& call, std::chrono::seconds retry_after) {
+  switch (call.outcome) {
+    case ExportOutcome::not_found:
+      // A missing exam and another's exam look alike: exam ids cannot be probed.
+      return error_response(Status::not_found,
+                            "exam " + std::to_string(call.exam_id) + " not found");
+    case ExportOutcome::busy:
+      return with_retry_after(
+          error_response(Status::too_many_requests,
+                         "as many exports run as this server allows (--max-exports); nothing "
+                         "was read, retry later"),
+          retry_after);
+    default:
+      // What went wrong is the operator's (the session logs call.problem), not the client's.
+      return unavailable_response("the export could not be read from the database; retry later",
+                                  retry_after);
+  }
+}
+
 Response readiness_response(const StoreCall& call, const auth::KeySourceStatus& keys,
                             std::int64_t now_unix_seconds) {
   nlohmann::json body{{"status", "ready"}};

@@ -13,6 +13,7 @@ constexpr std::string_view kAttemptsSuffix = "/attempts";
 constexpr std::string_view kReadOnlyMethods = "GET, HEAD";
 constexpr std::string_view kAttemptMethods = "GET, HEAD, PATCH";
 constexpr std::string_view kPostOnly = "POST";
+constexpr std::string_view kExamAttemptsMethods = "GET, HEAD, POST";
 
 bool is_read(Verb method) {
   return method == Verb::get || method == Verb::head;
@@ -63,14 +64,16 @@ RouteMatch match_attempt(Verb method, std::string_view rest) {
   return {method == Verb::patch ? Route::save_answers : Route::get_attempt, *id, 0, {}};
 }
 
-// /exams/{exam_id}/attempts
+// /exams/{exam_id}/attempts: POST starts one, GET streams them all (staff)
 RouteMatch match_exam(Verb method, std::string_view rest) {
   const auto slash = rest.find('/');
   if (slash == std::string_view::npos || rest.substr(slash) != kAttemptsSuffix) return {};
-  if (method != Verb::post) return {Route::method_not_allowed, 0, 0, kPostOnly};
+  if (method != Verb::post && !is_read(method)) {
+    return {Route::method_not_allowed, 0, 0, kExamAttemptsMethods};
+  }
   const auto id = parse_positive_decimal(rest.substr(0, slash));
   if (!id) return {Route::bad_exam_id, 0, 0, {}};
-  return {Route::start_attempt, 0, *id, {}};
+  return {method == Verb::post ? Route::start_attempt : Route::export_attempts, 0, *id, {}};
 }
 
 }  // namespace
@@ -79,7 +82,7 @@ const std::array<PathTemplate, 7> kPaths = {{
     {"/attempts/{id}", kAttemptMethods},
     {"/attempts/{id}/submit", kPostOnly},
     {"/attempts/{id}/history", kReadOnlyMethods},
-    {"/exams/{exam_id}/attempts", kPostOnly},
+    {"/exams/{exam_id}/attempts", kExamAttemptsMethods},
     {"/healthz", kReadOnlyMethods},
     {"/readyz", kReadOnlyMethods},
     {"/metrics", kReadOnlyMethods},

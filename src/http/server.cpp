@@ -26,8 +26,8 @@ Server::Server(ServerOptions options, runtime::EventLoops& loops, const RequestH
   for (std::size_t i = 0; i < loops.size(); ++i) {
     sessions_.push_back(std::make_unique<LoopSessions>());
     const LoopResources resources = resources_of_loop(i);
-    services_.push_back(
-        {handler, resources.store, resources.tokens, options_.session, *sessions_.back(), metrics});
+    services_.push_back({handler, resources.store, resources.tokens, options_.session,
+                         *sessions_.back(), metrics, resources.staff_store, resources.exports});
   }
 }
 

@@ -2,11 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
+#include <charconv>
 
 #include "attempts/http/responses.hpp"
 
@@ -191,14 +193,17 @@ void Session::on_read_body(beast::error_code ec, std::size_t) {
     // Refused on the header; the body was read only to keep the connection usable.
     return send(std::move(*verdict_.rejection), /*close_after=*/false);
   }
+  if (verdict_.match.route == Route::export_attempts) return do_export();
   call_.reset();
   if (auto response = services_.handler.begin(request_, verdict_, deadline_, call_)) {
     return send(std::move(*response), /*close_after=*/false);
   }
-  // The store answers by the request's deadline, on this thread.
+  // The store answers by the request's deadline, on this thread. A staff member's read goes to
+  // the staff reader's connections, never the write pool's.
   phase_ = Phase::awaiting_store;
   self_while_stored_ = shared_from_this();
-  services_.store.execute(call_, *this);
+  AttemptStore& store = call_.staff_id ? services_.staff_store : services_.store;
+  store.execute(call_, *this);
 }
 
 void Session::on_store_complete(StoreCall&) {
@@ -255,8 +260,7 @@ void Session::on_read_error(beast::error_code ec) {
   do_close();
 }
 
-void Session::send(Response response, bool close_after) {
-  phase_ = Phase::writing;
+void Session::record(const Response& response) {
   const auto elapsed = Clock::now() - started_;
   services_.metrics.record(verdict_.match.route, response.result_int(), elapsed);
   if (services_.options.access_log) {
@@ -265,6 +269,11 @@ void Session::send(Response response, bool close_after) {
                  std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count());
     access_line_.clear();
   }
+}
+
+void Session::send(Response response, bool close_after) {
+  phase_ = Phase::writing;
+  record(response);
   response.version(version_);
   const bool keep_alive = keep_alive_ && !close_after && !draining_;
   response.keep_alive(keep_alive);
@@ -318,9 +327,110 @@ void Session::on_linger(beast::error_code ec, std::size_t) {
                           beast::bind_front_handler(&Session::on_linger, shared_from_this()));
 }
 
+// --- an export ----------------------------------------------------------------------------------
+
+void Session::do_export() {
+  export_.outcome = ExportOutcome::unavailable;
+  export_.problem.clear();
+  export_.rows = 0;
+  export_head_sent_ = false;
+  if (auto refusal =
+          services_.handler.begin_export(request_, verdict_, deadline_, export_, export_head_)) {
+    return send(std::move(*refusal), /*close_after=*/false);
+  }
+  // HTTP/1.0 has no chunked encoding: the body ends where the connection does.
+  export_chunked_ = version_ >= 11;
+  // The first step comes by the request's deadline (the store and this session's timer both
+  // hold to it); each later one within a request timeout of asking.
+  phase_ = Phase::awaiting_export;
+  export_open_ = true;
+  self_while_exporting_ = shared_from_this();
+  services_.exports.open(export_, *this);
+}
+
+void Session::on_export_step(ExportCall&) {
+  const auto self = std::move(self_while_exporting_);
+  if (phase_ != Phase::awaiting_export || socket_.get_executor().context().stopped()) return;
+  const bool has_rows =
+      export_.outcome == ExportOutcome::rows || export_.outcome == ExportOutcome::finished;
+  if (!has_rows || export_.outcome == ExportOutcome::finished) export_open_ = false;
+  if (!has_rows) {
+    if (export_.outcome == ExportOutcome::unavailable) {
+      spdlog::warn("export of exam {} failed{}: {}", export_.exam_id,
+                   export_head_sent_ ? " after its first chunks (the stream ends abnormally)" : "",
+                   export_.problem.empty() ? "unavailable" : export_.problem);
+    }
+    if (!export_head_sent_) {
+      return send(services_.handler.refuse_export(export_), /*close_after=*/false);
+    }
+    // The head is sent: the only way left to say the stream is incomplete is to end it without
+    // its last chunk (the client reads an incomplete chunked body, not a short success).
+    return do_close();
+  }
+  do_write_chunk(export_.outcome == ExportOutcome::finished);
+}
+
+void Session::do_write_chunk(bool last) {
+  phase_ = Phase::writing;
+  chunk_prefix_.clear();
+  bool keep_alive = keep_alive_ && !draining_ && export_chunked_;
+  if (!export_head_sent_) {
+    export_head_sent_ = true;
+    record(export_head_);
+    export_head_.version(version_);
+    export_head_.keep_alive(keep_alive);
+    if (export_chunked_) export_head_.chunked(true);
+    serialize_response(export_head_, /*omit_body=*/true, chunk_prefix_, cors_fields(export_head_));
+    if (head_request_) {
+      // The head says what a GET would stream; nothing more is read.
+      cancel_export();
+      last = true;
+    }
+  }
+  const bool body = !head_request_ && !export_.chunk.empty();
+  if (body && export_chunked_) {
+    char size[20];
+    const auto end = std::to_chars(size, size + sizeof size, export_.chunk.size(), 16).ptr;
+    chunk_prefix_.append(size, end).append("\r\n");
+  }
+  std::string_view suffix;
+  if (export_chunked_ && !head_request_) {
+    suffix = body ? (last ? "\r\n0\r\n\r\n" : "\r\n") : (last ? "0\r\n\r\n" : "");
+  }
+  const std::array<net::const_buffer, 3> buffers{
+      net::buffer(chunk_prefix_), net::buffer(body ? std::string_view(export_.chunk) : ""),
+      net::buffer(suffix)};
+  set_deadline(Clock::now() + services_.options.write_timeout);
+  net::async_write(socket_, buffers,
+                   beast::bind_front_handler(&Session::on_write_chunk, shared_from_this(), last));
+}
+
+void Session::on_write_chunk(bool last, beast::error_code ec, std::size_t) {
+  if (ec) return do_close();  // the client is gone: do_close cancels the export
+  if (!last) {
+    // Written: only now are the next rows read.
+    phase_ = Phase::awaiting_export;
+    set_deadline(Clock::now() + services_.options.request_timeout);
+    self_while_exporting_ = shared_from_this();
+    return services_.exports.next(export_);
+  }
+  const bool keep_alive = keep_alive_ && !draining_ && export_chunked_;
+  release_memory();
+  if (!keep_alive) return do_linger();
+  do_wait_request();
+}
+
+void Session::cancel_export() {
+  if (!export_open_) return;
+  export_open_ = false;
+  services_.exports.cancel(export_);
+  self_while_exporting_.reset();
+}
+
 void Session::do_close() {
   if (phase_ == Phase::closed) return;
   phase_ = Phase::closed;
+  cancel_export();
   beast::error_code ignored;
   socket_.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -332,6 +442,10 @@ void Session::release_memory() {
   reader_.reset();
   request_.clear();
   call_.reset();
+  // A finished export's chunk buffer (a few hundred KiB) is not kept for the next request.
+  if (export_.chunk.capacity() > kKeptWriteBuffer) std::string().swap(export_.chunk);
+  export_.staff_id.reset();
+  export_.filter = {};
   if (write_buffer_.capacity() > kKeptWriteBuffer) std::string().swap(write_buffer_);
   if (buffer_.size() == 0 && buffer_.capacity() > kKeptReadBuffer) buffer_.shrink_to_fit();
 }
@@ -353,6 +467,15 @@ void Session::on_timer(beast::error_code ec) {
   if (Clock::now() < deadline_) return set_deadline(deadline_);
   // Waiting on the store: it answers by this same deadline, and the answer is written then.
   if (phase_ == Phase::awaiting_store) return;
+  if (phase_ == Phase::awaiting_export) {
+    // The export's next rows did not come in time: it ends here.
+    cancel_export();
+    if (!export_head_sent_) {
+      export_.outcome = ExportOutcome::unavailable;
+      return send(services_.handler.refuse_export(export_), /*close_after=*/false);
+    }
+    return do_close();
+  }
   timed_out_ = true;
   // Idle, reading, writing or lingering too long: cancel what is pending; its handler ends the
   // session (a request being read gets 408 first).

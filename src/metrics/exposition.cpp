@@ -16,7 +16,7 @@ constexpr http::Route kRoutes[] = {
     http::Route::readiness,          http::Route::metrics,
     http::Route::bad_attempt_id,     http::Route::bad_exam_id,
     http::Route::method_not_allowed, http::Route::not_found,
-    http::Route::preflight,
+    http::Route::preflight,          http::Route::export_attempts,
 };
 
 std::string route_label(http::Route route) {
@@ -56,6 +56,52 @@ void render_remote_keys(TextWriter& out, const auth::RemoteKeys& keys) {
   single(out, "attempts_auth_jwks_age_seconds", "gauge",
          "Seconds since the keys in use were last fetched (confirmed) from the identity provider.",
          static_cast<double>(std::max<std::int64_t>(0, now - status.fetched_at)));
+}
+
+// Exports and staff reads, on the staff reader's connections.
+void render_staff_reader(TextWriter& out, const db::StaffReader& reader) {
+  const db::StaffReaderMetrics& m = reader.metrics();
+  const auto load = [](const auto& value) { return value.load(std::memory_order_relaxed); };
+  single(out, "attempts_exports_running", "gauge",
+         "Exports of an exam's attempts running now (at most --max-exports).",
+         static_cast<double>(load(m.exports_running)));
+  single(out, "attempts_exports_started_total", "counter",
+         "Exports that started reading (a staff connection, one snapshot).",
+         load(m.exports_started));
+  single(out, "attempts_exports_finished_total", "counter",
+         "Exports that sent every row to their client.", load(m.exports_finished));
+  single(out, "attempts_exports_aborted_total", "counter",
+         "Exports ended early because their client went away or stopped reading; their query "
+         "was cancelled and their connection freed.",
+         load(m.exports_aborted));
+  single(out, "attempts_exports_failed_total", "counter",
+         "Exports the database could not complete (down, or a statement timed out).",
+         load(m.exports_failed));
+  single(out, "attempts_exports_refused_total", "counter",
+         "Exports refused with 429 because --max-exports were running.", load(m.exports_refused));
+  single(out, "attempts_export_rows_total", "counter", "Attempts read by exports.",
+         load(m.export_rows));
+  single(out, "attempts_export_bytes_total", "counter", "Bytes of NDJSON or CSV exports produced.",
+         load(m.export_bytes));
+  single(out, "attempts_export_longest_running_seconds", "gauge",
+         "How long the oldest running export has run: its snapshot holds back VACUUM of the "
+         "attempts the saves update.",
+         static_cast<double>(reader.longest_export().count()));
+  single(out, "attempts_staff_reads_total", "counter", "Staff reads of one attempt or its history.",
+         load(m.reads));
+  single(out, "attempts_staff_reads_failed_total", "counter",
+         "Staff reads the database could not answer.", load(m.reads_failed));
+  out.family("attempts_staff_connections", "gauge",
+             "Staff reader connections (exports and staff reads, never the write pool's) by "
+             "state: busy with a job, open and idle, or not open.");
+  const auto busy = load(m.connections_busy);
+  const auto up = load(m.connections_up);
+  out.sample("attempts_staff_connections", "state=\"busy\"", static_cast<double>(busy));
+  out.sample("attempts_staff_connections", "state=\"idle\"",
+             static_cast<double>(std::max<std::int64_t>(0, up - busy)));
+  out.sample("attempts_staff_connections", "state=\"closed\"",
+             static_cast<double>(
+                 std::max<std::int64_t>(0, static_cast<std::int64_t>(reader.connections()) - up)));
 }
 
 // The answer history's partitions: how far ahead they are made, and when that last worked.
@@ -109,7 +155,8 @@ void render_auth(TextWriter& out, const AuthCounters& auth) {
 std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
                               const db::PoolMetrics& pool,
                               const std::vector<db::ConnectionState>& connections,
-                              const db::HistoryMaintenance* history) {
+                              const db::HistoryMaintenance* history,
+                              const db::StaffReader* staff_reader) {
   TextWriter out;
 
   out.family("attempts_http_requests_total", "counter",
@@ -218,6 +265,7 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
   out.sample("attempts_db_connections", "state=\"down\"",
              static_cast<double>(connections.size() - up));
   if (history != nullptr) render_history(out, history->status());
+  if (staff_reader != nullptr) render_staff_reader(out, *staff_reader);
   return out.text();
 }
 

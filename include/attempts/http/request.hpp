@@ -24,6 +24,9 @@ struct Request {
   std::string authorization;
   std::string expect;
   std::string idempotency_key;
+  // Every Accept field's value, joined by ", " (a list field may be split over several lines):
+  // which representation of an export the client wants.
+  std::string accept;
   // CORS (cors.hpp): where a browser's page comes from, and the method a preflight asks about.
   std::string origin;
   std::string access_control_request_method;

@@ -9,6 +9,7 @@
 #include "attempts/auth/remote_keys.hpp"
 #include "attempts/auth/token_cache.hpp"
 #include "attempts/domain/answers.hpp"
+#include "attempts/domain/attempt_exports.hpp"
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/cors.hpp"
 #include "attempts/http/request.hpp"
@@ -52,7 +53,9 @@ struct HeaderVerdict {
   // The answer when the header alone decides the request, a refusal or a CORS preflight (then
   // its body is never used).
   std::optional<Response> rejection;
-  std::optional<StudentId> student;  // the authenticated caller; nullopt with auth off
+  // The authenticated caller: a student or a staff member; neither with auth off.
+  std::optional<StudentId> student;
+  std::optional<std::string> staff_id;
 };
 
 // Turns requests into responses: routing, validation, and what to ask of the store. Knows HTTP
@@ -79,6 +82,15 @@ class RequestHandler {
   // The response to a call the store has completed.
   Response respond(const StoreCall& call) const;
 
+  // GET or HEAD /exams/{id}/attempts, judged acceptable by judge_header: returns a refusal
+  // (400, 406), or nullopt with `call` filled (answer its first step by `deadline`) and `head`
+  // the response to send, chunked, before the first chunk.
+  std::optional<Response> begin_export(const Request& request, const HeaderVerdict& verdict,
+                                       Clock::time_point deadline, ExportCall& call,
+                                       Response& head) const;
+  // The response to an export whose first step did not give rows: 404, 429 or 503.
+  Response refuse_export(const ExportCall& call) const;
+
   // Whoever writes a response adds the fields this policy gives for the request's Origin.
   const CorsPolicy& cors() const { return options_.cors; }
 
@@ -86,6 +98,8 @@ class RequestHandler {
   std::optional<Response> begin_save(const Request& request, StoreCall& call) const;
   std::optional<Response> begin_start(const Request& request, const HeaderVerdict& verdict,
                                       StoreCall& call) const;
+  // 403 for a caller whose role may not use the route; nullopt when it may.
+  std::optional<Response> check_role(Route route, const HeaderVerdict& verdict) const;
 
   HandlerOptions options_;
 };

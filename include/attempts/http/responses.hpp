@@ -5,7 +5,9 @@
 #include <string_view>
 
 #include "attempts/auth/remote_keys.hpp"
+#include "attempts/domain/attempt_exports.hpp"
 #include "attempts/domain/attempt_store.hpp"
+#include "attempts/http/export_format.hpp"
 #include "attempts/http/types.hpp"
 
 namespace attempts::http {
@@ -33,6 +35,13 @@ std::string history_json(const StoreCall& call);
 
 // The response to a completed store call.
 Response store_response(const StoreCall& call, std::chrono::seconds retry_after);
+
+// The head of an export's 200, sent before its first chunk: the media type, no-store (the
+// answers of a whole exam), and for CSV a file name a browser saves it under.
+Response export_head_response(ExportFormat format, ExamId exam_id);
+// An export refused at its first step: 404 (no such exam, or not one of its staff), 429 with
+// Retry-After (as many exports run as allowed) or 503.
+Response export_refusal_response(const ExportCall& call, std::chrono::seconds retry_after);
 
 // 200 to /readyz when the database answered (`call` is a ping completed `done`) and the keys
 // come from an identity provider: {"status": "ready", "keys": {"source", "count",

@@ -17,6 +17,7 @@ enum class Route {
   get_attempt,         // GET or HEAD /attempts/{id}
   submit_attempt,      // POST /attempts/{id}/submit
   start_attempt,       // POST /exams/{exam_id}/attempts
+  export_attempts,     // GET or HEAD /exams/{exam_id}/attempts: stream the exam's attempts (staff)
   get_history,         // GET or HEAD /attempts/{id}/history
   health,              // GET or HEAD /healthz
   readiness,           // GET or HEAD /readyz
@@ -24,12 +25,12 @@ enum class Route {
   preflight,           // a CORS preflight of a known path (OPTIONS; cors.hpp), with CORS on
 };
 
-inline constexpr std::size_t kRouteCount = 13;
+inline constexpr std::size_t kRouteCount = 14;
 
 struct RouteMatch {
   Route route = Route::not_found;
   AttemptId attempt_id = 0;  // save_answers, get_attempt, submit_attempt, get_history
-  std::int64_t exam_id = 0;  // start_attempt
+  std::int64_t exam_id = 0;  // start_attempt, export_attempts
   std::string_view allow;    // the methods the path accepts, for 405
 };
 

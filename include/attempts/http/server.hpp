@@ -34,6 +34,9 @@ struct ServerOptions {
 struct LoopResources {
   AttemptStore& store;
   auth::TokenCache::Reader* tokens;  // the loop's way into the token cache; null with auth off
+  // Staff reads and exports, on connections of their own (never the write pool's).
+  AttemptStore& staff_store;
+  AttemptExports& exports;
 };
 
 // The HTTP front end on the event loops: a listener on loop 0, each connection's session on the

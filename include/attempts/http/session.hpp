@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "attempts/domain/attempt_exports.hpp"
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/http_metrics.hpp"
 #include "attempts/http/request.hpp"
@@ -77,6 +78,9 @@ struct LoopServices {
   const SessionOptions& options;
   LoopSessions& sessions;
   HttpMetrics& metrics;
+  // Staff reads of one attempt, and exports: the staff reader's connections (db/staff_reader).
+  AttemptStore& staff_store;
+  AttemptExports& exports;
 };
 
 // One client connection, on one event loop from accept to close. Requests are read and answered
@@ -84,7 +88,13 @@ struct LoopServices {
 //   wait for a first byte (idle timeout) -> read header -> (100 Continue) -> read body ->
 //   handle (the store answers on this same thread) -> write (one contiguous buffer) -> again.
 // One deadline per request, from its first byte to its response.
-class Session final : public std::enable_shared_from_this<Session>, private StoreCompletion {
+// An export streams instead (chunked): each chunk the store hands over is written, and only
+// then is the next one asked for, so a client that reads slowly slows only its own export; a
+// client that goes away (or a write that times out) cancels the export, which frees its
+// database connection at once.
+class Session final : public std::enable_shared_from_this<Session>,
+                      private StoreCompletion,
+                      private ExportCompletion {
  public:
   Session(Socket&& socket, LoopServices services);
   ~Session();
@@ -97,7 +107,15 @@ class Session final : public std::enable_shared_from_this<Session>, private Stor
   void drain();
 
  private:
-  enum class Phase { idle, reading, awaiting_store, writing, lingering, closed };
+  enum class Phase {
+    idle,
+    reading,
+    awaiting_store,
+    awaiting_export,  // an export's next chunk
+    writing,
+    lingering,
+    closed
+  };
 
   void do_wait_request();
   void begin_request();
@@ -110,6 +128,16 @@ class Session final : public std::enable_shared_from_this<Session>, private Stor
   void on_read_error(boost::beast::error_code ec);
   void on_store_complete(StoreCall& call) override;
   void send(Response response, bool close_after);
+  // The response's status in the metrics and the access log.
+  void record(const Response& response);
+
+  // --- an export (GET /exams/{id}/attempts), chunk by chunk
+  void do_export();
+  void on_export_step(ExportCall& call) override;
+  void do_write_chunk(bool last);
+  void on_write_chunk(bool last, boost::beast::error_code ec, std::size_t bytes);
+  // Ends the export in progress, if any: its query is cancelled and no step completes after.
+  void cancel_export();
   std::string_view cors_fields(const Response& response) const;
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void do_linger();
@@ -132,6 +160,14 @@ class Session final : public std::enable_shared_from_this<Session>, private Stor
   StoreCall call_;
   std::shared_ptr<Session> self_while_stored_;  // alive while the store holds call_
   std::string write_buffer_;
+
+  ExportCall export_;
+  Response export_head_;      // sent with the first chunk
+  bool export_open_ = false;  // opened, not over and not cancelled
+  bool export_head_sent_ = false;
+  bool export_chunked_ = true;  // false for an HTTP/1.0 client: the body ends at the close
+  std::string chunk_prefix_;    // the head (first chunk only) and the chunk-size line
+  std::shared_ptr<Session> self_while_exporting_;  // alive while a step is awaited
 
   // One timer, armed lazily: it is never later than deadline_, and re-armed only when the
   // deadline moves earlier, so a busy connection does not cancel and re-arm it per request.

@@ -5,6 +5,7 @@
 
 #include "attempts/db/history_maintenance.hpp"
 #include "attempts/db/pool_metrics.hpp"
+#include "attempts/db/staff_reader.hpp"
 #include "attempts/http/http_metrics.hpp"
 
 namespace attempts::auth {
@@ -22,11 +23,12 @@ struct AuthCounters {
   const auth::RemoteKeys* remote_keys = nullptr;  // null unless keys come from a URL
 };
 
-// The whole /metrics page: HTTP, authentication, pool and answer history metrics in the
-// Prometheus text format 0.0.4. `history` is null with --history off.
+// The whole /metrics page: HTTP, authentication, pool, answer history and staff reader (exports)
+// metrics in the Prometheus text format 0.0.4. `history` is null with --history off.
 std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
                               const db::PoolMetrics& pool,
                               const std::vector<db::ConnectionState>& connections,
-                              const db::HistoryMaintenance* history = nullptr);
+                              const db::HistoryMaintenance* history = nullptr,
+                              const db::StaffReader* staff_reader = nullptr);
 
 }  // namespace attempts::metrics
