@@ -148,6 +148,12 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                             "CITUS_ENTRY",
                                             "HISTORY",
                                             "HISTORY_RETENTION_DAYS",
+                                            "STAFF_CLAIM",
+                                            "STAFF_ROLE",
+                                            "STAFF_ID_CLAIM",
+                                            "STAFF_CONNECTIONS",
+                                            "MAX_EXPORTS",
+                                            "STAFF_STATEMENT_TIMEOUT",
                                             "CORS_ORIGIN"};
   EXPECT_EQ(asked, documented);
 }

@@ -266,9 +266,12 @@ TEST_F(CorsHandlerTest, APreflightIsAnsweredFromTheHeaderWithoutAToken) {
   const struct {
     const char* target;
     const char* methods;
-  } paths[] = {{"/attempts/7", "GET, HEAD, PATCH"}, {"/attempts/7/submit", "POST"},
-               {"/exams/3/attempts", "POST"},       {"/attempts/abc", "GET, HEAD, PATCH"},
-               {"/healthz?x", "GET, HEAD"},         {"/metrics", "GET, HEAD"}};
+  } paths[] = {{"/attempts/7", "GET, HEAD, PATCH"},
+               {"/attempts/7/submit", "POST"},
+               {"/exams/3/attempts", "GET, HEAD, POST"},
+               {"/attempts/abc", "GET, HEAD, PATCH"},
+               {"/healthz?x", "GET, HEAD"},
+               {"/metrics", "GET, HEAD"}};
   for (const auto& path : paths) {
     const HeaderVerdict verdict =
         with_cors_.judge_header(preflight(path.target, kPage), &tokens_.reader());

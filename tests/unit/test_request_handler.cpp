@@ -9,6 +9,7 @@
 
 #include "attempts/auth/authenticator.hpp"
 #include "attempts/auth/token_cache.hpp"
+#include "attempts/http/export_format.hpp"
 #include "attempts/http/request_handler.hpp"
 #include "auth_test_support.hpp"
 
@@ -96,7 +97,7 @@ TEST_F(RequestHandlerTest, OtherMethodsAre405WithTheirAllow) {
       {Verb::put, "/attempts/1", "GET, HEAD, PATCH"},
       {Verb::get, "/attempts/1/submit", "POST"},
       {Verb::patch, "/attempts/1/submit", "POST"},
-      {Verb::get, "/exams/1/attempts", "POST"},
+      {Verb::delete_, "/exams/1/attempts", "GET, HEAD, POST"},
       {Verb::post, "/healthz", "GET, HEAD"},
       {Verb::post, "/readyz", "GET, HEAD"},
       {Verb::delete_, "/metrics", "GET, HEAD"},
@@ -409,6 +410,107 @@ TEST_F(KeysFromAProviderTest, OnceTheKeysArriveTokensAreJudged) {
       auth::test::make_token("test-rs256", json::object(), auth::test::claims_for(12));
   EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), token)));
   EXPECT_EQ(call_.student, 12);
+}
+
+}  // namespace
+}  // namespace attempts::http
+
+namespace attempts::http {
+namespace {
+
+// ---- staff ------------------------------------------------------------------------------------
+
+class StaffHandlerTest : public RequestHandlerTest {
+ protected:
+  static auth::VerifierOptions staff_options() {
+    auth::VerifierOptions options;
+    options.staff = {"roles", "teacher", "sub"};
+    return options;
+  }
+  auth::Authenticator authenticator_{
+      std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(), staff_options())};
+  auth::TokenCache tokens_{{.capacity = 64}};
+  RequestHandler handler_{HandlerOptions{.authenticator = &authenticator_, .clock = &fixed_clock}};
+  const std::string teacher_ = auth::test::make_token("test-hs256", json::object(),
+                                                      {{"sub", "t-1"},
+                                                       {"roles", {"teacher"}},
+                                                       {"iat", auth::test::kNow},
+                                                       {"exp", auth::test::kExpiry}});
+  const std::string student_ = auth::test::make_token("test-hs256");
+
+  std::optional<Response> run(const Request& r) {
+    return RequestHandlerTest::run(handler_, r, &tokens_.reader());
+  }
+  std::optional<Response> begin_export(const Request& r, ExportCall& call, Response& head) {
+    verdict_ = handler_.judge_header(r, &tokens_.reader());
+    return handler_.begin_export(r, verdict_, deadline_, call, head);
+  }
+};
+
+TEST_F(StaffHandlerTest, StaffNeverWriteAnswers) {
+  for (const auto& r :
+       {patch("/attempts/1", R"({"answers":{}})"), request(Verb::post, "/attempts/1/submit"),
+        request(Verb::post, "/exams/1/attempts")}) {
+    const auto response = run(with_bearer(r, teacher_));
+    ASSERT_TRUE(response) << r.target;
+    EXPECT_EQ(response->result(), Status::forbidden) << r.target;
+  }
+}
+
+TEST_F(StaffHandlerTest, StaffReadsGoToTheStaffStoreWithTheirId) {
+  EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), teacher_)));
+  EXPECT_EQ(call_.staff_id, "t-1");
+  EXPECT_FALSE(call_.student);
+  EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3/history?limit=5"), teacher_)));
+  EXPECT_EQ(call_.kind, StoreCall::Kind::load_history);
+  EXPECT_EQ(call_.staff_id, "t-1");
+  // A student's read stays theirs, on the write pool.
+  EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), student_)));
+  EXPECT_FALSE(call_.staff_id);
+  EXPECT_EQ(call_.student, 42);
+}
+
+TEST_F(StaffHandlerTest, AStudentOnTheExportIs403AndStaffGetTheirCall) {
+  const auto refused = run(with_bearer(request(Verb::get, "/exams/7/attempts"), student_));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->result(), Status::forbidden);
+  EXPECT_EQ(run(request(Verb::get, "/exams/7/attempts"))->result(), Status::unauthorized);
+
+  ExportCall call;
+  Response head;
+  Request csv = with_bearer(request(Verb::get, "/exams/7/attempts?submitted=false"), teacher_);
+  csv.accept = "text/csv";
+  EXPECT_FALSE(begin_export(csv, call, head));
+  EXPECT_EQ(call.exam_id, 7);
+  EXPECT_EQ(call.staff_id, "t-1");
+  EXPECT_EQ(call.filter.submitted, false);
+  EXPECT_EQ(call.encoder, &export_encoder(ExportFormat::csv));
+  EXPECT_EQ(head.result(), Status::ok);
+  EXPECT_EQ(head[Field::content_type], "text/csv; charset=utf-8; header=present");
+  EXPECT_EQ(head[Field::content_disposition], "attachment; filename=\"exam-7-attempts.csv\"");
+
+  Request json_only = with_bearer(request(Verb::get, "/exams/7/attempts"), teacher_);
+  json_only.accept = "application/json";
+  const auto not_acceptable = begin_export(json_only, call, head);
+  ASSERT_TRUE(not_acceptable);
+  EXPECT_EQ(not_acceptable->result(), Status::not_acceptable);
+  const auto bad_query =
+      begin_export(with_bearer(request(Verb::get, "/exams/7/attempts?x=1"), teacher_), call, head);
+  ASSERT_TRUE(bad_query);
+  EXPECT_EQ(bad_query->result(), Status::bad_request);
+}
+
+TEST_F(StaffHandlerTest, RefusedExportsAre404Or429Or503) {
+  ExportCall call;
+  call.exam_id = 9;
+  call.outcome = ExportOutcome::not_found;
+  EXPECT_EQ(handler_.refuse_export(call).result(), Status::not_found);
+  call.outcome = ExportOutcome::busy;
+  EXPECT_EQ(handler_.refuse_export(call).result(), Status::too_many_requests);
+  EXPECT_EQ(handler_.refuse_export(call)[Field::retry_after], "1");
+  call.outcome = ExportOutcome::unavailable;
+  EXPECT_EQ(handler_.refuse_export(call).result(), Status::service_unavailable);
+  EXPECT_EQ(handler_.refuse_export(call)[Field::retry_after], "1");
 }
 
 }  // namespace

@@ -57,12 +57,17 @@ TEST(RouterTest, PostSubmitSubmitsTheAttempt) {
   EXPECT_EQ(match_route(Verb::post, "/attempts/42/submitted").route, Route::not_found);
 }
 
-TEST(RouterTest, PostExamAttemptsStartsOne) {
+TEST(RouterTest, PostExamAttemptsStartsOneAndGetExportsThem) {
   const RouteMatch match = match_route(Verb::post, "/exams/7/attempts?x=1");
   EXPECT_EQ(match.route, Route::start_attempt);
   EXPECT_EQ(match.exam_id, 7);
-  EXPECT_EQ(match_route(Verb::get, "/exams/7/attempts").route, Route::method_not_allowed);
-  EXPECT_EQ(match_route(Verb::get, "/exams/7/attempts").allow, "POST");
+  const RouteMatch export_match = match_route(Verb::get, "/exams/7/attempts?submitted=true");
+  EXPECT_EQ(export_match.route, Route::export_attempts);
+  EXPECT_EQ(export_match.exam_id, 7);
+  EXPECT_EQ(match_route(Verb::head, "/exams/7/attempts").route, Route::export_attempts);
+  EXPECT_EQ(match_route(Verb::get, "/exams/0/attempts").route, Route::bad_exam_id);
+  EXPECT_EQ(match_route(Verb::delete_, "/exams/7/attempts").route, Route::method_not_allowed);
+  EXPECT_EQ(match_route(Verb::put, "/exams/7/attempts").allow, "GET, HEAD, POST");
   EXPECT_EQ(match_route(Verb::post, "/exams/0/attempts").route, Route::bad_exam_id);
   EXPECT_EQ(match_route(Verb::post, "/exams/x/attempts").route, Route::bad_exam_id);
   EXPECT_EQ(match_route(Verb::post, "/exams/7").route, Route::not_found);
