@@ -10,6 +10,8 @@ packages=("$@")
   build-essential cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-program-options1.81-dev
   libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libtoml11-dev libssl-dev
+  # the integration tests read CSV exports back with a parser that is not ours
+  libcsv-dev
   postgresql postgresql-contrib
   curl wrk procps util-linux
   # the identity provider tests make their test CA with the openssl command

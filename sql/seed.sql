@@ -1,12 +1,12 @@
 -- Seed data: 100 exams and exactly 100,000 attempts with ids 1..100000, owned by 20,000 students.
 -- Run after schema.sql: psql -v ON_ERROR_STOP=1 -f sql/seed.sql
--- Re-runnable: it empties the tables first (the answer history too), so it also resets a test
--- database.
+-- Re-runnable: it empties the tables first (the answer history and exam_staff too), so it also
+-- resets a test database.
 -- Not to be run with --single-transaction: VACUUM cannot run inside a transaction block.
 
 BEGIN;
 
-TRUNCATE answer_history, attempt_starts, attempts, exams RESTART IDENTITY;
+TRUNCATE answer_history, attempt_starts, attempts, exam_staff, exams RESTART IDENTITY;
 
 -- No time limit on the seeded exams (duration_seconds NULL), so the load scripts can write to
 -- any attempt at any time; the tests add timed exams of their own.
