@@ -111,15 +111,49 @@ token_owner=$(sign "$tmp/keys" 1)
 token=$(sign "$tmp/keys" "$student")
 token_expired=$(sign "$tmp/keys" "$student" --now $(($(date +%s) - 7200)) --ttl 3600)
 token_forged=$(sign "$tmp/other-keys" "$student")
+# Staff (--staff-claim roles --staff-role teacher): sub is the staff id exam_staff lists.
+staff_claims() { printf '{"sub":"%s","roles":["teacher"]}' "$1"; }
+token_staff=$(sign "$tmp/keys" 1 --claims "$(staff_claims "contract-teacher-$student")")
+token_other_staff=$(sign "$tmp/keys" 1 --claims "$(staff_claims "contract-other-$student")")
+token_staff_expired=$(sign "$tmp/keys" 1 --claims "$(staff_claims "contract-teacher-$student")" \
+  --now $(($(date +%s) - 7200)) --ttl 3600)
 
 # An exam with a one-second time limit, for a deadline that passes during the replay.
 timed_exam=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$ATTEMPTS_TEST_DATABASE_URL" \
   -c "INSERT INTO exams (title, duration_seconds) VALUES ('contract: timed', 1) RETURNING id")
 [[ $timed_exam =~ ^[0-9]+$ ]] || fail "could not add a timed exam: $timed_exam"
 
+# Exams for the staff cases: one with three attempts (one submitted) whose staff is the staff
+# token's subject, one the other staff token's, and a large one (5,000 attempts of about 1 KB)
+# whose export the replay holds open to reach --max-exports.
+staff_setup=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$ATTEMPTS_TEST_DATABASE_URL" \
+  -v teacher="contract-teacher-$student" -v other="contract-other-$student" <<'SQL'
+WITH exam AS (INSERT INTO exams (title) VALUES ('contract: staff') RETURNING id),
+     other AS (INSERT INTO exams (title) VALUES ('contract: other staff') RETURNING id),
+     big AS (INSERT INTO exams (title) VALUES ('contract: large export') RETURNING id),
+     staff AS (INSERT INTO exam_staff (exam_id, staff_id)
+               SELECT id, :'teacher' FROM exam UNION ALL SELECT id, :'teacher' FROM big
+               UNION ALL SELECT id, :'other' FROM other),
+     attempts AS (INSERT INTO attempts (exam_id, student_id, answers, updated_at, submitted_at)
+                  SELECT exam.id, 900000000 + g, '{"1": [2]}', now(),
+                         CASE WHEN g = 3 THEN now() END
+                    FROM exam, generate_series(1, 3) g RETURNING id),
+     padding AS (INSERT INTO attempts (exam_id, student_id, answers)
+                 SELECT big.id, 900000100 + g,
+                        jsonb_build_object('1', (SELECT jsonb_agg(100000 + o)
+                                                   FROM generate_series(1, 140) o))
+                   FROM big, generate_series(1, 5000) g)
+SELECT (SELECT id FROM exam) || ' ' || (SELECT id FROM other) || ' ' ||
+       (SELECT min(id) FROM attempts) || ' ' || (SELECT id FROM big)
+SQL
+)
+read -r staff_exam other_exam staff_attempt big_exam <<<"$staff_setup"
+[[ $big_exam =~ ^[0-9]+$ ]] || fail "could not add the staff exams: $staff_setup"
+
 # start_server NAME DATABASE_URL [FLAG...]: starts attempts-server on a free port of 127.0.0.1.
 start_server() {
-  "$server" --listen 127.0.0.1:0 --database-url "$2" --jwks "$tmp/keys/jwks.json" "${@:3}" \
+  "$server" --listen 127.0.0.1:0 --database-url "$2" --jwks "$tmp/keys/jwks.json" \
+    --staff-claim roles --staff-role teacher --max-exports 1 "${@:3}" \
     >"$tmp/$1.log" 2>&1 &
   pids+=($!)
 }
@@ -172,6 +206,13 @@ CONTRACT_PROXY=http://127.0.0.1:$prism_port \
   CONTRACT_TOKEN=$token \
   CONTRACT_TOKEN_EXPIRED=$token_expired \
   CONTRACT_TOKEN_FORGED=$token_forged \
+  CONTRACT_TOKEN_STAFF=$token_staff \
+  CONTRACT_TOKEN_OTHER_STAFF=$token_other_staff \
+  CONTRACT_TOKEN_STAFF_EXPIRED=$token_staff_expired \
+  CONTRACT_STAFF_EXAM=$staff_exam \
+  CONTRACT_OTHER_EXAM=$other_exam \
+  CONTRACT_STAFF_ATTEMPT=$staff_attempt \
+  CONTRACT_BIG_EXAM=$big_exam \
   timeout 180 node scripts/lib/contract-replay.mjs >"$tmp/replay.out" 2>&1 || replay_status=$?
 cat "$tmp/replay.out"
 
