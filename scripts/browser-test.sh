@@ -3,7 +3,8 @@
 # uses the demo exam page (clients/js/demo) served on one loopback origin; the page saves
 # through the reference client (clients/js/attempts-client.js) to a real attempts-server on
 # another origin, against the PostgreSQL that scripts/test.sh provides. The scenarios are in
-# tests/browser/exam_page.test.mjs.
+# tests/browser/exam_page.test.mjs; the teacher page's (a staff member downloads an exam's
+# CSV) in tests/browser/teacher_page.test.mjs.
 #
 #   scripts/test.sh -L browser
 # By hand, against a database loaded with sql/schema.sql and sql/seed.sql:
@@ -36,4 +37,5 @@ PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
   BROWSER_TEST_SERVER=$server \
   BROWSER_TEST_TOKEN_TOOL=$token_tool \
   CHROMIUM=$chromium \
-  timeout --kill-after=10 600 node --test-reporter=spec --test tests/browser/exam_page.test.mjs
+  timeout --kill-after=10 600 node --test-reporter=spec --test tests/browser/exam_page.test.mjs \
+  tests/browser/teacher_page.test.mjs
