@@ -118,6 +118,11 @@ if [[ ! -e $seeded_marker ]]; then
   pg_create_database "$port" "$db"
   pg_load_schema_and_seed "$url"
   date -u +%FT%TZ >"$seeded_marker"
+else
+  # This checkout's schema on a database made by an older one (idempotent: new tables such as
+  # exam_staff, new functions; the data stays).
+  PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$url" \
+    -f sql/schema.sql >/dev/null
 fi
 
 # Development keys, made once: the server verifies tokens against keys/jwks.json; the private
@@ -128,6 +133,11 @@ if [[ ! -s $keys/jwks.json ]]; then
 fi
 # Attempt 42 belongs to student 42 (sql/seed.sql: 1 + (id - 1) % 20000).
 token=$("$token_tool" sign --keys "$keys" --kid dev-hs256 --sub 42 --ttl 43200)
+# A staff member of exam 1 (--staff-claim roles --staff-role teacher, exam_staff below).
+staff_token=$("$token_tool" sign --keys "$keys" --kid dev-hs256 --sub 1 --ttl 43200 \
+  --claims '{"sub":"demo-teacher","roles":["teacher"]}')
+"$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$url" \
+  -c "INSERT INTO exam_staff (exam_id, staff_id) VALUES (1, 'demo-teacher') ON CONFLICT DO NOTHING"
 listen_port=${listen##*:}
 say "try it (a token for student 42, who owns attempts 42, 20042, 40042, ...; valid 12 hours):"
 cat <<TRY
@@ -136,6 +146,8 @@ cat <<TRY
        -H 'Content-Type: application/json' -d '{"answers": {"1": [2], "2": [1, 3]}}'
   curl -s localhost:$listen_port/attempts/42 -H "Authorization: Bearer \$TOKEN"
   # more tokens: $token_tool sign --keys $keys --kid dev-hs256 --sub <student>
+  # exam 1's answers, as its staff (demo-teacher):
+  curl -s localhost:$listen_port/exams/1/attempts -H "Authorization: Bearer $staff_token" -H 'Accept: text/csv' | head
 TRY
 
 # The demo exam page on its own origin; the server allows that origin (CORS), under both names
@@ -151,14 +163,18 @@ if ((demo_port)); then
   cors_flags=(--cors-origin "http://127.0.0.1:$demo_port" --cors-origin "http://localhost:$demo_port")
   say "the demo exam page, as student 42 (a new attempt of exam 1; reload keeps it):"
   echo "  http://127.0.0.1:$demo_port/demo/?api=http://127.0.0.1:$listen_port&exam=1#token=$token"
+  say "the demo teacher page, as demo-teacher (staff of exam 1): downloads exam 1's answers as CSV"
+  echo "  http://127.0.0.1:$demo_port/demo/teacher.html?api=http://127.0.0.1:$listen_port&exam=1#token=$staff_token"
 fi
 
 say "PostgreSQL: $url (log $logfile)"
-say "starting $server --listen $listen --database-url $url --jwks $keys/jwks.json ${cors_flags[*]} $*"
+staff_flags=(--staff-claim roles --staff-role teacher)
+say "starting $server --listen $listen --database-url $url --jwks $keys/jwks.json ${staff_flags[*]} ${cors_flags[*]} $*"
 say "press Ctrl-C to stop"
 # In the background so that INT/TERM reach this script, which forwards TERM to
 # the server, waits for it and then stops PostgreSQL.
-"$server" --listen "$listen" --database-url "$url" --jwks "$keys/jwks.json" "${cors_flags[@]}" "$@" &
+"$server" --listen "$listen" --database-url "$url" --jwks "$keys/jwks.json" "${staff_flags[@]}" \
+  "${cors_flags[@]}" "$@" &
 server_pid=$!
 trap 'kill -TERM "$server_pid" 2>/dev/null' INT TERM
 status=0
