@@ -114,25 +114,20 @@ class LoopExports final : public AttemptExports {
   LoopExports(StaffReader& reader, boost::asio::io_context& loop) : reader_(reader), loop_(loop) {}
 
   void open(ExportCall& call, ExportCompletion& completion) override {
-    const auto refuse = [&](ExportOutcome outcome) {
-      call.outcome = outcome;
-      call.chunk.clear();
-      call.rows = 0;
-      boost::asio::post(loop_, [&call, &completion] { completion.on_export_step(call); });
-    };
-    if (!reader_.admit_export()) {
-      reader_.metrics_.exports_refused.fetch_add(1, std::memory_order_relaxed);
-      return refuse(ExportOutcome::busy);
-    }
     auto job = std::make_shared<ExportJob>(loop_, call, completion,
                                            [this](ExportCall& over) { jobs_.erase(&over); });
+    jobs_[&call] = job;
+    // A refusal reaches the call through the job too: a cancel() before it lands stops it.
+    if (!reader_.admit_export()) {
+      reader_.metrics_.exports_refused.fetch_add(1, std::memory_order_relaxed);
+      return job->deliver(ExportOutcome::busy, 0);
+    }
     auto queued = std::make_shared<StaffJob>();
     queued->export_job = job;
-    if (!reader_.enqueue(queued)) {
+    if (!reader_.enqueue(std::move(queued))) {
       reader_.export_ended();
-      return refuse(ExportOutcome::unavailable);
+      job->deliver(ExportOutcome::unavailable, 0, "too many staff jobs waiting");
     }
-    jobs_[&call] = std::move(job);
   }
 
   void next(ExportCall& call) override {
@@ -241,7 +236,8 @@ void StaffReader::stop() {
     int queued = StaffJob::queued;
     if (!job->state.compare_exchange_strong(queued, StaffJob::taken)) continue;
     job->call->outcome = StoreOutcome::unavailable;
-    boost::asio::post(*job->loop, [job] {
+    boost::asio::io_context& loop = *job->loop;
+    boost::asio::post(loop, [job = job] {
       job->deadline_timer->cancel();
       job->completion->on_store_complete(*job->call);
     });
@@ -290,7 +286,9 @@ void StaffReader::work(std::size_t worker) {
           spdlog::warn("staff reader {}: cannot connect: {}", worker, error);
           job->call->outcome = StoreOutcome::unavailable;
         }
-        boost::asio::post(*job->loop, [job] {
+        // The job goes with the completion: its timer is the loop's, destroyed there.
+        boost::asio::io_context& loop = *job->loop;
+        boost::asio::post(loop, [job = std::move(job)] {
           job->deadline_timer->cancel();
           job->completion->on_store_complete(*job->call);
         });
