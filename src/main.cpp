@@ -214,6 +214,7 @@ attempts::db::StaffReaderOptions staff_reader_options(const attempts::config::Co
   options.database_url = config.database_url;
   options.connections = config.staff_connections;
   options.max_exports = config.max_exports;
+  options.rows_per_second = config.export_rate;
   options.statement_timeout = std::chrono::seconds(config.staff_statement_timeout_seconds);
   // A client reads a chunk within the idle timeout or its connection is closed (and the export
   // cancelled); this is the worker's own bound, should that never come.

@@ -268,6 +268,8 @@ std::optional<std::string> read_staff_settings(Reader& reader, Config& config) {
   if (!reader.number("staff-connections", std::size_t{1}, std::size_t{64}, config.staff_connections,
                      error) ||
       !reader.number("max-exports", std::size_t{1}, std::size_t{64}, config.max_exports, error) ||
+      !reader.number("export-rate", std::size_t{0}, std::size_t{100000000}, config.export_rate,
+                     error) ||
       !reader.number("staff-statement-timeout", 1u, 3600u, config.staff_statement_timeout_seconds,
                      error)) {
     return error;

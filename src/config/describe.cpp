@@ -35,6 +35,7 @@ std::string describe(const Config& config) {
        << " citus-entry=" << config.citus_entry << " history=" << (config.history ? "on" : "off")
        << " history-retention-days=" << config.history_retention_days
        << " staff-connections=" << config.staff_connections << " max-exports=" << config.max_exports
+       << " export-rate=" << config.export_rate
        << " staff-statement-timeout=" << config.staff_statement_timeout_seconds << 's'
        << " auth=" << config.auth << " cors-origin=";
   for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
@@ -96,6 +97,7 @@ std::string to_toml(const Config& config) {
       << "history-retention-days = " << config.history_retention_days << '\n'
       << "staff-connections = " << config.staff_connections << '\n'
       << "max-exports = " << config.max_exports << '\n'
+      << "export-rate = " << config.export_rate << '\n'
       << "staff-statement-timeout = " << config.staff_statement_timeout_seconds << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'

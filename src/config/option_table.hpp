@@ -102,6 +102,9 @@ inline constexpr std::array kOptions = {
            "(default 1)"},
     Option{"max-exports",
            "exports running at once; one more gets 429 with Retry-After (default 1)"},
+    Option{"export-rate",
+           "attempts per second one export reads at most, so that exports leave the CPU to the "
+           "saves; 0: as fast as the client reads (default 100000)"},
     Option{"staff-statement-timeout",
            "seconds one statement of an export or staff read may run (default 30)"},
     Option{"cors-origin",

@@ -45,6 +45,12 @@ bool ExportJob::wait_for_demand(std::chrono::milliseconds timeout) {
   return true;
 }
 
+bool ExportJob::pause_until(Clock::time_point until) {
+  std::unique_lock lock(mutex_);
+  wake_.wait_until(lock, until, [this] { return abandoned(); });
+  return !abandoned();
+}
+
 std::string& ExportJob::buffer() {
   filling_.clear();
   return filling_;

@@ -55,6 +55,9 @@ class ExportJob : public std::enable_shared_from_this<ExportJob> {
   // Waits until the loop asks for the next rows (true) or abandons the export, or `timeout`
   // passes (false).
   bool wait_for_demand(std::chrono::milliseconds timeout);
+  // Waits until `until` unless the export is abandoned first (false then): the pace of
+  // --export-rate.
+  bool pause_until(Clock::time_point until);
   // The buffer to encode the next chunk into (emptied, its capacity kept).
   std::string& buffer();
   // Hands the buffer to the loop, which completes the call with `outcome` unless abandoned.

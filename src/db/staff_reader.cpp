@@ -1,6 +1,8 @@
 #include "attempts/db/staff_reader.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -9,6 +11,7 @@
 #include <unordered_map>
 
 #include "export_job.hpp"
+#include "export_rows.hpp"
 #include "pqxx_connection.hpp"
 #include "sql.hpp"
 #include "staff_connection.hpp"
@@ -32,42 +35,12 @@ struct StaffJob {
 
 namespace {
 
+constexpr int kWorkerNiceness = 10;
+
 std::int64_t unix_seconds_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::int64_t integer_at(const PGresult& result, int row, int column) {
-  const char* text = PQgetvalue(&result, row, column);
-  std::int64_t value = 0;
-  std::from_chars(text, text + PQgetlength(&result, row, column), value);
-  return value;
-}
-
-std::string_view text_at(const PGresult& result, int row, int column) {
-  return {PQgetvalue(&result, row, column),
-          static_cast<std::size_t>(PQgetlength(&result, row, column))};
-}
-
-std::optional<std::string_view> nullable_at(const PGresult& result, int row, int column) {
-  if (PQgetisnull(&result, row, column)) return std::nullopt;
-  return text_at(result, row, column);
-}
-
-// The row of kExportDeclare's cursor, as the encoder sees it.
-ExportedAttempt exported_attempt(const PGresult& result, int row) {
-  ExportedAttempt attempt;
-  attempt.id = integer_at(result, row, 0);
-  attempt.student_id = integer_at(result, row, 1);
-  attempt.answers_json = text_at(result, row, 2);
-  attempt.revision = integer_at(result, row, 3);
-  attempt.started_at = text_at(result, row, 4);
-  attempt.updated_at = nullable_at(result, row, 5);
-  attempt.submitted_at = nullable_at(result, row, 6);
-  attempt.deadline = nullable_at(result, row, 7);
-  attempt.saves = integer_at(result, row, 8);
-  return attempt;
 }
 
 }  // namespace
@@ -245,6 +218,9 @@ void StaffReader::stop() {
 }
 
 void StaffReader::work(std::size_t worker) {
+  // Below the event loops: encoding an export's rows yields the CPU to the saves' threads
+  // whenever they have work (nice 10; raising one's own niceness needs no privilege).
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kWorkerNiceness);
   StaffConnection connection(pool_conninfo(options_.database_url), options_.statement_timeout,
                              options_.connect_timeout);
   bool counted_up = false;
@@ -376,6 +352,9 @@ void StaffReader::run_export(std::size_t worker, StaffConnection& connection, Ex
       std::size_t rows_per_fetch =
           std::clamp<std::size_t>(options_.first_chunk_rows, 1, options_.max_chunk_rows);
       std::size_t largest_row = 1;
+      ExportRowReader row_reader;
+      const auto paced_from = Clock::now();
+      std::size_t delivered = 0;
       for (bool first = true;; first = false) {
         const std::string fetch = std::string(sql::kExportFetchPrefix) +
                                   std::to_string(rows_per_fetch) + sql::kExportFetchSuffix;
@@ -394,7 +373,7 @@ void StaffReader::run_export(std::size_t worker, StaffConnection& connection, Ex
         const int count = PQntuples(rows.get());
         for (int row = 0; row < count; ++row) {
           const std::size_t before = chunk.size();
-          job.encoder.row(exported_attempt(*rows, row), chunk);
+          job.encoder.row(row_reader.read(*rows, row), chunk);
           largest_row = std::max(largest_row, chunk.size() - before);
         }
         metrics_.export_rows.fetch_add(static_cast<std::uint64_t>(count),
@@ -407,9 +386,17 @@ void StaffReader::run_export(std::size_t worker, StaffConnection& connection, Ex
           break;
         }
         job.deliver(ExportOutcome::rows, static_cast<std::size_t>(count));
+        delivered += static_cast<std::size_t>(count);
         // As many rows as fit in a chunk, judged by the largest row so far.
         rows_per_fetch =
             std::clamp<std::size_t>(options_.chunk_bytes / largest_row, 1, options_.max_chunk_rows);
+        // The pace (--export-rate): the next rows no sooner than the rows so far allow.
+        if (options_.rows_per_second > 0 &&
+            !job.pause_until(paced_from + std::chrono::microseconds(delivered * 1000000 /
+                                                                    options_.rows_per_second))) {
+          aborted = true;
+          break;
+        }
         // Backpressure: nothing more is read until the client has taken this chunk.
         if (!job.wait_for_demand(options_.client_timeout)) {
           aborted = true;

@@ -153,6 +153,7 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                             "STAFF_ID_CLAIM",
                                             "STAFF_CONNECTIONS",
                                             "MAX_EXPORTS",
+                                            "EXPORT_RATE",
                                             "STAFF_STATEMENT_TIMEOUT",
                                             "CORS_ORIGIN"};
   EXPECT_EQ(asked, documented);

@@ -17,6 +17,8 @@ TEST(StaffSettingsTest, DefaultsAreNoStaffTokensOneConnectionOneExport) {
   EXPECT_EQ(result.config.staff_connections, 1u);
   EXPECT_EQ(result.config.max_exports, 1u);
   EXPECT_EQ(result.config.staff_statement_timeout_seconds, 30u);
+  EXPECT_EQ(result.config.export_rate, 100000u);
+  EXPECT_EQ(parse_config({"--export-rate", "0"}, EnvLookup{}).config.export_rate, 0u);
 }
 
 TEST(StaffSettingsTest, ClaimAndRoleAreReadTogether) {

@@ -71,6 +71,7 @@ struct Config {
   std::size_t staff_connections = 1;
   std::size_t max_exports = 1;
   unsigned staff_statement_timeout_seconds = 30;
+  std::size_t export_rate = 100000;  // attempts per second per export; 0: unpaced
   // Browser origins allowed to call the API (CORS), each exactly as a browser sends it in the
   // Origin header; empty: CORS off.
   std::vector<std::string> cors_origins;
