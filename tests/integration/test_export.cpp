@@ -295,14 +295,17 @@ TEST_F(ExportTest, AClientThatLeavesMidExportFreesItsConnection) {
                         .pause = milliseconds(10),
                         .stop_after = 256 * 1024});
   });
-  // While it runs, the one export allowed is taken.
-  while (!reading || metric(port(), "attempts_exports_running") < 1) {
+  // While it runs, the one export allowed is taken, on the one staff connection.
+  for (const auto started = Clock::now() + std::chrono::seconds(10);
+       Clock::now() < started &&
+       (!reading || metric(port(), "attempts_exports_running") < 1 ||
+        metric(port(), "attempts_staff_connections{state=\"busy\"}") < 1);) {
     std::this_thread::sleep_for(milliseconds(10));
   }
+  EXPECT_EQ(metric(port(), "attempts_staff_connections{state=\"busy\"}"), 1);
   const HttpResponse refused = export_of(port(), target, teacher_);
   EXPECT_EQ(refused.status, 429) << refused.body;
   EXPECT_EQ(refused.header("Retry-After"), "1");
-  EXPECT_EQ(metric(port(), "attempts_staff_connections{state=\"busy\"}"), 1);
   leaver.join();
   ASSERT_EQ(left.status, 200);
   EXPECT_FALSE(left.complete);
