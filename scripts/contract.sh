@@ -4,7 +4,8 @@
 #      or warning fails;
 #   2. starts two attempts-server processes on 127.0.0.1, with keys made by attempts-token: one
 #      on the test database, allowing one browser origin (CORS), one on a port where no database
-#      listens (for the 503s) and with CORS off;
+#      listens (for the 503s) with CORS off and --history off (the history's 404, which needs no
+#      database either);
 #   3. starts Stoplight Prism's validating proxy (`prism proxy`) in front of each, on 127.0.0.1;
 #   4. replays a fixed list of requests through the proxies (scripts/lib/contract-replay.mjs says
 #      which and how each is judged) and fails on any violation Prism finds in a response,
@@ -130,7 +131,8 @@ page_origin=http://127.0.0.1:18700
 no_database_port=$(pg_free_port)
 start_server server "$ATTEMPTS_TEST_DATABASE_URL" --cors-origin "$page_origin"
 server_pid=${pids[-1]}
-start_server server-no-database "postgresql://postgres@127.0.0.1:$no_database_port/attempts_test"
+start_server server-no-database "postgresql://postgres@127.0.0.1:$no_database_port/attempts_test" \
+  --history off
 server_down_pid=${pids[-1]}
 port_of() { sed -E 's/.*:([0-9]+).*/\1/'; }
 listening='listening on 127\.0\.0\.1:[0-9]+'

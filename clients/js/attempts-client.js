@@ -7,6 +7,8 @@
 //   const attempt = await client.start(examId);       // or: await client.load(attemptId)
 //   client.save(attempt.id, { 1: [2], 2: [1, 3] });   // on every click: the whole answer set
 //   await client.submit(attempt.id);
+//   const page = await client.history(attempt.id);   // every save on record, newest first
+//   const then = await client.answersAt(attempt.id, '2026-12-07T10:03:00Z');
 //
 // It follows the save protocol of the API (docs/openapi.yaml); README.md beside this file gives
 // each rule with the failure it prevents. In short: every PATCH carries the whole answer set and
@@ -60,6 +62,15 @@ function randomKey() {
     return globalThis.crypto.randomUUID();
   }
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+// The path of an attempt's history, with the query parameters that are given.
+function historyPath(attemptId, parameters) {
+  const query = Object.entries(parameters)
+    .filter(([, value]) => value !== undefined && value !== null)
+    .map(([name, value]) => `${name}=${encodeURIComponent(String(value))}`)
+    .join('&');
+  return `/attempts/${attemptId}/history${query ? `?${query}` : ''}`;
 }
 
 // One attempt's saving state.
@@ -124,9 +135,64 @@ export class AttemptsClient extends EventTarget {
 
   // Reads an attempt: its stored answers, revision and whether it is final.
   async load(attemptId) {
-    const record = await this.withRetries(() => this.request('GET', `/attempts/${attemptId}`));
+    const record = await this.read(`/attempts/${attemptId}`);
     this.adopt(record);
     return record;
+  }
+
+  // --- the answer history (GET /attempts/{id}/history) ----------------------------------------
+  // Read only: none of these changes what save() sends. Retried like load() (503, 504, network,
+  // honouring Retry-After); a 4xx throws an Error with httpStatus and body (404: not the
+  // caller's attempt, or a server with --history off).
+
+  // A page of the attempt's history, newest first: { id, saves, entries, next }, each entry
+  // { seq, kind: 'start' | 'save' | 'submit', written_at, revision, writes, answers }.
+  // `limit` 1..200 (the server's default is 50); `before` a sequence number, the cursor that a
+  // page's `next` carries: nextHistory(page) follows it for you.
+  async history(attemptId, { before, limit } = {}) {
+    return this.read(historyPath(attemptId, { before, limit }));
+  }
+
+  // The page after `page` (older entries), following its `next` as the server wrote it; null
+  // after the last page.
+  async nextHistory(page) {
+    if (page.next === null || page.next === undefined) return null;
+    if (typeof page.next !== 'string' || !/^\/attempts\/[^/?#]+\/history\?/.test(page.next)) {
+      throw new Error(`not a history page's next: ${JSON.stringify(page.next)}`);
+    }
+    return this.read(page.next);
+  }
+
+  // Every entry of the attempt's history, newest first, page by page (an async iterator):
+  //   for await (const entry of client.historyEntries(id)) ...
+  // Sequence numbers must fall from entry to entry, so it ends even if a server's `next` were to
+  // lead back: then it throws instead of going round.
+  async *historyEntries(attemptId, { limit } = {}) {
+    let page = await this.history(attemptId, { limit });
+    let below = Infinity;
+    while (page) {
+      for (const entry of page.entries) {
+        if (!(entry.seq < below)) {
+          throw new Error(`the history went back to sequence number ${entry.seq} after ${below}`);
+        }
+        below = entry.seq;
+        yield entry;
+      }
+      if (page.next && page.entries.length === 0) {
+        throw new Error(`an empty history page with a next page (${page.next})`);
+      }
+      page = await this.nextHistory(page);
+    }
+  }
+
+  // The attempt's answers at an instant: { id, saves, at, entry, answers }, where entry is the
+  // newest one written at or before `at` (null, and answers {}, before the attempt started).
+  // `at` is a Date, or an RFC 3339 string with its offset: an entry's written_at keeps the
+  // microseconds that a Date would round away. The time is percent-encoded, a `+` offset as
+  // %2B (a bare `+` in a query is read as a space by much of the web).
+  async answersAt(attemptId, at) {
+    const instant = at instanceof Date ? at.toISOString() : String(at);
+    return this.read(historyPath(attemptId, { at: instant }));
   }
 
   // Call on every change with the WHOLE answer set ({ "<question id>": [<option id>, ...] }).
@@ -435,6 +501,11 @@ export class AttemptsClient extends EventTarget {
   }
 
   // --- HTTP --------------------------------------------------------------------------------
+
+  // A GET, retried until it gets an answer that is not 503 or 504; resolves with the body.
+  read(path) {
+    return this.withRetries(() => this.request('GET', path));
+  }
 
   // Calls `once` until it succeeds or fails for a reason other than RetryableError; each wait
   // is announced as `offline` on `attempt`, when there is one.

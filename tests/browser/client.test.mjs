@@ -201,3 +201,111 @@ test('rule 9: a page hide sends what is pending at once, keepalive, with a newer
     assert.equal(patches(fetch)[0].keepalive, true);
     assert.deepEqual(patches(fetch)[0].body.answers, { 1: [1] });
   });
+
+// --- the answer history: read only, retried like load() ---------------------------------------
+
+const gets = (fetch) => fetch.calls.filter((call) => call.method === 'GET');
+const entry = (seq, kind = 'save') => ({
+  seq, kind, written_at: `2026-12-07T10:0${seq}:00.000001+00:00`, revision: null, writes: 1,
+  answers: { 1: [seq] },
+});
+
+test('history: a page, then the next one as the server wrote it, then null', async () => {
+  const pages = {
+    '/attempts/42/history?limit=2': { id: 42, saves: 2, entries: [entry(2), entry(1)],
+      next: '/attempts/42/history?before=1&limit=2' },
+    '/attempts/42/history?before=1&limit=2': { id: 42, saves: 2, entries: [entry(0, 'start')],
+      next: null },
+  };
+  const fetch = scriptedFetch((call) => {
+    const page = pages[call.url.slice('http://api.test'.length)];
+    return page ? [200, page] : [400, { error: `unexpected ${call.url}` }];
+  });
+  const c = client(fetch);
+  const first = await c.history(42, { limit: 2 });
+  assert.deepEqual(first.entries.map((e) => e.seq), [2, 1]);
+  const second = await c.nextHistory(first);
+  assert.deepEqual(second.entries.map((e) => e.kind), ['start']);
+  assert.equal(await c.nextHistory(second), null);
+  assert.deepEqual(gets(fetch).map((call) => call.url), [
+    'http://api.test/attempts/42/history?limit=2',
+    'http://api.test/attempts/42/history?before=1&limit=2',
+  ]);
+  assert.ok(gets(fetch).every((call) => call.headers.Authorization === 'Bearer jwt'));
+  assert.equal(fetch.calls.length, 2, 'reading the history sends nothing else');
+  // Without options: the server's default page.
+  const plain = scriptedFetch(() => [200, { id: 7, saves: 0, entries: [], next: null }]);
+  await client(plain).history(7);
+  assert.equal(plain.calls[0].url, 'http://api.test/attempts/7/history');
+  // A next that is no history path is not followed.
+  await assert.rejects(c.nextHistory({ next: 'https://elsewhere.example/' }), /not a history/);
+});
+
+test('history: every entry across pages, newest first, and no endless paging', async () => {
+  const fetch = scriptedFetch((call) => {
+    const before = Number(new URL(call.url).searchParams.get('before') ?? 6);
+    const seqs = [before - 1, before - 2].filter((seq) => seq >= 0);
+    const next = seqs.at(-1) > 0 ? `/attempts/5/history?before=${seqs.at(-1)}&limit=2` : null;
+    return [200, { id: 5, saves: 5, entries: seqs.map((seq) => entry(seq)), next }];
+  });
+  const c = client(fetch);
+  const seen = [];
+  for await (const e of c.historyEntries(5, { limit: 2 })) seen.push(e.seq);
+  assert.deepEqual(seen, [5, 4, 3, 2, 1, 0]);
+  assert.equal(gets(fetch).length, 3);
+
+  // A server whose next leads back to the same page: an error, not a loop.
+  const looping = scriptedFetch(() => [200, { id: 5, saves: 5, entries: [entry(5), entry(4)],
+    next: '/attempts/5/history?before=6&limit=2' }]);
+  const d = client(looping);
+  await assert.rejects(async () => {
+    for await (const e of d.historyEntries(5)) void e;
+  }, /went back/);
+  assert.equal(gets(looping).length, 2);
+});
+
+test('answersAt: the instant percent-encoded, a + offset as %2B', async () => {
+  const fetch = scriptedFetch((call) => {
+    const at = new URL(call.url).searchParams.get('at');
+    return [200, { id: 9, saves: 1, at, entry: null, answers: {} }];
+  });
+  const c = client(fetch);
+  const given = '2026-12-07T11:03:00.000001+01:00';
+  const answer = await c.answersAt(9, given);
+  assert.equal(fetch.calls[0].url,
+    'http://api.test/attempts/9/history?at=2026-12-07T11%3A03%3A00.000001%2B01%3A00');
+  assert.equal(answer.at, given, 'the server read back the instant that was meant');
+  await c.answersAt('9', new Date(Date.UTC(2026, 11, 7, 10, 3)));
+  assert.equal(fetch.calls[1].url,
+    'http://api.test/attempts/9/history?at=2026-12-07T10%3A03%3A00.000Z');
+  await assert.rejects(c.answersAt(9, new Date('not a time')), RangeError);
+  assert.equal(fetch.calls.length, 2, 'an invalid Date is not sent');
+});
+
+test('history reads: 503 and network errors retried after Retry-After, no 4xx retried',
+  async () => {
+    const answers = [
+      () => { throw new TypeError('Failed to fetch'); },
+      () => [503, { error: 'unavailable' }, { 'Retry-After': '1' }],
+      () => [200, { id: 3, saves: 0, entries: [entry(0, 'start')], next: null }],
+    ];
+    const fetch = scriptedFetch((call, n) => answers[n - 1]());
+    const c = client(fetch);
+    const page = await c.history(3);
+    assert.equal(page.entries[0].kind, 'start');
+    const sent = gets(fetch);
+    assert.equal(sent.length, 3);
+    assert.ok(sent[2].at - sent[1].at >= 1000, 'the retry waited for Retry-After: 1');
+
+    for (const [status, body] of [
+      [404, { error: 'attempt 3 not found' }],
+      [400, { error: 'limit must be an integer from 1 to 200' }],
+      [401, { error: 'invalid token: The token has expired' }],
+    ]) {
+      const refused = scriptedFetch(() => [status, body]);
+      const error = await client(refused).answersAt(3, '2026-12-07T10:03:00Z').catch((e) => e);
+      assert.equal(error.httpStatus, status);
+      assert.equal(error.message, body.error);
+      assert.equal(refused.calls.length, 1, `${status} is not retried`);
+    }
+  });

@@ -279,6 +279,24 @@ function increasing(revisions) {
   return revisions.every((revision, i) => i === 0 || revision > revisions[i - 1]);
 }
 
+// The page's history list as drawn: its entries (from their data-* attributes), top first, and
+// the count of saves its summary states.
+async function historyOnPage(page) {
+  return page.evaluate(() => ({
+    saves: Number(document.getElementById('history-summary').dataset.saves ?? -1),
+    older: !document.getElementById('history-older').hidden,
+    entries: [...document.querySelectorAll('#history-entries li')].map((li) => ({
+      seq: Number(li.dataset.seq),
+      kind: li.dataset.kind,
+      writtenAt: li.dataset.writtenAt,
+      revision: li.dataset.revision === '' ? null : Number(li.dataset.revision),
+      writes: Number(li.dataset.writes),
+      answers: JSON.parse(li.dataset.answers),
+      text: li.textContent,
+    })),
+  }));
+}
+
 // --- scenarios ------------------------------------------------------------------------------------
 
 test('answers clicked are saved and survive a reload', { timeout: 120000 }, async () => {
@@ -297,6 +315,87 @@ test('answers clicked are saved and survive a reload', { timeout: 120000 }, asyn
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('the history lists every save the server answered 204, newest first, page by page',
+  { timeout: 120000 }, async () => {
+    const student = newStudent();
+    // Two entries a page, so that "Older entries" follows the server's next.
+    const { context, page, errors } = await openExam(student, { query: '&history=2' });
+    const answered = []; // the revision of each PATCH answered 204, in the order of the answers
+    page.on('response', (response) => {
+      const request = response.request();
+      if (request.method() === 'PATCH' && response.status() === 204) {
+        answered.push(JSON.parse(request.postData()).revision);
+      }
+    });
+    const attemptId = await attemptOf(page);
+    // Four saves: each click is stored before the next, so each is a PATCH of its own.
+    const steps = [
+      ['#q1-o3', { 1: [3] }],
+      ['#q2-o2', { 1: [3], 2: [2] }],
+      ['#q1-o2', { 1: [2], 2: [2] }],
+      ['#q5-o3', { 1: [2], 2: [2], 5: [3] }],
+    ];
+    for (const [id, answers] of steps) {
+      await page.click(id);
+      await storedAs(attemptId, student.token, answers);
+    }
+    const attempt = await stored(attemptId, student.token);
+    // The first page, read again after the last save, counts every save answered 204.
+    await eventually('the history counts every save answered 204', async () => {
+      const shown = await historyOnPage(page);
+      return (await status(page)) === 'saved' && answered.length >= steps.length &&
+        shown.saves === answered.length && shown.entries[0]?.revision === attempt.revision;
+    });
+    for (let i = 0; i < 10 && (await historyOnPage(page)).older; i += 1) {
+      const before = (await historyOnPage(page)).entries.length;
+      await page.click('#history-older');
+      await eventually('an older page drawn', async () =>
+        (await historyOnPage(page)).entries.length > before);
+    }
+    const { entries, saves, older } = await historyOnPage(page);
+    assert.equal(older, false, 'every page read');
+    figure('history_saves_answered_204', answered.length);
+    figure('history_entries_shown', entries.length);
+    // Newest first, down to the start: sequence numbers n, n-1, ..., 0.
+    assert.deepEqual(entries.map((e) => e.seq), entries.map((e, i) => entries.length - 1 - i));
+    assert.deepEqual(entries.at(-1), { ...entries.at(-1), kind: 'start', answers: {}, revision: null });
+    const savesShown = entries.filter((e) => e.kind === 'save');
+    assert.equal(savesShown.length, saves);
+    // Exactly the writes answered 204, newest first: one entry each (one PATCH in flight).
+    assert.equal(savesShown.reduce((sum, e) => sum + e.writes, 0), answered.length);
+    assert.deepEqual(savesShown.map((e) => e.revision), [...answered].reverse());
+    assert.deepEqual(normalized(entries[0].answers), normalized(attempt.answers));
+    assert.ok(entries.every((e, i) => i === 0 || Date.parse(e.writtenAt) <= Date.parse(entries[i - 1].writtenAt)));
+    assert.match(entries[0].text, /Saved/);
+    // What the API itself says, read without the page.
+    const direct = await call('GET', `/attempts/${attemptId}/history?limit=200`, student.token);
+    assert.equal(direct.status, 200);
+    assert.deepEqual(direct.body.entries.map((e) => [e.seq, e.revision, e.written_at]),
+      entries.map((e) => [e.seq, e.revision, e.writtenAt]));
+
+    // The answers at an instant, through the client in the browser: at the second save's own
+    // time (written_at ends in +00:00, so the client must send %2B), and before the start.
+    const second = savesShown.at(-2);
+    const at = await page.evaluate(({ id, instants }) =>
+      Promise.all(instants.map((instant) => window.demo.client.answersAt(id, instant))),
+    { id: attemptId, instants: [second.writtenAt, '2000-01-01T00:00:00+01:00'] });
+    assert.equal(at[0].entry?.seq, second.seq, `at ${second.writtenAt}: ${JSON.stringify(at[0])}`);
+    assert.deepEqual(at[0].answers, second.answers);
+    assert.deepEqual([at[1].entry, at[1].answers], [null, {}]);
+
+    // The submit goes on the record, and the page shows it on top.
+    await page.click('#submit');
+    await showsStatus(page, 'submitted');
+    const submitted = await eventually('the submit on top of the history', async () => {
+      const top = (await historyOnPage(page)).entries[0];
+      return top?.kind === 'submit' && top;
+    });
+    assert.equal(submitted.seq, entries[0].seq + 1);
+    assert.deepEqual(normalized(submitted.answers), normalized(attempt.answers));
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
 
 test('a burst of clicks is one PATCH or two, and the last answer is stored', { timeout: 120000 },
   async () => {
@@ -346,7 +445,8 @@ test('a 50-click session sends one preflight per URL', { timeout: 180000 }, asyn
   figure('session_patches', patches.length);
   figure('session_preflights', `${preflights} (${preflighted.join(', ')})`);
   // Start (/exams/1/attempts), the attempt (/attempts/{id}: every PATCH and the GET after the
-  // submit) and the submit (/attempts/{id}/submit): one each, thanks to Access-Control-Max-Age.
+  // submit), the submit (/attempts/{id}/submit) and the history the page reads again after each
+  // save (/attempts/{id}/history): one each, thanks to Access-Control-Max-Age.
   assert.equal(preflighted.length, preflights, 'the access log and the metrics agree');
   assert.equal(new Set(preflighted).size, preflighted.length, `a URL preflighted twice: ${preflighted}`);
   assert.ok(preflights <= urls.size, `${preflights} preflights for ${urls.size} URLs: ${[...urls]}`);
