@@ -12,8 +12,9 @@
 // each rule with the failure it prevents. In short: every PATCH carries the whole answer set and
 // a revision greater than every earlier one; clicks are debounced into one PATCH, one request
 // in flight per attempt; 503, 504 and network errors are retried with capped exponential
-// backoff that honours Retry-After; no 4xx is retried; 409 after a submission or the deadline
-// stops saving; a start carries an Idempotency-Key kept across its retries; answers not yet
+// backoff that honours Retry-After; no 4xx is retried, but for a 401 with Retry-After (the
+// server is fetching its identity provider's new keys), retried once; 409 after a submission or
+// the deadline stops saving; a start carries an Idempotency-Key kept across its retries; answers not yet
 // confirmed stored (pending or in flight) are sent with `keepalive` when the page is hidden.
 //
 // Events (`status`, a CustomEvent whose detail is { attemptId, status, ... }):
@@ -38,11 +39,19 @@ const DEFAULTS = {
 };
 
 class HttpError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfterMs = 0) {
     super((body && body.error) || `HTTP ${status}`);
     this.httpStatus = status;
     this.body = body;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+// A 401 that says when to ask again: the server is fetching its identity provider's keys (a
+// token signed by a key it does not have yet, docs/auth.md). Worth one more try, no more: a
+// token those keys refuse too is refused for good.
+function isKeyRotation(error) {
+  return error instanceof HttpError && error.httpStatus === 401 && error.retryAfterMs > 0;
 }
 
 // Retry-After in seconds (the only form the API sends) as milliseconds; 0 when absent.
@@ -87,6 +96,7 @@ class Attempt {
     this.failures = 0;
     this.retryAt = 0; // no try before this (backoff, Retry-After), whatever the clicks
     this.keepaliveAnswers = undefined; // the answer set a keepalive request carries, if any
+    this.keysRetried = false; // a 401 with Retry-After was retried since the last success
     this.waiters = [];
   }
 }
@@ -209,6 +219,7 @@ export class AttemptsClient extends EventTarget {
   setToken(token) {
     this.token = token;
     for (const attempt of this.attempts.values()) {
+      attempt.keysRetried = false;
       if (attempt.paused === 'unauthorized') {
         attempt.paused = undefined;
         this.send(attempt);
@@ -324,6 +335,7 @@ export class AttemptsClient extends EventTarget {
     if (outcome.saved || storedByKeepalive) {
       attempt.failures = 0;
       attempt.retryAt = 0;
+      attempt.keysRetried = false;
       attempt.savedRevision = Math.max(attempt.savedRevision, revision);
     } else {
       this.failed(attempt, outcome.error, revision);
@@ -348,6 +360,13 @@ export class AttemptsClient extends EventTarget {
       const retryInMs = this.backoff(attempt.failures, error.retryAfterMs);
       this.emit(attempt, 'offline', { retryInMs, reason: error.message });
       this.retryLater(attempt, retryInMs);
+      return;
+    }
+    if (isKeyRotation(error) && !attempt.keysRetried) {
+      // Not the student's fault and not an outage: the page keeps saying "saving".
+      attempt.keysRetried = true;
+      this.emit(attempt, 'saving', { retryInMs: error.retryAfterMs, reason: error.message });
+      this.retryLater(attempt, error.retryAfterMs);
       return;
     }
     const status = error.httpStatus;
@@ -469,14 +488,22 @@ export class AttemptsClient extends EventTarget {
 
   // --- HTTP --------------------------------------------------------------------------------
 
-  // Calls `once` until it succeeds or fails for a reason other than RetryableError; each wait
-  // is announced as `offline` on `attempt`, when there is one.
+  // Calls `once` until it succeeds or fails for a reason other than RetryableError (a 401 with
+  // Retry-After is tried once more); each wait for a RetryableError is announced as `offline` on
+  // `attempt`, when there is one.
   async withRetries(once, attempt) {
+    let keysRetried = false;
     for (let failures = 1; ; failures += 1) {
       try {
         return await once();
       } catch (error) {
-        if (!(error instanceof RetryableError) || this.closed) throw error;
+        if (this.closed) throw error;
+        if (isKeyRotation(error) && !keysRetried) {
+          keysRetried = true;
+          await sleep(error.retryAfterMs);
+          continue;
+        }
+        if (!(error instanceof RetryableError)) throw error;
         const retryInMs = this.backoff(failures, error.retryAfterMs);
         if (attempt) this.emit(attempt, 'offline', { retryInMs, reason: error.message });
         await sleep(retryInMs);
@@ -537,7 +564,7 @@ export class AttemptsClient extends EventTarget {
         retryAfterMs(response),
       );
     }
-    if (!response.ok) throw new HttpError(response.status, parsed);
+    if (!response.ok) throw new HttpError(response.status, parsed, retryAfterMs(response));
     return parsed;
   }
 }

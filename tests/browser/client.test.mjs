@@ -277,6 +277,36 @@ test('rule 5: a token() that fails (an offline refresh) is retried like a networ
     assert.ok(c.statuses.includes('offline'));
   });
 
+test('rule 6: a 401 with Retry-After (the server is fetching new keys) is retried once',
+  async () => {
+    // A provider's key rotation: the first request with the new key's token is refused while
+    // the server fetches the key, and says when to ask again.
+    const rotating = scriptedFetch((call, n) => (n === 1
+      ? [401, { error: 'invalid token: The token key is unknown' }, { 'Retry-After': '1' }]
+      : [204]));
+    const c = client(rotating);
+    assert.equal(await within(c.save(16, { 1: [3] }), 5000), 'saved');
+    const sent = patches(rotating);
+    assert.equal(sent.length, 2);
+    assert.ok(sent[1].at - sent[0].at >= 1000, 'the retry waited for Retry-After: 1');
+    assert.ok(!c.statuses.includes('unauthorized'));
+
+    // Once only: a token the new keys refuse too is unauthorized after the retry.
+    const refused = scriptedFetch(() =>
+      [401, { error: 'invalid token: The token key is unknown' }, { 'Retry-After': '1' }]);
+    const d = client(refused);
+    assert.equal(await within(d.save(17, { 1: [3] }), 5000), 'unauthorized');
+    await sleep(100);
+    assert.equal(patches(refused).length, 2);
+
+    // A start refused that way is retried once too.
+    const starting = scriptedFetch((call, n) => (n === 1
+      ? [401, { error: 'invalid token: The token key is unknown' }, { 'Retry-After': '1' }]
+      : [201, { id: 18, revision: 0, answers: {} }]));
+    const e = client(starting);
+    assert.equal((await within(e.start(1), 5000)).id, 18);
+  });
+
 test('rule 3: after a conflict, load() takes the stored answers and saving goes on', async () => {
   const elsewhere = Date.now() + 3600000;
   const fetch = scriptedFetch((call, n) => {

@@ -1,6 +1,6 @@
-// What the real-browser tests share: bounded waits, the API server as a child process whose pid
-// alone is ever signalled, a proxy that can hold a request, Debian's Chromium, and the demo page
-// and the API as a test reads them.
+// What the real-browser tests share (exam_page.test.mjs, key_rotation.test.mjs): bounded waits,
+// the API server and the test identity provider as child processes whose pids alone are ever
+// signalled, Debian's Chromium, and the demo page and the API as a test reads them.
 //
 // Environment (scripts/browser-test.sh sets it): BROWSER_TEST_SERVER, BROWSER_TEST_TOKEN_TOOL,
 // ATTEMPTS_TEST_DATABASE_URL, CHROMIUM (default /usr/bin/chromium).
@@ -172,6 +172,61 @@ export class HoldingProxy {
   }
 }
 
+// --- the test identity provider (tests/oidc/provider.mjs, npm's oidc-provider) ----------------
+
+export class IdentityProvider {
+  async start(logPath) {
+    const log = fs.openSync(logPath, 'a');
+    this.child = spawn(process.execPath, [path.join(repo, 'tests/oidc/provider.mjs'), '--port', '0'],
+      { stdio: ['ignore', 'pipe', log] });
+    fs.closeSync(log);
+    let output = '';
+    this.child.stdout.on('data', (chunk) => {
+      output += chunk;
+    });
+    const ready = await eventually('the identity provider listening', async () => {
+      if (this.child.exitCode !== null) throw new Error(`the provider exited: see ${logPath}`);
+      const line = output.split('\n').find((l) => l.startsWith('{"issuer"'));
+      return line && JSON.parse(line);
+    }, 30000);
+    this.issuer = ready.issuer;
+    return this.issuer;
+  }
+
+  async call(method, target, init = {}) {
+    const response = await fetch(`${this.issuer}${target}`,
+      { method, ...init, signal: AbortSignal.timeout(10000) });
+    const body = await response.json();
+    if (response.status !== 200) throw new Error(`${method} ${target}: ${JSON.stringify(body)}`);
+    return body;
+  }
+
+  // An access token for student 1..50 (client student-N): RS256, aud urn:attempts, the numeric
+  // claim student_id, signed with the provider's signing key.
+  async token(student) {
+    const basic = Buffer.from(`student-${student}:secret-${student}`).toString('base64');
+    const answer = await this.call('POST', '/token', {
+      headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials&scope=attempts',
+    });
+    return answer.access_token;
+  }
+
+  // A new signing key: besides the old ones, instead of them (`only`), or under the same kid.
+  async rotate({ only = false, sameKid = false } = {}) {
+    const query = sameKid ? '?same_kid=1' : only ? '?only=1' : '';
+    return (await this.call('POST', `/test/rotate${query}`)).kid;
+  }
+
+  async stats() {
+    return this.call('GET', '/test/stats');
+  }
+
+  async stop() {
+    await stopChild(this.child, 10000);
+  }
+}
+
 // --- Debian's Chromium, never a downloaded one ----------------------------------------------
 
 export async function launchChromium() {
@@ -258,5 +313,13 @@ export async function answersOnPage(page) {
       (answers[question] ??= []).push(Number(input.value));
     }
     return answers;
+  });
+}
+
+// Every status the page's client reports from now on, in window.statuses.
+export async function recordStatuses(page) {
+  await page.evaluate(() => {
+    window.statuses = [];
+    window.demo.client.addEventListener('status', (event) => window.statuses.push(event.detail.status));
   });
 }
