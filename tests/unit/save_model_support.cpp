@@ -45,9 +45,17 @@ std::string describe(const StoreCall& call) {
 std::string describe(const Told& told) {
   if (!told.answered) return "(not answered)";
   std::string text = describe(told.outcome);
-  if (told.outcome == StoreOutcome::stale_revision) text += " " + std::to_string(told.revision);
-  if (told.outcome == StoreOutcome::submitted) text += " " + told.submitted_at.value_or("?");
-  if (told.outcome == StoreOutcome::deadline_passed) text += " " + told.deadline.value_or("?");
+  // Appended, not " " + a new string: GCC 12 warns of an overlapping copy there (-Wrestrict, a
+  // false positive).
+  if (told.outcome == StoreOutcome::stale_revision) {
+    text.append(" ").append(std::to_string(told.revision));
+  }
+  if (told.outcome == StoreOutcome::submitted) {
+    text.append(" ").append(told.submitted_at.value_or("?"));
+  }
+  if (told.outcome == StoreOutcome::deadline_passed) {
+    text.append(" ").append(told.deadline.value_or("?"));
+  }
   if (!told.answers.empty()) text += " answers " + told.answers;
   return text + " @" + std::to_string(told.tick);
 }
