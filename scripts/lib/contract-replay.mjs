@@ -43,6 +43,11 @@ function required(name) {
 
 const live = { proxy: required('CONTRACT_PROXY'), server: required('CONTRACT_SERVER') };
 const down = { proxy: required('CONTRACT_PROXY_DOWN'), server: required('CONTRACT_SERVER_DOWN') };
+// Its keys from a URL (--jwks-url): a token its keys do not verify makes it fetch them again.
+const remoteKeys = {
+  proxy: required('CONTRACT_PROXY_REMOTE_KEYS'),
+  server: required('CONTRACT_SERVER_REMOTE_KEYS'),
+};
 const student = Number(required('CONTRACT_STUDENT'));
 const pageOrigin = required('CONTRACT_PAGE_ORIGIN'); // the live server allows it (CORS)
 const timedExam = required('CONTRACT_TIMED_EXAM');
@@ -51,6 +56,7 @@ const tokens = {
   student: required('CONTRACT_TOKEN'), // `student`, new to the database
   expired: required('CONTRACT_TOKEN_EXPIRED'), // `student`, expired an hour ago
   forged: required('CONTRACT_TOKEN_FORGED'), // `student`, signed with a key the server lacks
+  rotated: required('CONTRACT_TOKEN_ROTATED'), // the same, under a kid the server knows
 };
 const kMaxId = '9223372036854775807'; // no such attempt or exam: ids are never that high
 const kRequestTimeoutMs = 10000;
@@ -709,6 +715,14 @@ await headLikeGet('the history of a server with --history off', down,
 await headLikeGet('readiness without a database', down, { path: '/readyz', class: 'valid' }, 503);
 await headLikeGet('read without a database', down,
   { path: '/attempts/1', headers: asOwner, class: 'valid' }, 503);
+
+// The server with keys from a URL: while it fetches keys that may verify the token, the 401
+// says when one more try is worthwhile (docs/auth.md, "Rotation at the provider").
+await exchange('a token its key does not verify, with keys from a URL', remoteKeys,
+  PATCH(`/attempts/${kMaxId}`, json(tokens.rotated), '{"answers":{"1":[1]}}'),
+  valid(401, all(challenge('signature'), retryAfter)));
+await exchange('a forged token, with keys from a URL', remoteKeys,
+  GET(`/attempts/${kMaxId}`, bearer(tokens.forged)), valid(401, all(challenge('key'), retryAfter)));
 
 // --- Summary --------------------------------------------------------------------------------
 

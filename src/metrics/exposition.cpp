@@ -45,10 +45,18 @@ void render_remote_keys(TextWriter& out, const auth::RemoteKeys& keys) {
          "Fetches asked for by tokens naming a kid the keys did not have (at most one per "
          "--jwks-min-refresh).",
          keys.unknown_kid_refreshes());
+  single(out, "attempts_auth_jwks_bad_signature_refreshes_total", "counter",
+         "Fetches asked for by tokens whose key did not verify them: a rotation under the same "
+         "kid, or by a provider that sends none (at most one per --jwks-min-refresh).",
+         keys.bad_signature_refreshes());
   const auto status = keys.status();
   single(out, "attempts_auth_jwks_keys", "gauge",
          "Verification keys in use from the identity provider; 0 until the first fetch succeeds.",
          static_cast<double>(status.keys));
+  single(out, "attempts_auth_jwks_keys_refused", "gauge",
+         "Keys of the provider's last JWKS meant for verifying tokens that were refused (too "
+         "weak, a secret, a repeated kid...; the others are used): tokens they sign get 401.",
+         static_cast<double>(status.refused_keys));
   if (!status.keys_known) return;
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())

@@ -309,3 +309,125 @@ test('history reads: 503 and network errors retried after Retry-After, no 4xx re
       assert.equal(refused.calls.length, 1, `${status} is not retried`);
     }
   });
+
+// Bounds a wait that the old client never ended: the value, or `timedOut` after `ms`.
+function within(promise, ms, timedOut = 'still waiting') {
+  let timer;
+  const bound = new Promise((resolve) => {
+    timer = setTimeout(() => resolve(timedOut), ms);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
+}
+
+test('rule 9: a page hide while a PATCH is in flight sends its answers again, keepalive',
+  async () => {
+    // The browser aborts the PATCH in flight when the page goes; only a keepalive one survives.
+    let release;
+    const held = new Promise((resolve) => {
+      release = resolve;
+    });
+    const fetch = scriptedFetch(async (call) => {
+      if (!call.keepalive) await held;
+      return [204];
+    });
+    const c = client(fetch);
+    c.save(13, { 1: [4] });
+    await within(new Promise((resolve) => {
+      const poll = setInterval(() => {
+        if (patches(fetch).length === 1) resolve(clearInterval(poll));
+      }, 5);
+    }), 2000);
+    assert.equal(patches(fetch).length, 1, 'the PATCH is on its way');
+    c.flushAll({ keepalive: true });
+    c.flushAll({ keepalive: true }); // visibilitychange, then pagehide
+    const keepalive = patches(fetch).filter((call) => call.keepalive);
+    release();
+    assert.equal(keepalive.length, 1, 'the answers in flight go out again in a keepalive request');
+    assert.deepEqual(keepalive[0].body.answers, { 1: [4] });
+    assert.ok(keepalive[0].body.revision > patches(fetch)[0].body.revision);
+    assert.equal(await within(c.flush(13), 2000), 'saved');
+  });
+
+test('rule 5: a response whose body stalls counts as a timeout and is retried', async () => {
+  let calls = 0;
+  const fetch = async (url, init) => {
+    calls += 1;
+    if (calls > 1) return new Response(null, { status: 204 });
+    // The status and headers arrive; the body never ends, unless the request is aborted.
+    const body = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"err'));
+        init.signal?.addEventListener('abort', () => controller.error(init.signal.reason));
+      },
+    });
+    return new Response(body, { status: 409, headers: { 'Content-Type': 'application/json' } });
+  };
+  const c = client(fetch, { requestTimeoutMs: 50 });
+  assert.equal(await within(c.save(14, { 1: [1] }), 3000), 'saved');
+  assert.equal(calls, 2);
+  assert.ok(c.statuses.includes('offline'), 'the stalled response counted as a failed try');
+});
+
+test('rule 5: a token() that fails (an offline refresh) is retried like a network error',
+  async () => {
+    const fetch = scriptedFetch(() => [204]);
+    let refreshes = 0;
+    const c = client(fetch, {
+      token: async () => {
+        refreshes += 1;
+        if (refreshes === 1) throw new TypeError('Failed to fetch (token refresh)');
+        return 'fresh';
+      },
+    });
+    assert.equal(await within(c.save(15, { 1: [2] }), 3000), 'saved');
+    assert.equal(patches(fetch).length, 1);
+    assert.equal(patches(fetch)[0].headers.Authorization, 'Bearer fresh');
+    assert.ok(c.statuses.includes('offline'));
+  });
+
+test('rule 6: a 401 with Retry-After (the server is fetching new keys) is retried once',
+  async () => {
+    // A provider's key rotation: the first request with the new key's token is refused while
+    // the server fetches the key, and says when to ask again.
+    const rotating = scriptedFetch((call, n) => (n === 1
+      ? [401, { error: 'invalid token: The token key is unknown' }, { 'Retry-After': '1' }]
+      : [204]));
+    const c = client(rotating);
+    assert.equal(await within(c.save(16, { 1: [3] }), 5000), 'saved');
+    const sent = patches(rotating);
+    assert.equal(sent.length, 2);
+    assert.ok(sent[1].at - sent[0].at >= 1000, 'the retry waited for Retry-After: 1');
+    assert.ok(!c.statuses.includes('unauthorized'));
+
+    // Once only: a token the new keys refuse too is unauthorized after the retry.
+    const refused = scriptedFetch(() =>
+      [401, { error: 'invalid token: The token key is unknown' }, { 'Retry-After': '1' }]);
+    const d = client(refused);
+    assert.equal(await within(d.save(17, { 1: [3] }), 5000), 'unauthorized');
+    await sleep(100);
+    assert.equal(patches(refused).length, 2);
+
+    // A start refused that way is retried once too.
+    const starting = scriptedFetch((call, n) => (n === 1
+      ? [401, { error: 'invalid token: The token key is unknown' }, { 'Retry-After': '1' }]
+      : [201, { id: 18, revision: 0, answers: {} }]));
+    const e = client(starting);
+    assert.equal((await within(e.start(1), 5000)).id, 18);
+  });
+
+test('rule 3: after a conflict, load() takes the stored answers and saving goes on', async () => {
+  const elsewhere = Date.now() + 3600000;
+  const fetch = scriptedFetch((call, n) => {
+    if (call.method === 'GET') {
+      return [200, { id: 19, revision: elsewhere, answers: { 1: [9] }, submitted_at: null }];
+    }
+    return n === 1 ? [409, { error: 'stale', revision: elsewhere }] : [204];
+  });
+  const c = client(fetch);
+  assert.equal(await c.save(19, { 1: [1] }), 'conflict');
+  const stored = await c.load(19);
+  assert.deepEqual(stored.answers, { 1: [9] });
+  assert.equal(await within(c.save(19, { 1: [9], 2: [1] }), 3000), 'saved');
+  assert.equal(patches(fetch).length, 2);
+  assert.ok(patches(fetch)[1].body.revision > elsewhere);
+});

@@ -9,112 +9,21 @@
 // Environment (scripts/browser-test.sh sets it): BROWSER_TEST_SERVER, BROWSER_TEST_TOKEN_TOOL,
 // ATTEMPTS_TEST_DATABASE_URL, CHROMIUM (default /usr/bin/chromium).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-import { chromium } from 'playwright-core';
 
 import { serveStatic } from '../../clients/js/demo/serve.mjs';
+import {
+  answersOnPage, ApiReader, ApiServer, attemptOf, eventually, figure, HoldingProxy,
+  launchChromium, normalized, openExamPage, pageStatus as status, repo, required, showsStatus,
+  sleep,
+} from './support.mjs';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (scripts/browser-test.sh sets it)`);
-  return value;
-}
-
-const serverBinary = required('BROWSER_TEST_SERVER');
 const tokenTool = required('BROWSER_TEST_TOKEN_TOOL');
 const databaseUrl = required('ATTEMPTS_TEST_DATABASE_URL');
-const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function figure(name, value) {
-  console.log(`[  FIGURE  ] ${name} = ${value}`);
-}
-
-// Polls `check` (async, truthy when done) every 100 ms for at most `timeoutMs`.
-async function eventually(what, check, timeoutMs = 20000) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < deadline) {
-    last = await check().catch((error) => error);
-    if (last && !(last instanceof Error)) return last;
-    await sleep(100);
-  }
-  throw new Error(`not within ${timeoutMs} ms: ${what} (last: ${last})`);
-}
-
-// --- the API server: a child process whose pid alone is ever signalled ----------------------
-
-class ApiServer {
-  constructor(args, logPath) {
-    this.args = args;
-    this.logPath = logPath;
-    this.child = undefined;
-    this.port = 0;
-  }
-
-  async start(port = 0) {
-    const offset = fs.existsSync(this.logPath) ? fs.statSync(this.logPath).size : 0;
-    const log = fs.openSync(this.logPath, 'a');
-    this.child = spawn(serverBinary, ['--listen', `127.0.0.1:${port}`, ...this.args], {
-      stdio: ['ignore', log, log],
-    });
-    fs.closeSync(log);
-    const child = this.child;
-    let exited = false;
-    child.once('exit', () => {
-      exited = true;
-    });
-    const line = await eventually('attempts-server listening', async () => {
-      if (exited) throw new Error(`attempts-server exited: ${this.tail()}`);
-      const text = fs.readFileSync(this.logPath, 'utf8').slice(offset);
-      return /listening on 127\.0\.0\.1:(\d+)/.exec(text);
-    }, 30000);
-    this.port = Number(line[1]);
-    return this.port;
-  }
-
-  // SIGTERM, up to 15 s to exit (it drains), then SIGKILL.
-  async stop() {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
-    await exited;
-    clearTimeout(timer);
-  }
-
-  freeze() {
-    this.child.kill('SIGSTOP');
-  }
-
-  thaw() {
-    this.child.kill('SIGCONT');
-  }
-
-  tail() {
-    return fs.readFileSync(this.logPath, 'utf8').split('\n').slice(-20).join('\n');
-  }
-
-  // Where the log is now, and the access lines written since such a mark: [method, path, status].
-  mark() {
-    return fs.statSync(this.logPath).size;
-  }
-
-  requestsSince(mark) {
-    const text = fs.readFileSync(this.logPath, 'utf8').slice(mark);
-    return [...text.matchAll(/access \S+ (\S+) (\S+) (\d{3}) /g)].map((m) => m.slice(1, 4));
-  }
-}
 
 // --- shared set-up ----------------------------------------------------------------------------
 
@@ -126,6 +35,7 @@ let pageOrigin; // allowed by --cors-origin
 let otherOrigin; // the same page on another port: not allowed
 let staticServers = [];
 let browser;
+let reader; // the API as a test reads it
 let nextStudent = Date.now() * 1000; // microseconds: students no earlier run used
 
 before(async () => {
@@ -150,24 +60,18 @@ before(async () => {
     path.join(tmp, 'server.log'),
   );
   api = `http://127.0.0.1:${await server.start()}`;
-  const headless = ['--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-  if (process.getuid && process.getuid() === 0) headless.push('--no-sandbox');
-  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: headless });
-  console.log(`browser-test: ${browser.version()} (${chromiumPath}); page ${pageOrigin}, ` +
-    `other page ${otherOrigin}, API ${api}`);
+  reader = new ApiReader(api);
+  browser = await launchChromium();
+  console.log(`browser-test: page ${pageOrigin}, other page ${otherOrigin}, API ${api}`);
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
   for (const s of staticServers) s.close();
-  if (server) {
-    const log = fs.readFileSync(server.logPath, 'utf8');
-    const report = /ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer/.exec(log);
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    assert.equal(report, null, `sanitizer report in the server's log:\n${log}`);
-  }
+  const report = server?.sanitizerReport();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  assert.equal(report ?? null, null, `sanitizer report in the server's log:\n${report}`);
 });
 
 // --- the API, as a test reads it ----------------------------------------------------------------
@@ -182,34 +86,10 @@ function newStudent(ttlSeconds) {
   return { id: nextStudent, token: sign(nextStudent, ttlSeconds) };
 }
 
-async function call(method, urlPath, token) {
-  const response = await fetch(`${api}${urlPath}`, {
-    method,
-    headers: token ? { Authorization: `Bearer ${token}` } : {},
-    signal: AbortSignal.timeout(10000),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function stored(attemptId, token) {
-  const { status, body } = await call('GET', `/attempts/${attemptId}`, token);
-  assert.equal(status, 200, `GET /attempts/${attemptId}: ${JSON.stringify(body)}`);
-  return body;
-}
-
-// Waits until the database holds `answers` for the attempt; returns the attempt.
-async function storedAs(attemptId, token, answers, timeoutMs = 20000) {
-  const wanted = JSON.stringify(normalized(answers));
-  return eventually(`attempt ${attemptId} stores ${wanted}`, async () => {
-    const attempt = await stored(attemptId, token);
-    return JSON.stringify(normalized(attempt.answers)) === wanted && attempt;
-  }, timeoutMs);
-}
-
-function normalized(answers) {
-  return Object.fromEntries(Object.entries(answers).sort(([a], [b]) => Number(a) - Number(b)));
-}
+const call = (method, urlPath, token) => reader.call(method, urlPath, token);
+const stored = (attemptId, token) => reader.stored(attemptId, token);
+const storedAs = (attemptId, token, answers, timeoutMs) =>
+  reader.storedAs(attemptId, token, answers, timeoutMs);
 
 // One series of attempts_http_requests_total, 0 until it appears.
 async function requestsCounted(route, code) {
@@ -223,34 +103,9 @@ const SAVE = 'PATCH /attempts/{id}';
 
 // --- the page -------------------------------------------------------------------------------------
 
-// Opens the demo page as `student`; resolves once it shows its attempt. `patches` collects the
-// body of every PATCH the page sends, in order.
-async function openExam(student, { origin = pageOrigin, query = '', context } = {}) {
-  const ownContext = context ?? (await browser.newContext());
-  const page = await ownContext.newPage();
-  const patches = [];
-  const errors = [];
-  page.on('request', (request) => {
-    if (request.method() === 'PATCH') patches.push(JSON.parse(request.postData()));
-  });
-  page.on('pageerror', (error) => errors.push(error));
-  await page.goto(`${origin}/demo/?api=${encodeURIComponent(api)}&exam=1${query}` +
-    `#token=${student.token}`);
-  return { context: ownContext, page, patches, errors };
-}
-
-async function status(page) {
-  return page.locator('#status').getAttribute('data-status');
-}
-
-async function showsStatus(page, wanted, timeoutMs = 20000) {
-  await page.waitForFunction((s) => document.getElementById('status').dataset.status === s,
-    wanted, { timeout: timeoutMs });
-}
-
-async function attemptOf(page) {
-  await showsStatus(page, 'saved');
-  return page.evaluate(() => window.demo.attemptId);
+// Opens the demo page as `student`; resolves once it shows its attempt.
+function openExam(student, { origin = pageOrigin, query = '', context } = {}) {
+  return openExamPage(browser, { pageOrigin: origin, api, student, query, context });
 }
 
 // A new student's page whose attempt holds the answers of `clicks` (`stored`) before it returns.
@@ -261,18 +116,6 @@ async function answeredExam(clicks, stored, options) {
   for (const id of clicks) await opened.page.click(id);
   await storedAs(attemptId, student.token, stored);
   return { ...opened, student, attemptId };
-}
-
-// The answers shown on the page: which inputs are checked.
-async function answersOnPage(page) {
-  return page.evaluate(() => {
-    const answers = {};
-    for (const input of document.querySelectorAll('#questions input:checked')) {
-      const question = input.name.slice(1);
-      (answers[question] ??= []).push(Number(input.value));
-    }
-    return answers;
-  });
 }
 
 function increasing(revisions) {
@@ -514,6 +357,35 @@ test('the API frozen: requests delivered late never overwrite newer answers',
     figure('frozen_stale_patches_refused_409', lateAndRefused);
     assert.deepEqual((await stored(attemptId, student.token)).answers, { 1: [4] });
     await context.close();
+  });
+
+test('the page closes while its last PATCH is in flight: a keepalive request stores it',
+  { timeout: 120000 }, async () => {
+    // The page talks to the API through a proxy that will hold its next PATCH: as if the network
+    // stalled when the student closes the tab. Closing the page aborts that PATCH; only a
+    // keepalive request sent at pagehide outlives the page.
+    const proxy = new HoldingProxy(api);
+    const proxied = await proxy.start();
+    const student = newStudent();
+    const { context, page } = await openExamPage(browser, { pageOrigin, api: proxied, student });
+    const attemptId = await attemptOf(page);
+    await page.click('#q1-o1');
+    await storedAs(attemptId, student.token, { 1: [1] });
+    await eventually('the first save logged', async () => server.requestsSince(0).some(
+      ([method, url]) => method === 'PATCH' && url === `/attempts/${attemptId}`));
+    const mark = server.mark();
+    const held = proxy.holdNext('PATCH');
+    await page.click('#q2-o2');
+    const inFlight = JSON.parse(await held);
+    assert.deepEqual(normalized(inFlight.answers), { 1: [1], 2: [2] });
+    await page.close({ runBeforeUnload: true });
+    const attempt = await storedAs(attemptId, student.token, { 1: [1], 2: [2] });
+    assert.ok(attempt.revision > inFlight.revision, 'stored by a request sent after the held one');
+    const arrived = server.requestsSince(mark).filter(([method]) => method === 'PATCH');
+    figure('page_close_patches_reaching_the_api', arrived.length);
+    assert.deepEqual(arrived.map(([, , code]) => code), ['204'], 'one keepalive PATCH, stored');
+    await context.close();
+    proxy.close();
   });
 
 test('submit, then a click: the page shows it is final and the answers stay',
