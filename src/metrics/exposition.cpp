@@ -76,8 +76,8 @@ void render_history(TextWriter& out, const db::HistoryMaintenance::Status& statu
          "Runs of answer_history_maintain() that failed (the reason is in the log).",
          status.failures);
   if (status.weeks_ahead < 0) return;
-  single(out, "attempts_history_partition_weeks_ahead", "gauge",
-         "Whole weeks after the current one whose answer history partition exists: at 0, saves "
+  single(out, "attempts_history_partitions_ahead", "gauge",
+         "Weekly answer history partitions made after the current week's: at 0, saves "
          "fail when the next week starts unless a partition is made.",
          static_cast<double>(status.weeks_ahead));
   single(out, "attempts_history_maintenance_last_success_timestamp_seconds", "gauge",

@@ -108,7 +108,7 @@ OidcProvider::OidcProvider(ProviderSettings settings)
   pid_ = spawn_process(options);
   // The one JSON line it prints once listening (node starts in well under a second; a loaded
   // CI machine gets more).
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  const auto deadline = Clock::now() + std::chrono::seconds(90);
   while (Clock::now() < deadline) {
     const std::string text = log();
     if (const auto at = text.find("{\"issuer\":"); at != std::string::npos) {
