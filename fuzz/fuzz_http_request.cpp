@@ -114,9 +114,9 @@ const auth::Authenticator& authenticator() {
     for (const auto& jwk : private_jwks["keys"]) {
       public_jwks["keys"].push_back(auth::tools::public_jwk(jwk));
     }
-    auto parsed = auth::KeySet::parse(public_jwks.dump());
-    auto keys =
-        std::make_shared<const auth::KeySet>(std::move(std::get<auth::LoadedKeySet>(parsed).key_set));
+    auto parsed = auth::KeySet::parse(public_jwks.dump(), auth::KeyOrigin::file);
+    auto keys = std::make_shared<const auth::KeySet>(
+        std::move(std::get<auth::LoadedKeySet>(parsed).key_set));
     return new auth::Authenticator(
         std::make_shared<const auth::TokenVerifier>(keys, auth::VerifierOptions{}));
   }();
@@ -150,7 +150,8 @@ class SyncStore : public attempts::AttemptStore {
 
  private:
   StoreOutcome outcome_of(StoreCall& call) {
-    const AttemptId id = call.kind == StoreCall::Kind::start_attempt ? call.exam_id : call.attempt_id;
+    const AttemptId id =
+        call.kind == StoreCall::Kind::start_attempt ? call.exam_id : call.attempt_id;
     switch (call.kind) {
       case StoreCall::Kind::ping:
         return readiness_checks++ % 2 == 0 ? StoreOutcome::done : StoreOutcome::unavailable;
@@ -307,10 +308,9 @@ class Connection {
     } else {
       CHECK(verdict.match.route == match.route, header.target);
     }
-    const bool header_refused = match.route == http::Route::not_found ||
-                                match.route == http::Route::method_not_allowed ||
-                                match.route == http::Route::bad_attempt_id ||
-                                match.route == http::Route::bad_exam_id;
+    const bool header_refused =
+        match.route == http::Route::not_found || match.route == http::Route::method_not_allowed ||
+        match.route == http::Route::bad_attempt_id || match.route == http::Route::bad_exam_id;
     if (header_refused) CHECK(verdict.rejection.has_value(), header.target);
     if (authenticated_ && is_attempt_route(match.route) && !verdict.rejection) {
       CHECK(verdict.student.has_value() && *verdict.student > 0, header.target);
@@ -340,7 +340,8 @@ class Connection {
     if (!response) {
       Completion completion;
       store_.execute(call, completion);
-      CHECK(completion.completed == 1, "the store answered " + std::to_string(completion.completed));
+      CHECK(completion.completed == 1,
+            "the store answered " + std::to_string(completion.completed));
       response = handler_.respond(call);
     }
     check_route_outcome(match, *response, saves_before);
@@ -416,7 +417,8 @@ class Connection {
     }
     const bool peer_gone = ec == bh::error::end_of_stream || ec == bh::error::partial_message;
     if (!peer_gone && ec.category() == bh::make_error_code(bh::error::bad_target).category()) {
-      send(http::error_response(http::Status::bad_request, "malformed HTTP request: " + ec.message()),
+      send(http::error_response(http::Status::bad_request,
+                                "malformed HTTP request: " + ec.message()),
            true);
     }
     return false;
@@ -494,7 +496,8 @@ class Connection {
       CHECK(response[bh::field::www_authenticate].starts_with("Bearer"), "no challenge");
     }
     if (status == 405) CHECK(!response[bh::field::allow].empty(), "no Allow");
-    if (status == 201) CHECK(response[bh::field::location].starts_with("/attempts/"), "no Location");
+    if (status == 201)
+      CHECK(response[bh::field::location].starts_with("/attempts/"), "no Location");
     if (status == 204) {
       CHECK(response.body().empty(), response.body());
       CHECK(response.count(bh::field::content_length) == 0, "Content-Length in a 204");
@@ -543,12 +546,12 @@ class Connection {
     const std::size_t saves = store_.saves.size() - saves_before;
     switch (match.route) {
       case http::Route::save_answers: {
-        CHECK(status == 204 || status == 400 || status == 404 || status == 409 ||
-                  status == 503 || status == 504,
+        CHECK(status == 204 || status == 400 || status == 404 || status == 409 || status == 503 ||
+                  status == 504,
               what);
         attempts::AnswersDocument document;
-        const auto error = attempts::parse_answers_document(request_.body,
-                                                            options_.answers_limits, document);
+        const auto error =
+            attempts::parse_answers_document(request_.body, options_.answers_limits, document);
         if (error) {
           CHECK(status == 400 && saves == 0, what);
           break;
@@ -605,13 +608,12 @@ class Connection {
   Outcome outcome_;
 
   const http::SessionOptions session_options_{};
-  http::HandlerOptions options_{
-      .answers_limits = {},
-      .retry_after = std::chrono::seconds{1},
-      .metrics_text = [] { return std::string(kMetricsPage); },
-      .authenticator = authenticated_ ? &authenticator() : nullptr,
-      .clock = &fixed_clock,
-      .cors = cors_ ? cors_policy() : http::CorsPolicy{}};
+  http::HandlerOptions options_{.answers_limits = {},
+                                .retry_after = std::chrono::seconds{1},
+                                .metrics_text = [] { return std::string(kMetricsPage); },
+                                .authenticator = authenticated_ ? &authenticator() : nullptr,
+                                .clock = &fixed_clock,
+                                .cors = cors_ ? cors_policy() : http::CorsPolicy{}};
   SyncStore store_;
   auth::TokenCache tokens_{{.capacity = 1024}};
   const http::RequestHandler handler_{options_};
@@ -672,7 +674,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   g_input = input;
   const std::uint64_t hash = fnv1a(input);
-  const bool authenticated = hash % 4 == 0 || input.find("Authorization:") != std::string_view::npos;
+  const bool authenticated =
+      hash % 4 == 0 || input.find("Authorization:") != std::string_view::npos;
   const bool cors = (hash >> 2) % 2 == 0 || input.find("Origin:") != std::string_view::npos;
   const auto at_once = Connection(input, size, authenticated, cors).serve();
   const std::size_t split = static_cast<std::size_t>(hash % (size + 1));
@@ -682,7 +685,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (verbose) std::fprintf(stderr, "--- server wrote:\n%s---\n", describe(at_once).c_str());
   const std::string detail = "split at " + std::to_string(split) + ":\n--- at once:\n" +
                              describe(at_once) + "--- in two reads:\n" + describe(in_two);
-  CHECK(same(at_once, in_two) || tolerable(at_once, in_two) || tolerable(in_two, at_once),
-        detail);
+  CHECK(same(at_once, in_two) || tolerable(at_once, in_two) || tolerable(in_two, at_once), detail);
   return 0;
 }

@@ -68,7 +68,7 @@ const Fixture& fixture() {
     json public_jwks = {{"keys", json::array()}};
     for (const auto& jwk : private_jwks["keys"])
       public_jwks["keys"].push_back(tools::public_jwk(jwk));
-    auto parsed = KeySet::parse(public_jwks.dump());
+    auto parsed = KeySet::parse(public_jwks.dump(), KeyOrigin::file);
     auto keys = std::make_shared<const KeySet>(std::move(std::get<LoadedKeySet>(parsed).key_set));
     VerifierOptions options;
     options.issuer = kIssuer;

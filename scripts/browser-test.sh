@@ -3,8 +3,9 @@
 # uses the demo exam page (clients/js/demo) served on one loopback origin; the page saves
 # through the reference client (clients/js/attempts-client.js) to a real attempts-server on
 # another origin, against the PostgreSQL that scripts/test.sh provides. The scenarios are in
-# tests/browser/exam_page.test.mjs; the teacher page's (a staff member downloads an exam's
-# CSV) in tests/browser/teacher_page.test.mjs.
+# tests/browser/exam_page.test.mjs, and in tests/browser/key_rotation.test.mjs with the server's
+# keys from the test identity provider (tests/oidc/provider.mjs) rotating them; the teacher
+# page's (a staff member downloads an exam's CSV) in tests/browser/teacher_page.test.mjs.
 #
 #   scripts/test.sh -L browser
 # By hand, against a database loaded with sql/schema.sql and sql/seed.sql:
@@ -32,10 +33,12 @@ bash scripts/install-node-tools.sh
 say "$("$chromium" --version 2>/dev/null || echo chromium), playwright-core $(node -p 'require("playwright-core/package.json").version')"
 
 # Node's test runner prints each scenario and a summary; the figures come as
-# "[  FIGURE  ] name = value" lines.
+# "[  FIGURE  ] name = value" lines. One file at a time: each starts its own server and browser
+# on a 2-core machine.
 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
   BROWSER_TEST_SERVER=$server \
   BROWSER_TEST_TOKEN_TOOL=$token_tool \
   CHROMIUM=$chromium \
-  timeout --kill-after=10 600 node --test-reporter=spec --test tests/browser/exam_page.test.mjs \
+  timeout --kill-after=10 600 node --test-reporter=spec --test-concurrency=1 \
+  --test tests/browser/exam_page.test.mjs tests/browser/key_rotation.test.mjs \
   tests/browser/teacher_page.test.mjs

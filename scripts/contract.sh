@@ -2,9 +2,11 @@
 # Checks the API contract docs/openapi.yaml against the real server:
 #   1. lints it with Redocly CLI (redocly.yaml: the recommended rules and a few more); any error
 #      or warning fails;
-#   2. starts two attempts-server processes on 127.0.0.1, with keys made by attempts-token: one
+#   2. starts three attempts-server processes on 127.0.0.1, with keys made by attempts-token: one
 #      on the test database, allowing one browser origin (CORS), one on a port where no database
-#      listens (for the 503s) and with CORS off;
+#      listens (for the 503s) with CORS off and --history off (the history's 404, which needs no
+#      database either), and one that fetches its keys from a URL (the public ones, served on
+#      127.0.0.1), for the 401 that carries Retry-After while new keys are fetched;
 #   3. starts Stoplight Prism's validating proxy (`prism proxy`) in front of each, on 127.0.0.1;
 #   4. replays a fixed list of requests through the proxies (scripts/lib/contract-replay.mjs says
 #      which and how each is judged) and fails on any violation Prism finds in a response,
@@ -117,6 +119,8 @@ token_staff=$(sign "$tmp/keys" 1 --claims "$(staff_claims "contract-teacher-$stu
 token_other_staff=$(sign "$tmp/keys" 1 --claims "$(staff_claims "contract-other-$student")")
 token_staff_expired=$(sign "$tmp/keys" 1 --claims "$(staff_claims "contract-teacher-$student")" \
   --now $(($(date +%s) - 7200)) --ttl 3600)
+# Signed by another key under a kid the servers know: as if the provider had rotated that key.
+token_rotated=$("$token_tool" sign --keys "$tmp/other-keys" --kid dev-es256 --sub "$student")
 
 # An exam with a one-second time limit, for a deadline that passes during the replay.
 timed_exam=$("$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d "$ATTEMPTS_TEST_DATABASE_URL" \
@@ -152,26 +156,47 @@ read -r staff_exam other_exam staff_attempt big_exam <<<"$staff_setup"
 
 # start_server NAME DATABASE_URL [FLAG...]: starts attempts-server on a free port of 127.0.0.1.
 start_server() {
-  "$server" --listen 127.0.0.1:0 --database-url "$2" --jwks "$tmp/keys/jwks.json" \
-    --staff-claim roles --staff-role teacher --max-exports 1 "${@:3}" \
-    >"$tmp/$1.log" 2>&1 &
+  "$server" --listen 127.0.0.1:0 --database-url "$2" --staff-claim roles --staff-role teacher \
+    --max-exports 1 "${@:3}" >"$tmp/$1.log" 2>&1 &
   pids+=($!)
 }
+# The public keys (a fetched JWKS carries no HS256 secret), served over http on 127.0.0.1.
+mkdir "$tmp/remote-keys"
+node -e 'const fs = require("fs"); const jwks = JSON.parse(fs.readFileSync(process.argv[1]));
+  jwks.keys = jwks.keys.filter((key) => key.kty !== "oct");
+  fs.writeFileSync(process.argv[2], JSON.stringify(jwks));' \
+  "$tmp/keys/jwks.json" "$tmp/remote-keys/jwks.json"
+node clients/js/demo/serve.mjs --root "$tmp/remote-keys" --listen 127.0.0.1:0 \
+  >"$tmp/keys-server.log" 2>&1 &
+pids+=($!)
+keys_server_pid=${pids[-1]}
 # The origin of a page that the live server allows (nothing is served there: the replay sends
 # the Origin fields a browser on it would).
 page_origin=http://127.0.0.1:18700
 # Nothing listens on this port: the server answers 503 to everything that needs the database.
 no_database_port=$(pg_free_port)
-start_server server "$ATTEMPTS_TEST_DATABASE_URL" --cors-origin "$page_origin"
+start_server server "$ATTEMPTS_TEST_DATABASE_URL" --jwks "$tmp/keys/jwks.json" \
+  --cors-origin "$page_origin"
 server_pid=${pids[-1]}
-start_server server-no-database "postgresql://postgres@127.0.0.1:$no_database_port/attempts_test"
+start_server server-no-database "postgresql://postgres@127.0.0.1:$no_database_port/attempts_test" \
+  --jwks "$tmp/keys/jwks.json" --history off
 server_down_pid=${pids[-1]}
 port_of() { sed -E 's/.*:([0-9]+).*/\1/'; }
+keys_port=$(wait_for_line "$keys_server_pid" "$tmp/keys-server.log" 'serving .* on http' 30 |
+  port_of)
+start_server server-remote-keys "$ATTEMPTS_TEST_DATABASE_URL" \
+  --jwks-url "http://127.0.0.1:$keys_port/jwks.json"
+server_remote_pid=${pids[-1]}
 listening='listening on 127\.0\.0\.1:[0-9]+'
 server_port=$(wait_for_line "$server_pid" "$tmp/server.log" "$listening" 30 | port_of)
 server_down_port=$(wait_for_line "$server_down_pid" "$tmp/server-no-database.log" "$listening" 30 |
   port_of)
-say "attempts-server on 127.0.0.1:$server_port, and without a database on 127.0.0.1:$server_down_port"
+server_remote_port=$(wait_for_line "$server_remote_pid" "$tmp/server-remote-keys.log" \
+  "$listening" 30 | port_of)
+# Its keys fetched: until then it answers 503 to every token.
+wait_for_line "$server_remote_pid" "$tmp/server-remote-keys.log" 'verification keys' 30 >/dev/null
+say "attempts-server on 127.0.0.1:$server_port, without a database on 127.0.0.1:$server_down_port," \
+  "with keys from a URL on 127.0.0.1:$server_remote_port"
 
 # ---- 3. proxies ----------------------------------------------------------------------------------
 # start_proxy NAME UPSTREAM_PORT: prism proxy on a free port of 127.0.0.1 (-p 0), without
@@ -186,12 +211,16 @@ start_proxy prism "$server_port"
 prism_pid=${pids[-1]}
 start_proxy prism-no-database "$server_down_port"
 prism_down_pid=${pids[-1]}
+start_proxy prism-remote-keys "$server_remote_port"
+prism_remote_pid=${pids[-1]}
 prism_listening='Prism is listening on http://127\.0\.0\.1:[0-9]+'
 prism_port=$(wait_for_line "$prism_pid" "$tmp/prism.log" "$prism_listening" 60 | port_of)
 prism_down_port=$(wait_for_line "$prism_down_pid" "$tmp/prism-no-database.log" "$prism_listening" 60 |
   port_of)
+prism_remote_port=$(wait_for_line "$prism_remote_pid" "$tmp/prism-remote-keys.log" \
+  "$prism_listening" 60 | port_of)
 say "prism proxy $(node_modules/.bin/prism --version) in front of each: 127.0.0.1:$prism_port," \
-  "127.0.0.1:$prism_down_port"
+  "127.0.0.1:$prism_down_port, 127.0.0.1:$prism_remote_port"
 
 # ---- 4. replay -----------------------------------------------------------------------------------
 replay_status=0
@@ -199,6 +228,8 @@ CONTRACT_PROXY=http://127.0.0.1:$prism_port \
   CONTRACT_SERVER=http://127.0.0.1:$server_port \
   CONTRACT_PROXY_DOWN=http://127.0.0.1:$prism_down_port \
   CONTRACT_SERVER_DOWN=http://127.0.0.1:$server_down_port \
+  CONTRACT_PROXY_REMOTE_KEYS=http://127.0.0.1:$prism_remote_port \
+  CONTRACT_SERVER_REMOTE_KEYS=http://127.0.0.1:$server_remote_port \
   CONTRACT_PAGE_ORIGIN=$page_origin \
   CONTRACT_STUDENT=$student \
   CONTRACT_TIMED_EXAM=$timed_exam \
@@ -213,32 +244,39 @@ CONTRACT_PROXY=http://127.0.0.1:$prism_port \
   CONTRACT_OTHER_EXAM=$other_exam \
   CONTRACT_STAFF_ATTEMPT=$staff_attempt \
   CONTRACT_BIG_EXAM=$big_exam \
+  CONTRACT_TOKEN_ROTATED=$token_rotated \
   timeout 180 node scripts/lib/contract-replay.mjs >"$tmp/replay.out" 2>&1 || replay_status=$?
 cat "$tmp/replay.out"
 
 # ---- 5. what the processes said ------------------------------------------------------------------
 stop_process "$prism_pid" || true
 stop_process "$prism_down_pid" || true
+stop_process "$prism_remote_pid" || true
 server_status=0
 stop_process "$server_pid" || server_status=$?
 server_down_status=0
 stop_process "$server_down_pid" || server_down_status=$?
+server_remote_status=0
+stop_process "$server_remote_pid" || server_remote_status=$?
+stop_process "$keys_server_pid" || true
 pids=()
 # Prism logs every violation it finds; none may be in a response, whatever the replay counted.
-logged=$(cat "$tmp/prism.log" "$tmp/prism-no-database.log" | grep -c 'Violation: response' || true)
+prism_logs=("$tmp/prism.log" "$tmp/prism-no-database.log" "$tmp/prism-remote-keys.log")
+logged=$(cat "${prism_logs[@]}" | grep -c 'Violation: response' || true)
 if ((logged > 0)); then
-  grep -h 'Violation: response' "$tmp/prism.log" "$tmp/prism-no-database.log" | head -n 20
+  grep -h 'Violation: response' "${prism_logs[@]}" | head -n 20
   fail "Prism logged $logged response violations"
 fi
 # A sanitizer report in a server's log fails the test, as in the integration tests.
-for log in "$tmp/server.log" "$tmp/server-no-database.log"; do
+for log in "$tmp/server.log" "$tmp/server-no-database.log" "$tmp/server-remote-keys.log"; do
   if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:|WARNING: ThreadSanitizer' "$log"; then
     cat "$log"
     fail "sanitizer report in $(basename "$log")"
   fi
 done
-((server_status == 0 && server_down_status == 0)) ||
-  fail "the servers exited with $server_status and $server_down_status after SIGTERM, not 0"
+((server_status == 0 && server_down_status == 0 && server_remote_status == 0)) ||
+  fail "the servers exited with $server_status, $server_down_status and $server_remote_status" \
+    "after SIGTERM, not 0"
 ((replay_status == 0)) || fail "the replay failed (status $replay_status)"
 grep -qE '^contract: [0-9]+ requests, [0-9]+ distinct statuses, 0 violations$' "$tmp/replay.out" ||
   fail "the replay printed no summary"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the attempts service locally, from a fresh clone, in one command:
-#   installs dependencies, builds the release preset, creates (once) a local
-#   PostgreSQL 15 cluster in .local/pgdata with the schema and seed data and a
-#   development key set in .local/keys, starts PostgreSQL if needed, serves the demo
-#   exam page (clients/js/demo) on a second port, prints a ready curl command and the
-#   page's URL with a valid token, and runs build/release/attempts-server in the
-#   foreground, verifying tokens against .local/keys/jwks.json and allowing the page's
-#   origin (--cors-origin).
+#   installs dependencies, builds the server and the token tool (release preset, not the
+#   tests), creates (once) a local PostgreSQL 15 cluster in .local/pgdata with the schema and
+#   seed data and a development key set in .local/keys, starts PostgreSQL if needed, serves
+#   the demo exam page (clients/js/demo) on a second port, prints a ready curl command and the
+#   page's URL with a valid token, and runs build/release/attempts-server in the foreground,
+#   verifying tokens against .local/keys/jwks.json and allowing the page's origin
+#   (--cors-origin).
 #
 #   scripts/run.sh                 # serves on 0.0.0.0:8000
 #   scripts/run.sh --some-flag     # extra arguments go to attempts-server
@@ -43,9 +43,11 @@ say() { printf '==> run.sh: %s\n' "$*"; }
 say "installing dependencies"
 bash scripts/install-deps.sh
 
-say "building the release preset"
-cmake --preset release
-cmake --build --preset release -j"$(nproc)"
+# Only what this script runs: the server and the token tool, not the tests (scripts/test.sh
+# builds those).
+say "building the release preset (attempts-server, attempts-token)"
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$(nproc)" --target attempts-server attempts-token
 if [[ ! -x $server ]]; then
   say "error: the build did not produce $server" >&2
   exit 1

@@ -24,8 +24,8 @@
 -- shard to be routed to one worker, so every extra shard divides the batches the pool can form.
 --
 -- answer_history (every save, sql/schema.sql): hash-distributed by attempt_id and co-located
--- with attempts, so a save's UPDATE and the INSERT of its record run on the same shard's node, in
--- one single-shard statement (src/db/sql.hpp's kept statements). Its weekly partitions are
+-- with attempts, so a save's record goes to the same node as its UPDATE, written there by the
+-- trigger at the end of this file, in one single-shard task. Its weekly partitions are
 -- distributed with it, those made later by answer_history_maintain() too (Citus distributes a
 -- new partition of a distributed table): the service calls it through the coordinator.
 --
@@ -122,4 +122,36 @@ CREATE OR REPLACE TRIGGER attempts_deadline_when_written
     FOR EACH ROW
     WHEN (NEW.deadline IS NOT NULL AND NEW.deadline <= clock_timestamp())
     EXECUTE FUNCTION attempts_refuse_late_write();
+RESET citus.enable_unsafe_triggers;
+
+-- The answer history of a save, on the shard (sql/schema.sql, answer_history; src/db/sql.hpp's
+-- kept shard statements): those statements count the save (saves) and say how many writes it
+-- stands for (save_writes); this trigger, which Citus copies to every shard and runs on the node
+-- holding it, records the save into the co-located shard of answer_history on that same node, in
+-- the statement's own transaction. (A data-modifying CTE feeding the INSERT, the single-node
+-- statements' way, is run by Citus as two subplans with an intermediate result, not as one
+-- task: slower, and refused while any node is down.) Only a statement that counts a save fires
+-- it: with --history off, and for submits and starts, nothing adds to saves (and a reset that
+-- sets it back to 0 records nothing).
+CREATE OR REPLACE FUNCTION attempts_keep_save()
+RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revision, writes,
+                                answers)
+    VALUES (NEW.id, NEW.saves, NEW.updated_at, 's', NEW.student_id,
+            -- A revision the client sent is always newer than the stored one.
+            CASE WHEN NEW.revision <> OLD.revision THEN NEW.revision END,
+            coalesce(NEW.save_writes, 1), NEW.answers);
+    RETURN NULL;
+END;
+$$;
+SELECT create_distributed_function('attempts_keep_save()');
+
+SET citus.enable_unsafe_triggers = on;
+CREATE OR REPLACE TRIGGER attempts_keep_saves
+    AFTER UPDATE OF saves ON attempts
+    FOR EACH ROW
+    WHEN (NEW.saves > OLD.saves)
+    EXECUTE FUNCTION attempts_keep_save();
 RESET citus.enable_unsafe_triggers;

@@ -37,7 +37,10 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
     submitted_at timestamptz,
     -- How many saves answer_history holds for the attempt: each save adds one and takes the
     -- number as its sequence number (its start is 0, its submit the last save's + 1).
-    saves        bigint      NOT NULL DEFAULT 0
+    saves        bigint      NOT NULL DEFAULT 0,
+    -- On Citus only: how many writes the last save stood for, for the trigger that records the
+    -- save on the shard (sql/citus.sql). NULL on a single PostgreSQL.
+    save_writes  integer
 ) WITH (
     -- fill pages only half full on insert, so the updated row version of a row fits on its own page (a HOT update) even as answers grow
     fillfactor = 50,
@@ -55,6 +58,7 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
 
 -- A database made before answer_history existed gets the counter its saves number from.
 ALTER TABLE attempts ADD COLUMN IF NOT EXISTS saves bigint NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN IF NOT EXISTS save_writes integer;
 
 -- Lookups and the foreign-key check on DELETE FROM exams go by exam_id. exam_id is
 -- never updated, so this index does not prevent HOT updates.

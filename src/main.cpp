@@ -188,9 +188,9 @@ class Reloader {
       return;
     }
     if (remote_keys_ != nullptr) {
-      // The keys are fetched, not read: fetch them now (or as soon as --jwks-min-refresh
-      // allows), for an operator who knows the provider has rotated.
-      remote_keys_->refresh_soon();
+      // The keys are fetched, not read: fetch them now (after the fetch under way, if any), for
+      // an operator who knows the provider has rotated, or has removed a compromised key.
+      remote_keys_->refresh_now();
       spdlog::info("SIGHUP: fetching the keys from {} again", remote_keys_->status().source);
       return;
     }

@@ -88,7 +88,7 @@ int main(int argc, char* argv[]) {
   json public_jwks = {{"keys", json::array()}};
   for (const auto& jwk : private_jwks["keys"])
     public_jwks["keys"].push_back(tools::public_jwk(jwk));
-  auto parsed = KeySet::parse(public_jwks.dump());
+  auto parsed = KeySet::parse(public_jwks.dump(), KeyOrigin::file);
   const auto keys =
       std::make_shared<const KeySet>(std::move(std::get<LoadedKeySet>(parsed).key_set));
   const auto verifier = std::make_shared<const TokenVerifier>(keys, VerifierOptions{});
@@ -119,9 +119,8 @@ int main(int argc, char* argv[]) {
   report("TokenCache::Reader::find, hit (the same token)",
          measure(iterations * 10, [&] { return reader.find(digest, kNow); }));
   const TokenDigest other = reader.digest(std::string_view(token_for_cache).substr(1));
-  report("TokenCache::Reader::find, miss", measure(iterations * 10, [&] {
-           return reader.find(other, kNow);
-         }));
+  report("TokenCache::Reader::find, miss",
+         measure(iterations * 10, [&] { return reader.find(other, kNow); }));
 
   const Authenticator authenticator(verifier);
   const std::string header = "Bearer " + token_for_cache;
@@ -141,8 +140,9 @@ int main(int argc, char* argv[]) {
   auto& full = full_cache.reader();
   std::vector<TokenDigest> digests;
   for (int student = 1; student <= 100000; ++student) {
-    const std::string token = tools::sign_token(
-        signing_keys.at("test-hs256"), {}, {{"sub", std::to_string(student)}, {"exp", kNow + 3600}});
+    const std::string token =
+        tools::sign_token(signing_keys.at("test-hs256"), {},
+                          {{"sub", std::to_string(student)}, {"exp", kNow + 3600}});
     digests.push_back(full.digest(token));
     full.insert(digests.back(), {student, kNow + 3600, 1}, kNow);
   }

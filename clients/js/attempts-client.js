@@ -7,14 +7,17 @@
 //   const attempt = await client.start(examId);       // or: await client.load(attemptId)
 //   client.save(attempt.id, { 1: [2], 2: [1, 3] });   // on every click: the whole answer set
 //   await client.submit(attempt.id);
+//   const page = await client.history(attempt.id);   // every save on record, newest first
+//   const then = await client.answersAt(attempt.id, '2026-12-07T10:03:00Z');
 //
 // It follows the save protocol of the API (docs/openapi.yaml); README.md beside this file gives
 // each rule with the failure it prevents. In short: every PATCH carries the whole answer set and
 // a revision greater than every earlier one; clicks are debounced into one PATCH, one request
 // in flight per attempt; 503, 504 and network errors are retried with capped exponential
-// backoff that honours Retry-After; no 4xx is retried; 409 after a submission or the deadline
-// stops saving; a start carries an Idempotency-Key kept across its retries; pending answers are
-// sent with `keepalive` when the page is hidden.
+// backoff that honours Retry-After; no 4xx is retried, but for a 401 with Retry-After (the
+// server is fetching its identity provider's new keys), retried once; 409 after a submission or
+// the deadline stops saving; a start carries an Idempotency-Key kept across its retries; answers not yet
+// confirmed stored (pending or in flight) are sent with `keepalive` when the page is hidden.
 //
 // Events (`status`, a CustomEvent whose detail is { attemptId, status, ... }):
 //   saving        answers are waiting to be sent or on their way
@@ -24,7 +27,7 @@
 //   deadline      the deadline passed (detail.deadline); save() changes nothing any more
 //   unauthorized  the token was refused (expired...); answers are kept until setToken()
 //   conflict      newer answers of this attempt were saved elsewhere (detail.revision); nothing
-//                 is overwritten: reload the attempt
+//                 is overwritten: load() the attempt, show its answers, and saving goes on
 //   error         the server refused the request for a reason retrying cannot fix
 //                 (detail.httpStatus, detail.message)
 
@@ -33,15 +36,30 @@ const DEFAULTS = {
   maxWaitMs: 2000, // ... but answers never wait longer than this while clicks go on
   retryBaseMs: 250, // first retry after about this; doubles each time
   retryMaxMs: 8000, // and never waits longer than this (unless Retry-After says more)
-  requestTimeoutMs: 15000, // a request with no answer by then counts as a network error
+  requestTimeoutMs: 15000, // a request not wholly answered (body included) by then counts as a
+  // network error
 };
 
 class HttpError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfterMs = 0) {
     super((body && body.error) || `HTTP ${status}`);
     this.httpStatus = status;
     this.body = body;
+    this.retryAfterMs = retryAfterMs;
   }
+}
+
+// A 401 that says when to ask again: the server is fetching its identity provider's keys (a
+// token signed by a key it does not have yet, docs/auth.md). Worth one more try, no more: a
+// token those keys refuse too is refused for good.
+function isKeyRotation(error) {
+  return error instanceof HttpError && error.httpStatus === 401 && error.retryAfterMs > 0;
+}
+
+// Retry-After in seconds (the only form the API sends) as milliseconds; 0 when absent.
+function retryAfterMs(response) {
+  const seconds = Number(response.headers.get('Retry-After'));
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
 }
 
 // A network failure, a timeout, 503 or 504: nothing (503) or maybe something (504, network) was
@@ -62,6 +80,15 @@ function randomKey() {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
+// The path of an attempt's history, with the query parameters that are given.
+function historyPath(attemptId, parameters) {
+  const query = Object.entries(parameters)
+    .filter(([, value]) => value !== undefined && value !== null)
+    .map(([name, value]) => `${name}=${encodeURIComponent(String(value))}`)
+    .join('&');
+  return `/attempts/${attemptId}/history${query ? `?${query}` : ''}`;
+}
+
 // One attempt's saving state.
 class Attempt {
   constructor(id) {
@@ -79,6 +106,8 @@ class Attempt {
     this.firstDirtyAt = 0;
     this.failures = 0;
     this.retryAt = 0; // no try before this (backoff, Retry-After), whatever the clicks
+    this.keepaliveAnswers = undefined; // the answer set a keepalive request carries, if any
+    this.keysRetried = false; // a 401 with Retry-After was retried since the last success
     this.waiters = [];
   }
 }
@@ -122,11 +151,77 @@ export class AttemptsClient extends EventTarget {
     return record;
   }
 
-  // Reads an attempt: its stored answers, revision and whether it is final.
+  // Reads an attempt: its stored answers, revision and whether it is final. After a `conflict`
+  // this is how saving resumes: the stored answers replace the ones that conflicted (show them
+  // on the page), and the next save() goes above the stored revision.
   async load(attemptId) {
-    const record = await this.withRetries(() => this.request('GET', `/attempts/${attemptId}`));
+    const record = await this.read(`/attempts/${attemptId}`);
     this.adopt(record);
+    const attempt = this.attempt(record.id);
+    if (attempt.paused === 'conflict') {
+      attempt.paused = undefined;
+      attempt.pausedDetail = undefined;
+      attempt.answers = record.answers;
+      attempt.dirty = false;
+      this.emit(attempt, 'saved', { revision: attempt.savedRevision });
+      this.resolveIfSettled(attempt);
+    }
     return record;
+  }
+
+  // --- the answer history (GET /attempts/{id}/history) ----------------------------------------
+  // Read only: none of these changes what save() sends. Retried like load() (503, 504, network,
+  // honouring Retry-After); a 4xx throws an Error with httpStatus and body (404: not the
+  // caller's attempt, or a server with --history off).
+
+  // A page of the attempt's history, newest first: { id, saves, entries, next }, each entry
+  // { seq, kind: 'start' | 'save' | 'submit', written_at, revision, writes, answers }.
+  // `limit` 1..200 (the server's default is 50); `before` a sequence number, the cursor that a
+  // page's `next` carries: nextHistory(page) follows it for you.
+  async history(attemptId, { before, limit } = {}) {
+    return this.read(historyPath(attemptId, { before, limit }));
+  }
+
+  // The page after `page` (older entries), following its `next` as the server wrote it; null
+  // after the last page.
+  async nextHistory(page) {
+    if (page.next === null || page.next === undefined) return null;
+    if (typeof page.next !== 'string' || !/^\/attempts\/[^/?#]+\/history\?/.test(page.next)) {
+      throw new Error(`not a history page's next: ${JSON.stringify(page.next)}`);
+    }
+    return this.read(page.next);
+  }
+
+  // Every entry of the attempt's history, newest first, page by page (an async iterator):
+  //   for await (const entry of client.historyEntries(id)) ...
+  // Sequence numbers must fall from entry to entry, so it ends even if a server's `next` were to
+  // lead back: then it throws instead of going round.
+  async *historyEntries(attemptId, { limit } = {}) {
+    let page = await this.history(attemptId, { limit });
+    let below = Infinity;
+    while (page) {
+      for (const entry of page.entries) {
+        if (!(entry.seq < below)) {
+          throw new Error(`the history went back to sequence number ${entry.seq} after ${below}`);
+        }
+        below = entry.seq;
+        yield entry;
+      }
+      if (page.next && page.entries.length === 0) {
+        throw new Error(`an empty history page with a next page (${page.next})`);
+      }
+      page = await this.nextHistory(page);
+    }
+  }
+
+  // The attempt's answers at an instant: { id, saves, at, entry, answers }, where entry is the
+  // newest one written at or before `at` (null, and answers {}, before the attempt started).
+  // `at` is a Date, or an RFC 3339 string with its offset: an entry's written_at keeps the
+  // microseconds that a Date would round away. The time is percent-encoded, a `+` offset as
+  // %2B (a bare `+` in a query is read as a space by much of the web).
+  async answersAt(attemptId, at) {
+    const instant = at instanceof Date ? at.toISOString() : String(at);
+    return this.read(historyPath(attemptId, { at: instant }));
   }
 
   // Call on every change with the WHOLE answer set ({ "<question id>": [<option id>, ...] }).
@@ -190,6 +285,7 @@ export class AttemptsClient extends EventTarget {
   setToken(token) {
     this.token = token;
     for (const attempt of this.attempts.values()) {
+      attempt.keysRetried = false;
       if (attempt.paused === 'unauthorized') {
         attempt.paused = undefined;
         this.send(attempt);
@@ -209,10 +305,14 @@ export class AttemptsClient extends EventTarget {
     }
   }
 
-  // Sends every attempt's pending answers at once; with keepalive the requests outlive the page.
+  // Sends every attempt's pending answers at once; with keepalive the requests outlive the page,
+  // and answers in flight go too: the browser aborts a normal request when the page goes.
   flushAll({ keepalive = false } = {}) {
     for (const attempt of this.attempts.values()) {
-      if (!attempt.dirty || attempt.final || attempt.paused) continue;
+      const unconfirmed = attempt.dirty || (keepalive && attempt.inFlight);
+      if (!unconfirmed || attempt.final || attempt.paused) continue;
+      // A page going away is told twice (visibilitychange, then pagehide): one request is enough.
+      if (keepalive && attempt.keepaliveAnswers === attempt.answers) continue;
       clearTimeout(attempt.timer);
       attempt.timer = undefined;
       if (keepalive) {
@@ -295,9 +395,13 @@ export class AttemptsClient extends EventTarget {
       outcome = { error };
     }
     attempt.inFlight = false;
-    if (outcome.saved) {
+    // A keepalive flush sent these answers again with a newer revision and they were stored: the
+    // fate of this request (aborted by a page hide, say) no longer matters.
+    const storedByKeepalive = attempt.savedRevision > revision && attempt.answers === answers;
+    if (outcome.saved || storedByKeepalive) {
       attempt.failures = 0;
       attempt.retryAt = 0;
+      attempt.keysRetried = false;
       attempt.savedRevision = Math.max(attempt.savedRevision, revision);
     } else {
       this.failed(attempt, outcome.error, revision);
@@ -318,16 +422,17 @@ export class AttemptsClient extends EventTarget {
 
   failed(attempt, error, revision) {
     if (error instanceof RetryableError) {
-      attempt.dirty = true; // the answers are sent again, with the latest clicks
       attempt.failures += 1;
       const retryInMs = this.backoff(attempt.failures, error.retryAfterMs);
-      attempt.retryAt = Date.now() + retryInMs;
       this.emit(attempt, 'offline', { retryInMs, reason: error.message });
-      clearTimeout(attempt.timer);
-      attempt.timer = setTimeout(() => {
-        attempt.timer = undefined;
-        this.send(attempt);
-      }, retryInMs);
+      this.retryLater(attempt, retryInMs);
+      return;
+    }
+    if (isKeyRotation(error) && !attempt.keysRetried) {
+      // Not the student's fault and not an outage: the page keeps saying "saving".
+      attempt.keysRetried = true;
+      this.emit(attempt, 'saving', { retryInMs: error.retryAfterMs, reason: error.message });
+      this.retryLater(attempt, error.retryAfterMs);
       return;
     }
     const status = error.httpStatus;
@@ -355,6 +460,17 @@ export class AttemptsClient extends EventTarget {
     }
   }
 
+  // The answers are sent again (with the latest clicks) in `retryInMs`, not sooner.
+  retryLater(attempt, retryInMs) {
+    attempt.dirty = true;
+    attempt.retryAt = Date.now() + retryInMs;
+    clearTimeout(attempt.timer);
+    attempt.timer = setTimeout(() => {
+      attempt.timer = undefined;
+      this.send(attempt);
+    }, retryInMs);
+  }
+
   // Capped exponential backoff with jitter (so that thousands of pages do not retry in step),
   // never sooner than the server's Retry-After.
   backoff(failures, retryAfterMs) {
@@ -369,6 +485,7 @@ export class AttemptsClient extends EventTarget {
   sendKeepalive(attempt) {
     const answers = attempt.answers;
     const revision = this.nextRevision(attempt);
+    attempt.keepaliveAnswers = answers;
     this.request('PATCH', `/attempts/${attempt.id}`, {
       body: { answers, revision },
       keepalive: true,
@@ -385,6 +502,7 @@ export class AttemptsClient extends EventTarget {
         this.resolveIfSettled(attempt);
       },
       () => {
+        if (attempt.keepaliveAnswers === answers) attempt.keepaliveAnswers = undefined;
         if (attempt.dirty && !attempt.timer) this.schedule(attempt);
       },
     );
@@ -436,14 +554,27 @@ export class AttemptsClient extends EventTarget {
 
   // --- HTTP --------------------------------------------------------------------------------
 
-  // Calls `once` until it succeeds or fails for a reason other than RetryableError; each wait
-  // is announced as `offline` on `attempt`, when there is one.
+  // A GET, retried until it gets an answer that is not 503 or 504; resolves with the body.
+  read(path) {
+    return this.withRetries(() => this.request('GET', path));
+  }
+
+  // Calls `once` until it succeeds or fails for a reason other than RetryableError (a 401 with
+  // Retry-After is tried once more); each wait for a RetryableError is announced as `offline` on
+  // `attempt`, when there is one.
   async withRetries(once, attempt) {
+    let keysRetried = false;
     for (let failures = 1; ; failures += 1) {
       try {
         return await once();
       } catch (error) {
-        if (!(error instanceof RetryableError) || this.closed) throw error;
+        if (this.closed) throw error;
+        if (isKeyRotation(error) && !keysRetried) {
+          keysRetried = true;
+          await sleep(error.retryAfterMs);
+          continue;
+        }
+        if (!(error instanceof RetryableError)) throw error;
         const retryInMs = this.backoff(failures, error.retryAfterMs);
         if (attempt) this.emit(attempt, 'offline', { retryInMs, reason: error.message });
         await sleep(retryInMs);
@@ -452,9 +583,16 @@ export class AttemptsClient extends EventTarget {
   }
 
   // One request. Resolves with the parsed JSON body (or null); throws RetryableError for a
-  // network failure, a timeout, 503 or 504, and HttpError for any other status outside 2xx.
+  // network failure, a timeout (the whole response, body included, within requestTimeoutMs), a
+  // token() that failed, 503 or 504, and HttpError for any other status outside 2xx.
   async request(method, path, { body, headers = {}, keepalive = false } = {}) {
-    const token = typeof this.token === 'function' ? await this.token() : this.token;
+    let token;
+    try {
+      token = typeof this.token === 'function' ? await this.token() : this.token;
+    } catch (error) {
+      // Refreshing a token needs the network too (the identity provider): tried again later.
+      throw new RetryableError(`token: ${error.message}`);
+    }
     const allHeaders = { ...headers };
     if (token) allHeaders.Authorization = `Bearer ${token}`;
     if (body !== undefined) allHeaders['Content-Type'] = 'application/json';
@@ -463,6 +601,7 @@ export class AttemptsClient extends EventTarget {
       ? undefined
       : setTimeout(() => controller.abort(), this.options.requestTimeoutMs);
     let response;
+    let text;
     try {
       response = await this.fetch(`${this.baseUrl}${path}`, {
         method,
@@ -476,13 +615,14 @@ export class AttemptsClient extends EventTarget {
         // freshness, so nothing stale is ever read from the HTTP cache.
         signal: controller.signal,
       });
+      // The timeout runs until the body is read: a body that stalls must not freeze saving.
+      text = await response.text();
     } catch (error) {
       // A CORS refusal looks the same as a network failure to a page: both are retried.
       throw new RetryableError(`network: ${error.message}`);
     } finally {
       clearTimeout(timer);
     }
-    const text = await response.text().catch(() => '');
     let parsed = null;
     try {
       parsed = text ? JSON.parse(text) : null;
@@ -490,13 +630,12 @@ export class AttemptsClient extends EventTarget {
       parsed = null;
     }
     if (response.status === 503 || response.status === 504) {
-      const seconds = Number(response.headers.get('Retry-After'));
       throw new RetryableError(
         `HTTP ${response.status}: ${(parsed && parsed.error) || ''}`,
-        Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0,
+        retryAfterMs(response),
       );
     }
-    if (!response.ok) throw new HttpError(response.status, parsed);
+    if (!response.ok) throw new HttpError(response.status, parsed, retryAfterMs(response));
     return parsed;
   }
 }

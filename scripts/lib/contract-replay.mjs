@@ -69,6 +69,11 @@ function required(name) {
 
 const live = { proxy: required('CONTRACT_PROXY'), server: required('CONTRACT_SERVER') };
 const down = { proxy: required('CONTRACT_PROXY_DOWN'), server: required('CONTRACT_SERVER_DOWN') };
+// Its keys from a URL (--jwks-url): a token its keys do not verify makes it fetch them again.
+const remoteKeys = {
+  proxy: required('CONTRACT_PROXY_REMOTE_KEYS'),
+  server: required('CONTRACT_SERVER_REMOTE_KEYS'),
+};
 const student = Number(required('CONTRACT_STUDENT'));
 const pageOrigin = required('CONTRACT_PAGE_ORIGIN'); // the live server allows it (CORS)
 const timedExam = required('CONTRACT_TIMED_EXAM');
@@ -80,6 +85,7 @@ const tokens = {
   staff: required('CONTRACT_TOKEN_STAFF'), // staff of CONTRACT_STAFF_EXAM
   otherStaff: required('CONTRACT_TOKEN_OTHER_STAFF'), // staff of CONTRACT_OTHER_EXAM only
   staffExpired: required('CONTRACT_TOKEN_STAFF_EXPIRED'),
+  rotated: required('CONTRACT_TOKEN_ROTATED'), // the same, under a kid the server knows
 };
 const kMaxId = '9223372036854775807'; // no such attempt or exam: ids are never that high
 const kBodyLimit = 65536; // the server's default --body-limit
@@ -124,6 +130,28 @@ const readableByThePage = (response) =>
     : `not readable by ${pageOrigin}: ${JSON.stringify(response.headers)}`;
 const allowIs = (allow) => (response) =>
   response.headers.allow === allow ? undefined : `Allow is "${response.headers.allow}"`;
+
+// The history: the sequence numbers of a page, and the same instant written with another offset.
+const seqs = (wanted) => (response, body) => {
+  const actual = Array.isArray(body?.entries) ? body.entries.map((entry) => entry.seq) : body;
+  return JSON.stringify(actual) === JSON.stringify(wanted)
+    ? undefined
+    : `entries ${JSON.stringify(actual)}, expected sequence numbers ${JSON.stringify(wanted)}`;
+};
+const noStore = (response) =>
+  response.headers['cache-control'] === 'no-store'
+    ? undefined
+    : `Cache-Control "${response.headers['cache-control']}"`;
+// inOffset('2026-12-07T03:27:29.070706+00:00', 330) is '2026-12-07T08:57:29.070706+05:30': the
+// fraction is kept, which a Date would round to milliseconds.
+function inOffset(timestamp, minutes) {
+  const [, seconds, fraction = '', offset] = /^(.{19})(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$/i.exec(timestamp);
+  const local = new Date(Date.parse(`${seconds}${offset}`) + minutes * 60000).toISOString();
+  const hhmm = new Date(Math.abs(minutes) * 60000).toISOString().slice(11, 16);
+  return `${local.slice(0, 19)}${fraction}${minutes < 0 ? '-' : '+'}${hhmm}`;
+}
+// A query value as a client must send it: percent-encoded, `+` as %2B.
+const query = (value) => encodeURIComponent(value);
 
 const nested = (levels) => '['.repeat(levels) + ']'.repeat(levels);
 const padded = (bytes) => JSON.stringify({ answers: {}, pad: 'x'.repeat(bytes) });
@@ -270,10 +298,88 @@ await exchange('an expired token', live, GET('/attempts/1', bearer(tokens.expire
 await exchange('a token that is not a JWT', live, GET('/attempts/1', bearer('not-a-jwt')),
   valid(401, challenge('malformed')));
 
+// The history of attempt A: its start (0) and the six saves answered 204 above (1 to 6); none of
+// the refused ones. Saves 1 to 4 sent no revision, 5 and 6 sent theirs.
+const h = `${a}/history`;
+const firstPage = await exchange('history: the first page', live, GET(`${h}?limit=3`, asStudent),
+  valid(200, all(seqs([6, 5, 4]), noStore,
+    fields({ id: attemptA, saves: 6, next: `${h}?before=4&limit=3` }),
+    (r, b) => (JSON.stringify(b?.entries?.map((e) => [e.kind, e.revision, e.writes])) ===
+      JSON.stringify([['save', 6, 1], ['save', 5, 1], ['save', null, 1]]) ? undefined : 'entries'),
+    (r, b) => (JSON.stringify(b?.entries?.[0]?.answers) === '{"1":[4]}' ? undefined : 'answers'))));
+const secondPage = await exchange('history: the page its next names', live,
+  GET(firstPage.json?.next ?? `${h}?before=4&limit=3`, asStudent),
+  valid(200, all(seqs([3, 2, 1]), fields({ next: `${h}?before=1&limit=3` }))));
+await exchange('history: the last page, the start', live,
+  GET(secondPage.json?.next ?? `${h}?before=1&limit=3`, asStudent),
+  valid(200, all(seqs([0]), fields({ next: null }),
+    (r, b) => (JSON.stringify(b?.entries?.[0]) ===
+      JSON.stringify({ ...b?.entries?.[0], kind: 'start', revision: null, answers: {} })
+      ? undefined : 'not the start'))));
+const wholeHistory = await exchange('history: one page of the default size', live,
+  GET(h, asStudent), valid(200, all(seqs([6, 5, 4, 3, 2, 1, 0]), fields({ saves: 6, next: null }))));
+const written = Object.fromEntries((wholeHistory.json?.entries ?? []).map((e) => [e.seq, e]));
+await exchange('history: at an instant before the start', live,
+  GET(`${h}?at=${query('2026-01-01T00:00:00Z')}`, asStudent),
+  valid(200, all(noStore, fields({ id: attemptA, saves: 6, at: '2026-01-01T00:00:00Z', entry: null,
+    answers: {} }))));
+if (written[6] && written[3]) {
+  await exchange('history: at the last save\'s own time (+00:00 sent as %2B00:00)', live,
+    GET(`${h}?at=${query(written[6].written_at)}`, asStudent),
+    valid(200, fields({ at: written[6].written_at, entry: written[6], answers: { 1: [4] } })));
+  const third = inOffset(written[3].written_at, 330);
+  await exchange('history: at the third save\'s time, written in +05:30', live,
+    GET(`${h}?at=${query(third)}`, asStudent),
+    valid(200, fields({ at: third, entry: written[3], answers: written[3].answers })));
+  const west = inOffset(written[3].written_at, -420);
+  await exchange('history: the same instant in -07:00', live,
+    GET(`${h}?at=${query(west)}`, asStudent), valid(200, fields({ at: west, entry: written[3] })));
+} else {
+  report(false, 'history: at an entry\'s own time', '---', ['no entries 3 and 6 to ask about']);
+}
+await exchange('history: at a time to come', live,
+  GET(`${h}?at=${query('2999-12-31T23:59:59.999999-01:00')}`, asStudent),
+  valid(200, fields({ entry: (e) => e?.seq === 6, answers: { 1: [4] } })));
+for (const [label, q] of [
+  ['limit 0', 'limit=0'],
+  ['limit 201', 'limit=201'],
+  ['a limit that is no number', 'limit=ten'],
+  ['before 0', 'before=0'],
+  ['before with a leading zero', 'before=04'],
+  ['at without an offset', `at=${query('2026-12-07T10:03:00')}`],
+  ['at that is no time', 'at=yesterday'],
+  ['a malformed %-escape', 'at=2026-12-07T10%3A03%3A0%'],
+  // Prism reads a parameter given twice as an array, which the schemas do not allow.
+  ['limit twice', 'limit=5&limit=5'],
+  ['before twice', 'before=3&before=3'],
+]) {
+  await exchange(`history: ${label}`, live, GET(`${h}?${q}`, asStudent), invalid(400));
+}
+// Rules the document states in words only (OpenAPI cannot express them).
+for (const [label, q] of [
+  ['an unknown parameter', 'page=2'],
+  ['at with limit', `at=${query('2026-12-07T10:03:00Z')}&limit=5`],
+  ['at with before', `before=3&at=${query('2026-12-07T10:03:00Z')}`],
+]) {
+  await exchange(`history: ${label}`, live, GET(`${h}?${q}`, asStudent), valid(400));
+}
+await exchange("history: someone else's attempt", live, GET('/attempts/1/history', asStudent),
+  valid(404));
+await exchange('history: an attempt that does not exist', live,
+  GET(`/attempts/${kMaxId}/history?limit=1`, asStudent), valid(404));
+await exchange('history: the owner reads a seeded attempt', live,
+  GET('/attempts/1/history', bearer(tokens.owner)), valid(200, fields({ id: 1 })));
+await exchange('history: a malformed attempt id', live, GET('/attempts/01/history', asStudent),
+  invalid(400));
+await exchange('history: no token', live, GET(h), invalid(401, challenge('missing')));
+await exchange('history: an expired token', live, GET(h, bearer(tokens.expired)),
+  valid(401, challenge('expired')));
+
 // CORS. Preflights, answered without a token or the database, on every path.
 for (const [path, methods] of [
   [a, 'GET, HEAD, PATCH'],
   [`${a}/submit`, 'POST'],
+  [`${a}/history`, 'GET, HEAD'],
   ['/exams/1/attempts', 'GET, HEAD, POST'],
   ['/healthz', 'GET, HEAD'],
   ['/readyz', 'GET, HEAD'],
@@ -304,6 +410,8 @@ await exchange('a stale revision, from the allowed origin', live,
   valid(409, all(readableByThePage, fields({ revision: 7 }))));
 await exchange('a body over the limit, from the allowed origin', live,
   PATCH(a, fromPage(asStudentJson), padded(kBodyLimit)), valid(413, readableByThePage));
+await exchange('the history, from the allowed origin', live, GET(`${a}/history`, fromPage(asStudent)),
+  valid(200, all(readableByThePage, fields({ id: attemptA }))));
 await exchange('no token, from the allowed origin', live, GET(a, fromPage()),
   invalid(401, all(readableByThePage, challenge('missing'))));
 await exchange('start from the allowed origin: Location is exposed', live,
@@ -322,6 +430,15 @@ await exchange('submit again: the first submission stands', live,
 await exchange('save a submitted attempt', live,
   PATCH(b, asStudentJson, '{"answers":{"1":[1]}}'),
   valid(409, fields({ submitted_at: submittedAt })));
+await exchange('history of the submitted attempt: the refused save is not on it', live,
+  GET(`${b}/history`, asStudent),
+  valid(200, all(seqs([1, 0]), fields({ saves: 0, next: null }),
+    (r, body) => (JSON.stringify(body?.entries?.map((e) => [e.kind, e.revision, e.answers])) ===
+      JSON.stringify([['submit', 0, {}], ['start', null, {}]]) ? undefined : 'entries'),
+    // The start is written at started_at; the submit when its row is, at or after submitted_at.
+    (r, body) => (body?.entries?.[1]?.written_at === second.json?.started_at &&
+      Date.parse(body?.entries?.[0]?.written_at) >= Date.parse(submittedAt)
+      ? undefined : 'times'))));
 await exchange("submit someone else's attempt", live, POST('/attempts/1/submit', asStudent),
   valid(404));
 await exchange('submit an attempt that does not exist', live,
@@ -345,6 +462,8 @@ for (const [method, path, allow] of [
   ['DELETE', '/attempts/1', 'GET, HEAD, PATCH'],
   ['PUT', '/attempts/1', 'GET, HEAD, PATCH'],
   ['GET', '/attempts/1/submit', 'POST'],
+  ['PATCH', '/attempts/1/history', 'GET, HEAD'],
+  ['POST', '/attempts/1/history', 'GET, HEAD'],
   ['DELETE', '/exams/1/attempts', 'GET, HEAD, POST'],
   ['POST', '/healthz', 'GET, HEAD'],
   ['DELETE', '/metrics', 'GET, HEAD'],
@@ -352,7 +471,7 @@ for (const [method, path, allow] of [
   await exchange('another method', live, { method, path, headers: asStudent },
     { status: 405, request: 'unrouted', allow });
 }
-for (const path of ['/', '/nope', '/attempts', '/exams/1']) {
+for (const path of ['/', '/nope', '/attempts', '/exams/1', '/attempts/1/history/1']) {
   await exchange('no such path', live, GET(path), { status: 404, request: 'unrouted' });
 }
 
@@ -367,6 +486,14 @@ await headLikeGet('a forged token', live,
   { path: a, headers: bearer(tokens.forged), class: 'valid' }, 401);
 await headLikeGet('a malformed id', live,
   { path: '/attempts/abc', headers: asStudent, class: 'invalid' }, 400);
+await headLikeGet('a history page', live, { path: `${a}/history?limit=2`, headers: asStudent,
+  class: 'valid' }, 200);
+await headLikeGet('the answers at an instant', live, { path: `${a}/history?at=2026-01-01T00%3A00%3A00Z`,
+  headers: asStudent, class: 'valid' }, 200);
+await headLikeGet("someone else's history", live,
+  { path: '/attempts/1/history', headers: asStudent, class: 'valid' }, 404);
+await headLikeGet('a history query refused', live,
+  { path: `${a}/history?limit=0`, headers: asStudent, class: 'invalid' }, 400);
 
 // The server whose database is unreachable: nothing can be done, and it says so.
 const asOwner = bearer(tokens.owner);
@@ -383,9 +510,25 @@ await exchange('start without a database', down, POST('/exams/1/attempts', asOwn
   valid(503, retryAfter));
 await exchange('no token, without a database', down, GET('/attempts/1'),
   invalid(401, challenge('missing')));
+// That server also runs with --history off: the history is 404, judged before the token.
+const noHistory = fields({ error: (e) => /keeps no answer history/.test(e) });
+await exchange('the history of a server with --history off', down,
+  GET('/attempts/1/history', asOwner), valid(404, noHistory));
+await exchange('the history of a server with --history off, no token', down,
+  GET('/attempts/1/history?limit=2'), invalid(404, noHistory));
+await headLikeGet('the history of a server with --history off', down,
+  { path: '/attempts/1/history', headers: asOwner, class: 'valid' }, 404);
 await headLikeGet('readiness without a database', down, { path: '/readyz', class: 'valid' }, 503);
 await headLikeGet('read without a database', down,
   { path: '/attempts/1', headers: asOwner, class: 'valid' }, 503);
+
+// The server with keys from a URL: while it fetches keys that may verify the token, the 401
+// says when one more try is worthwhile (docs/auth.md, "Rotation at the provider").
+await exchange('a token its key does not verify, with keys from a URL', remoteKeys,
+  PATCH(`/attempts/${kMaxId}`, json(tokens.rotated), '{"answers":{"1":[1]}}'),
+  valid(401, all(challenge('signature'), retryAfter)));
+await exchange('a forged token, with keys from a URL', remoteKeys,
+  GET(`/attempts/${kMaxId}`, bearer(tokens.forged)), valid(401, all(challenge('key'), retryAfter)));
 
 // Staff: exports and staff reads (contract-staff.mjs).
 await replayStaff({

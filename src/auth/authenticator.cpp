@@ -135,8 +135,10 @@ AuthResult Authenticator::authenticate(std::string_view authorization, TokenCach
   if (!current) return reject(TokenError::unknown_key);  // not ready(): no key at all
   const VerifyResult result = current->verify(token, now_unix_seconds);
   if (const auto* error = std::get_if<TokenError>(&result)) {
-    if (*error == TokenError::unknown_key && unknown_key_hook_) unknown_key_hook_();
-    return reject(*error);
+    const bool key_missing =
+        *error == TokenError::unknown_key || *error == TokenError::bad_signature;
+    return reject(*error,
+                  key_missing && key_miss_hook_ ? key_miss_hook_(*error) : std::chrono::seconds{0});
   }
   const auto& verified = std::get<VerifiedToken>(result);
   // Cached under the key and the options that verified it: it answers while both are in force.
@@ -162,9 +164,10 @@ AuthResult Authenticator::staff_from_hit(std::string_view token) const {
   return reject(TokenError::bad_staff_id);
 }
 
-AuthResult Authenticator::reject(TokenError reason) const noexcept {
+AuthResult Authenticator::reject(TokenError reason,
+                                 std::chrono::seconds retry_after) const noexcept {
   rejections_[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
-  return AuthFailure{reason};
+  return AuthFailure{reason, retry_after};
 }
 
 std::string www_authenticate(TokenError reason, std::string_view realm) {

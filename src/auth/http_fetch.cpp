@@ -19,6 +19,8 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <stdexcept>
 
+#include "attempts/auth/key_source_rules.hpp"
+
 namespace attempts::auth {
 namespace {
 
@@ -181,10 +183,8 @@ asio::awaitable<FetchResult> fetch_document(Url url, FetchLimits limits, asio::s
                            "redirect from " + to_string(url) + ": " + *why};
     }
     auto& target = std::get<Url>(next);
-    // A redirect must not undo what https gave: the keys would come from anyone on the path.
-    if (url.https && !target.https) {
-      co_return FetchError{FetchFailure::redirects,
-                           "redirect from https to http (" + to_string(target) + ")"};
+    if (const auto why = downgrade_error(url, target)) {
+      co_return FetchError{FetchFailure::insecure, "redirect " + *why};
     }
     url = std::move(target);
   }

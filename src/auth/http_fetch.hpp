@@ -25,7 +25,8 @@ enum class FetchFailure {
   tls,        // the handshake failed: certificate not trusted, wrong host name, protocol
   status,     // an HTTP status other than 200 and the followed redirects
   too_large,  // a body past FetchLimits::max_body_bytes
-  redirects,  // more than FetchLimits::max_redirects, a bad Location, or https -> http
+  redirects,  // more than FetchLimits::max_redirects, or a bad Location
+  insecure,   // a redirect from https to http (key_source_rules.hpp)
 };
 
 struct FetchedDocument {
@@ -42,9 +43,10 @@ struct FetchError {
 using FetchResult = std::variant<FetchedDocument, FetchError>;
 
 // GET `url` once (HTTP/1.1, Connection: close), following 301, 302, 303, 307 and 308
-// redirects within the limits. An https URL verifies the server's certificate chain against
-// `tls` (its trust store) and the certificate's name against the URL's host. Runs on the
-// awaiting coroutine's executor; never throws for anything the network or the peer does.
+// redirects within the limits, never from https to http. An https URL verifies the server's
+// certificate chain against `tls` (its trust store) and the certificate's name against the URL's
+// host. Runs on the awaiting coroutine's executor; never throws for anything the network or the
+// peer does.
 boost::asio::awaitable<FetchResult> fetch_document(Url url, FetchLimits limits,
                                                    boost::asio::ssl::context& tls);
 

@@ -9,8 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <stdexcept>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "attempts/auth/base64url.hpp"
 #include "auth/openssl_handles.hpp"
@@ -183,7 +183,7 @@ KeyOutcome ed25519_key(const json& jwk) {
   return key;
 }
 
-KeyOutcome parse_key(const json& jwk) {
+KeyOutcome parse_key(const json& jwk, KeyOrigin origin) {
   if (!jwk.is_object()) return Reject{"is not a JSON object"};
   std::string error;
   const auto kid = string_member(jwk, "kid", error);
@@ -222,6 +222,11 @@ KeyOutcome parse_key(const json& jwk) {
     algorithm = *kty == "EC" ? Algorithm::es256 : Algorithm::eddsa;
   } else {
     return Skip{"kty " + json_string(*kty) + " is not supported"};
+  }
+  if (!may_carry(origin, algorithm)) {
+    return Reject{
+        "an HS256 secret (kty \"oct\") in a fetched JWKS is public: anyone could sign "
+        "tokens with it; HS256 keys belong in a --jwks file"};
   }
   if (alg && *alg != algorithm_name(algorithm)) {
     // One of our algorithms named on a key that cannot do it is a mistake in the document;
@@ -276,7 +281,8 @@ std::uint64_t fingerprint(const VerificationKey& key) {
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
-  const bool hashed = EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha256(), nullptr) == 1;
+  const bool hashed =
+      EVP_Digest(input.data(), input.size(), digest, &size, EVP_sha256(), nullptr) == 1;
   OPENSSL_cleanse(input.data(), input.size());  // it may hold a secret
   if (!hashed) throw std::runtime_error("cannot hash a key");
   std::uint64_t value = 0;
@@ -294,9 +300,26 @@ std::string describe_key(std::size_t index, const json& jwk) {
   return text;
 }
 
-// Fills `keys` and `warnings` from a parsed document, or says why the document is refused.
-std::optional<KeySetError> read_document(const json& document, std::vector<VerificationKey>& keys,
-                                         std::vector<std::string>& warnings) {
+// The reason a key meant for us cannot be used, or nullopt. A repeated kid is refused after
+// the first key that has it: a token's kid must name one key.
+std::optional<std::string> refusal(const KeyOutcome& outcome,
+                                   const std::vector<VerificationKey>& keys,
+                                   const std::vector<std::size_t>& indexes) {
+  if (const auto* reject = std::get_if<Reject>(&outcome)) return reject->reason;
+  const auto& key = std::get<VerificationKey>(outcome);
+  for (std::size_t other = 0; other < keys.size(); ++other) {
+    if (key.kid && keys[other].kid == key.kid) {
+      return "kid is already used by keys[" + std::to_string(indexes[other]) + "]";
+    }
+  }
+  return std::nullopt;
+}
+
+// Fills `loaded` from a parsed document, or says why the document is refused.
+std::optional<KeySetError> read_document(const json& document, KeyOrigin origin,
+                                         std::vector<VerificationKey>& keys,
+                                         std::vector<std::string>& warnings,
+                                         std::vector<std::string>& refused) {
   const auto members = document.is_object() ? document.find("keys") : document.end();
   if (!document.is_object() || members == document.end() || !members->is_array()) {
     return KeySetError{"JWKS must be a JSON object with a \"keys\" array"};
@@ -304,32 +327,31 @@ std::optional<KeySetError> read_document(const json& document, std::vector<Verif
   std::vector<std::size_t> indexes;  // of the usable keys, for messages
   for (std::size_t index = 0; index < members->size(); ++index) {
     const json& jwk = (*members)[index];
-    auto outcome = parse_key(jwk);
+    auto outcome = parse_key(jwk, origin);
     if (const auto* skip = std::get_if<Skip>(&outcome)) {
       warnings.push_back("JWKS " + describe_key(index, jwk) + " skipped: " + skip->reason);
       continue;
     }
-    if (const auto* reject = std::get_if<Reject>(&outcome)) {
-      return KeySetError{"JWKS " + describe_key(index, jwk) + ": " + reject->reason};
+    if (const auto why = refusal(outcome, keys, indexes)) {
+      std::string message = "JWKS " + describe_key(index, jwk) + ": " + *why;
+      if (refuses_whole_document(origin)) return KeySetError{std::move(message)};
+      refused.push_back(std::move(message) + "; refused, the other keys are used");
+      continue;
     }
     auto& key = std::get<VerificationKey>(outcome);
     key.fingerprint = fingerprint(key);
-    for (std::size_t other = 0; other < keys.size(); ++other) {
-      if (key.kid && keys[other].kid == key.kid) {
-        return KeySetError{"JWKS " + describe_key(index, jwk) + ": kid is already used by keys[" +
-                           std::to_string(indexes[other]) + "]"};
-      }
-    }
     keys.push_back(std::move(key));
     indexes.push_back(index);
   }
   if (keys.empty()) {
     std::string message = "JWKS has no usable signature verification key";
-    for (std::size_t i = 0; i < warnings.size(); ++i) {
-      message += (i == 0 ? " (" : "; ") + warnings[i];
+    std::vector<std::string> reasons = refused;
+    reasons.insert(reasons.end(), warnings.begin(), warnings.end());
+    for (std::size_t i = 0; i < reasons.size(); ++i) {
+      message += (i == 0 ? " (" : "; ") + reasons[i];
     }
-    if (!warnings.empty()) message += ")";
-    return KeySetError{message};
+    if (!reasons.empty()) message += ")";
+    return KeySetError{message, refused.size()};
   }
   return std::nullopt;
 }
@@ -385,7 +407,7 @@ const VerificationKey* KeySet::find(std::string_view kid) const noexcept {
   return nullptr;
 }
 
-KeySetResult KeySet::parse(std::string_view text) {
+KeySetResult KeySet::parse(std::string_view text, KeyOrigin origin) {
   try {
     // nlohmann's parser would stop at a NUL byte and ignore what follows.
     if (text.find('\0') != std::string_view::npos) return KeySetError{"JWKS contains a NUL byte"};
@@ -397,8 +419,11 @@ KeySetResult KeySet::parse(std::string_view text) {
     }
     std::vector<VerificationKey> keys;
     std::vector<std::string> warnings;
-    if (auto error = read_document(document, keys, warnings)) return std::move(*error);
-    return LoadedKeySet{KeySet(std::move(keys)), std::move(warnings)};
+    std::vector<std::string> refused;
+    if (auto error = read_document(document, origin, keys, warnings, refused)) {
+      return std::move(*error);
+    }
+    return LoadedKeySet{KeySet(std::move(keys)), std::move(warnings), std::move(refused)};
   } catch (const std::exception& error) {
     // Out of memory, in practice; the promise is an error value, never an exception.
     return KeySetError{std::string("cannot read the JWKS: ") + error.what()};
@@ -421,7 +446,7 @@ KeySetResult KeySet::load_file(const std::string& path) {
       return KeySetError{"JWKS file " + json_string(path) + " is larger than " +
                          std::to_string(kMaxFileBytes) + " bytes"};
     }
-    auto result = parse(text);
+    auto result = parse(text, KeyOrigin::file);
     if (auto* error = std::get_if<KeySetError>(&result)) {
       error->message = json_string(path) + ": " + error->message;
     }

@@ -80,18 +80,25 @@ std::variant<Url, std::string> parse_url(std::string_view text) {
     url.port = static_cast<std::uint16_t>(value);
   }
   if (authority_end != std::string_view::npos) {
-    url.target = std::string(rest.substr(authority_end));
-    if (url.target.front() == '?') url.target.insert(0, "/");
+    // A new string, appended to: GCC 12 warns of an overlapping copy (-Wrestrict, a false
+    // positive) where std::string::insert or assign replaces characters in place.
+    const std::string_view path = rest.substr(authority_end);
+    std::string target;
+    if (path.front() == '?') target.push_back('/');
+    url.target = std::move(target.append(path));
   }
   return url;
 }
 
 std::string to_string(const Url& url) {
+  // Appended piece by piece, for GCC 12's -Wrestrict (see parse_url).
   std::string text = url.https ? "https://" : "http://";
   const bool v6 = url.host.find(':') != std::string::npos;
-  text += v6 ? "[" + url.host + "]" : url.host;
-  if (url.port != (url.https ? 443 : 80)) text += ":" + std::to_string(url.port);
-  return text + url.target;
+  if (v6) text += '[';
+  text += url.host;
+  if (v6) text += ']';
+  if (url.port != (url.https ? 443 : 80)) text.append(":").append(std::to_string(url.port));
+  return text.append(url.target);
 }
 
 std::variant<Url, std::string> resolve_location(const Url& base, std::string_view location) {

@@ -45,8 +45,9 @@ inline constexpr std::array kOptions = {
            "(default jwt)"},
     Option{"jwks", "JWKS file with the keys tokens are verified with; re-read on SIGHUP"},
     Option{"jwks-url",
-           "http(s) URL of the JWKS, fetched off the request path at start, every --jwks-refresh "
-           "and when a token names an unknown kid (instead of --jwks)"},
+           "http(s) URL of the JWKS, fetched off the request path at start, every --jwks-refresh, "
+           "on SIGHUP and when a token's key is missing or does not verify it (instead of "
+           "--jwks); https stays https through redirects, and http is logged as a warning"},
     Option{"oidc-discovery",
            "fetch the keys from the jwks_uri of {--jwt-issuer}/.well-known/openid-configuration "
            "(default: true when --jwt-issuer is an http(s) URL and neither --jwks nor --jwks-url "
@@ -58,7 +59,8 @@ inline constexpr std::array kOptions = {
            "seconds between fetches of a remote JWKS; 0: the response's Cache-Control max-age "
            "within 60-86400, else 300 (default 0)"},
     Option{"jwks-min-refresh",
-           "least seconds between fetches asked for by tokens naming an unknown kid (default "
+           "least seconds between fetches asked for by tokens naming an unknown kid or whose key "
+           "does not verify them (their 401 says when to retry); SIGHUP does not wait (default "
            "10)"},
     Option{"jwt-issuer", "required iss claim (default: not checked)"},
     Option{"jwt-audience", "required aud claim (default: not checked)"},

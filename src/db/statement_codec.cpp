@@ -178,7 +178,7 @@ const EncodedStatement& StatementCodec::call(const StoreCall& call) {
       mark(start, !query.before);
       start = buffer_.size();
       if (query.at) {
-        buffer_.append(*query.at);
+        buffer_.append(query.at_utc);
         buffer_.push_back('\0');  // text format: PostgreSQL parses the RFC 3339 time
       }
       mark(start, !query.at, 0);

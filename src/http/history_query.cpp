@@ -36,6 +36,7 @@ std::variant<HistoryQuery, std::string> parse_history_query(std::string_view tar
                 "'+' offset written %2B)");
           }
           query.at = value;
+          query.at_utc = rfc3339_in_utc(value);
         } else {
           return "unknown query parameter '" + std::string(name) +
                  "' (the history takes before, limit or at)";

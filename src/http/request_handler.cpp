@@ -20,13 +20,18 @@ bool is_valid_idempotency_key(std::string_view key) {
          std::all_of(key.begin(), key.end(), [](char c) { return c > ' ' && c < 127; });
 }
 
-// 401: who is calling is unknown; RFC 6750 says what to put in WWW-Authenticate.
-Response unauthorized_response(auth::TokenError reason) {
+// 401: who is calling is unknown; RFC 6750 says what to put in WWW-Authenticate. While new
+// keys that may verify the token are being fetched, Retry-After says when one more try is
+// worthwhile (docs/auth.md, "Rotation at the provider").
+Response unauthorized_response(const auth::AuthFailure& failure) {
   Response response = error_response(
-      Status::unauthorized, reason == auth::TokenError::missing
+      Status::unauthorized, failure.reason == auth::TokenError::missing
                                 ? "a bearer token is required (Authorization: Bearer <JWT>)"
-                                : "invalid token: " + std::string(auth::describe(reason)));
-  response.set(beast_http::field::www_authenticate, auth::www_authenticate(reason));
+                                : "invalid token: " + std::string(auth::describe(failure.reason)));
+  response.set(beast_http::field::www_authenticate, auth::www_authenticate(failure.reason));
+  if (failure.retry_after.count() > 0) {
+    response.set(beast_http::field::retry_after, std::to_string(failure.retry_after.count()));
+  }
   return response;
 }
 
@@ -117,7 +122,7 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
       }
     }
     if (const auto* failure = std::get_if<auth::AuthFailure>(&result)) {
-      verdict.rejection = unauthorized_response(failure->reason);
+      verdict.rejection = unauthorized_response(*failure);
       return verdict;
     }
     if (auto* staff = std::get_if<auth::StaffMember>(&result)) {

@@ -45,10 +45,18 @@ void render_remote_keys(TextWriter& out, const auth::RemoteKeys& keys) {
          "Fetches asked for by tokens naming a kid the keys did not have (at most one per "
          "--jwks-min-refresh).",
          keys.unknown_kid_refreshes());
+  single(out, "attempts_auth_jwks_bad_signature_refreshes_total", "counter",
+         "Fetches asked for by tokens whose key did not verify them: a rotation under the same "
+         "kid, or by a provider that sends none (at most one per --jwks-min-refresh).",
+         keys.bad_signature_refreshes());
   const auto status = keys.status();
   single(out, "attempts_auth_jwks_keys", "gauge",
          "Verification keys in use from the identity provider; 0 until the first fetch succeeds.",
          static_cast<double>(status.keys));
+  single(out, "attempts_auth_jwks_keys_refused", "gauge",
+         "Keys of the provider's last JWKS meant for verifying tokens that were refused (too "
+         "weak, a secret, a repeated kid...; the others are used): tokens they sign get 401.",
+         static_cast<double>(status.refused_keys));
   if (!status.keys_known) return;
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -114,8 +122,8 @@ void render_history(TextWriter& out, const db::HistoryMaintenance::Status& statu
          "Runs of answer_history_maintain() that failed (the reason is in the log).",
          status.failures);
   if (status.weeks_ahead < 0) return;
-  single(out, "attempts_history_partition_weeks_ahead", "gauge",
-         "Whole weeks after the current one whose answer history partition exists: at 0, saves "
+  single(out, "attempts_history_partitions_ahead", "gauge",
+         "Weekly answer history partitions made after the current week's: at 0, saves "
          "fail when the next week starts unless a partition is made.",
          static_cast<double>(status.weeks_ahead));
   single(out, "attempts_history_maintenance_last_success_timestamp_seconds", "gauge",

@@ -14,22 +14,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { serveStatic } from '../../clients/js/demo/serve.mjs';
 import {
-  ApiServer,
-  chromiumPath,
-  databaseUrl,
-  eventually,
-  figure,
-  launchChromium,
-  sanitizerReport,
+  answersOnPage, ApiReader, ApiServer, attemptOf, eventually, figure, HoldingProxy,
+  launchChromium, normalized, openExamPage, pageStatus as status, repo, required, showsStatus,
   sleep,
-  tokenTool,
 } from './support.mjs';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const tokenTool = required('BROWSER_TEST_TOKEN_TOOL');
+const databaseUrl = required('ATTEMPTS_TEST_DATABASE_URL');
 
 // --- shared set-up ----------------------------------------------------------------------------
 
@@ -41,6 +35,7 @@ let pageOrigin; // allowed by --cors-origin
 let otherOrigin; // the same page on another port: not allowed
 let staticServers = [];
 let browser;
+let reader; // the API as a test reads it
 let nextStudent = Date.now() * 1000; // microseconds: students no earlier run used
 
 before(async () => {
@@ -65,20 +60,18 @@ before(async () => {
     path.join(tmp, 'server.log'),
   );
   api = `http://127.0.0.1:${await server.start()}`;
+  reader = new ApiReader(api);
   browser = await launchChromium();
-  console.log(`browser-test: ${browser.version()} (${chromiumPath}); page ${pageOrigin}, ` +
-    `other page ${otherOrigin}, API ${api}`);
+  console.log(`browser-test: page ${pageOrigin}, other page ${otherOrigin}, API ${api}`);
 });
 
 after(async () => {
   await browser?.close();
   await server?.stop();
   for (const s of staticServers) s.close();
-  if (server) {
-    const report = sanitizerReport(server.logPath);
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    assert.equal(report, null, `sanitizer report in the server's log:\n${report}`);
-  }
+  const report = server?.sanitizerReport();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  assert.equal(report ?? null, null, `sanitizer report in the server's log:\n${report}`);
 });
 
 // --- the API, as a test reads it ----------------------------------------------------------------
@@ -93,34 +86,10 @@ function newStudent(ttlSeconds) {
   return { id: nextStudent, token: sign(nextStudent, ttlSeconds) };
 }
 
-async function call(method, urlPath, token) {
-  const response = await fetch(`${api}${urlPath}`, {
-    method,
-    headers: token ? { Authorization: `Bearer ${token}` } : {},
-    signal: AbortSignal.timeout(10000),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : null };
-}
-
-async function stored(attemptId, token) {
-  const { status, body } = await call('GET', `/attempts/${attemptId}`, token);
-  assert.equal(status, 200, `GET /attempts/${attemptId}: ${JSON.stringify(body)}`);
-  return body;
-}
-
-// Waits until the database holds `answers` for the attempt; returns the attempt.
-async function storedAs(attemptId, token, answers, timeoutMs = 20000) {
-  const wanted = JSON.stringify(normalized(answers));
-  return eventually(`attempt ${attemptId} stores ${wanted}`, async () => {
-    const attempt = await stored(attemptId, token);
-    return JSON.stringify(normalized(attempt.answers)) === wanted && attempt;
-  }, timeoutMs);
-}
-
-function normalized(answers) {
-  return Object.fromEntries(Object.entries(answers).sort(([a], [b]) => Number(a) - Number(b)));
-}
+const call = (method, urlPath, token) => reader.call(method, urlPath, token);
+const stored = (attemptId, token) => reader.stored(attemptId, token);
+const storedAs = (attemptId, token, answers, timeoutMs) =>
+  reader.storedAs(attemptId, token, answers, timeoutMs);
 
 // One series of attempts_http_requests_total, 0 until it appears.
 async function requestsCounted(route, code) {
@@ -134,34 +103,9 @@ const SAVE = 'PATCH /attempts/{id}';
 
 // --- the page -------------------------------------------------------------------------------------
 
-// Opens the demo page as `student`; resolves once it shows its attempt. `patches` collects the
-// body of every PATCH the page sends, in order.
-async function openExam(student, { origin = pageOrigin, query = '', context } = {}) {
-  const ownContext = context ?? (await browser.newContext());
-  const page = await ownContext.newPage();
-  const patches = [];
-  const errors = [];
-  page.on('request', (request) => {
-    if (request.method() === 'PATCH') patches.push(JSON.parse(request.postData()));
-  });
-  page.on('pageerror', (error) => errors.push(error));
-  await page.goto(`${origin}/demo/?api=${encodeURIComponent(api)}&exam=1${query}` +
-    `#token=${student.token}`);
-  return { context: ownContext, page, patches, errors };
-}
-
-async function status(page) {
-  return page.locator('#status').getAttribute('data-status');
-}
-
-async function showsStatus(page, wanted, timeoutMs = 20000) {
-  await page.waitForFunction((s) => document.getElementById('status').dataset.status === s,
-    wanted, { timeout: timeoutMs });
-}
-
-async function attemptOf(page) {
-  await showsStatus(page, 'saved');
-  return page.evaluate(() => window.demo.attemptId);
+// Opens the demo page as `student`; resolves once it shows its attempt.
+function openExam(student, { origin = pageOrigin, query = '', context } = {}) {
+  return openExamPage(browser, { pageOrigin: origin, api, student, query, context });
 }
 
 // A new student's page whose attempt holds the answers of `clicks` (`stored`) before it returns.
@@ -174,20 +118,26 @@ async function answeredExam(clicks, stored, options) {
   return { ...opened, student, attemptId };
 }
 
-// The answers shown on the page: which inputs are checked.
-async function answersOnPage(page) {
-  return page.evaluate(() => {
-    const answers = {};
-    for (const input of document.querySelectorAll('#questions input:checked')) {
-      const question = input.name.slice(1);
-      (answers[question] ??= []).push(Number(input.value));
-    }
-    return answers;
-  });
-}
-
 function increasing(revisions) {
   return revisions.every((revision, i) => i === 0 || revision > revisions[i - 1]);
+}
+
+// The page's history list as drawn: its entries (from their data-* attributes), top first, and
+// the count of saves its summary states.
+async function historyOnPage(page) {
+  return page.evaluate(() => ({
+    saves: Number(document.getElementById('history-summary').dataset.saves ?? -1),
+    older: !document.getElementById('history-older').hidden,
+    entries: [...document.querySelectorAll('#history-entries li')].map((li) => ({
+      seq: Number(li.dataset.seq),
+      kind: li.dataset.kind,
+      writtenAt: li.dataset.writtenAt,
+      revision: li.dataset.revision === '' ? null : Number(li.dataset.revision),
+      writes: Number(li.dataset.writes),
+      answers: JSON.parse(li.dataset.answers),
+      text: li.textContent,
+    })),
+  }));
 }
 
 // --- scenarios ------------------------------------------------------------------------------------
@@ -208,6 +158,87 @@ test('answers clicked are saved and survive a reload', { timeout: 120000 }, asyn
   assert.deepEqual(errors, []);
   await context.close();
 });
+
+test('the history lists every save the server answered 204, newest first, page by page',
+  { timeout: 120000 }, async () => {
+    const student = newStudent();
+    // Two entries a page, so that "Older entries" follows the server's next.
+    const { context, page, errors } = await openExam(student, { query: '&history=2' });
+    const answered = []; // the revision of each PATCH answered 204, in the order of the answers
+    page.on('response', (response) => {
+      const request = response.request();
+      if (request.method() === 'PATCH' && response.status() === 204) {
+        answered.push(JSON.parse(request.postData()).revision);
+      }
+    });
+    const attemptId = await attemptOf(page);
+    // Four saves: each click is stored before the next, so each is a PATCH of its own.
+    const steps = [
+      ['#q1-o3', { 1: [3] }],
+      ['#q2-o2', { 1: [3], 2: [2] }],
+      ['#q1-o2', { 1: [2], 2: [2] }],
+      ['#q5-o3', { 1: [2], 2: [2], 5: [3] }],
+    ];
+    for (const [id, answers] of steps) {
+      await page.click(id);
+      await storedAs(attemptId, student.token, answers);
+    }
+    const attempt = await stored(attemptId, student.token);
+    // The first page, read again after the last save, counts every save answered 204.
+    await eventually('the history counts every save answered 204', async () => {
+      const shown = await historyOnPage(page);
+      return (await status(page)) === 'saved' && answered.length >= steps.length &&
+        shown.saves === answered.length && shown.entries[0]?.revision === attempt.revision;
+    });
+    for (let i = 0; i < 10 && (await historyOnPage(page)).older; i += 1) {
+      const before = (await historyOnPage(page)).entries.length;
+      await page.click('#history-older');
+      await eventually('an older page drawn', async () =>
+        (await historyOnPage(page)).entries.length > before);
+    }
+    const { entries, saves, older } = await historyOnPage(page);
+    assert.equal(older, false, 'every page read');
+    figure('history_saves_answered_204', answered.length);
+    figure('history_entries_shown', entries.length);
+    // Newest first, down to the start: sequence numbers n, n-1, ..., 0.
+    assert.deepEqual(entries.map((e) => e.seq), entries.map((e, i) => entries.length - 1 - i));
+    assert.deepEqual(entries.at(-1), { ...entries.at(-1), kind: 'start', answers: {}, revision: null });
+    const savesShown = entries.filter((e) => e.kind === 'save');
+    assert.equal(savesShown.length, saves);
+    // Exactly the writes answered 204, newest first: one entry each (one PATCH in flight).
+    assert.equal(savesShown.reduce((sum, e) => sum + e.writes, 0), answered.length);
+    assert.deepEqual(savesShown.map((e) => e.revision), [...answered].reverse());
+    assert.deepEqual(normalized(entries[0].answers), normalized(attempt.answers));
+    assert.ok(entries.every((e, i) => i === 0 || Date.parse(e.writtenAt) <= Date.parse(entries[i - 1].writtenAt)));
+    assert.match(entries[0].text, /Saved/);
+    // What the API itself says, read without the page.
+    const direct = await call('GET', `/attempts/${attemptId}/history?limit=200`, student.token);
+    assert.equal(direct.status, 200);
+    assert.deepEqual(direct.body.entries.map((e) => [e.seq, e.revision, e.written_at]),
+      entries.map((e) => [e.seq, e.revision, e.writtenAt]));
+
+    // The answers at an instant, through the client in the browser: at the second save's own
+    // time (written_at ends in +00:00, so the client must send %2B), and before the start.
+    const second = savesShown.at(-2);
+    const at = await page.evaluate(({ id, instants }) =>
+      Promise.all(instants.map((instant) => window.demo.client.answersAt(id, instant))),
+    { id: attemptId, instants: [second.writtenAt, '2000-01-01T00:00:00+01:00'] });
+    assert.equal(at[0].entry?.seq, second.seq, `at ${second.writtenAt}: ${JSON.stringify(at[0])}`);
+    assert.deepEqual(at[0].answers, second.answers);
+    assert.deepEqual([at[1].entry, at[1].answers], [null, {}]);
+
+    // The submit goes on the record, and the page shows it on top.
+    await page.click('#submit');
+    await showsStatus(page, 'submitted');
+    const submitted = await eventually('the submit on top of the history', async () => {
+      const top = (await historyOnPage(page)).entries[0];
+      return top?.kind === 'submit' && top;
+    });
+    assert.equal(submitted.seq, entries[0].seq + 1);
+    assert.deepEqual(normalized(submitted.answers), normalized(attempt.answers));
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
 
 test('a burst of clicks is one PATCH or two, and the last answer is stored', { timeout: 120000 },
   async () => {
@@ -257,7 +288,8 @@ test('a 50-click session sends one preflight per URL', { timeout: 180000 }, asyn
   figure('session_patches', patches.length);
   figure('session_preflights', `${preflights} (${preflighted.join(', ')})`);
   // Start (/exams/1/attempts), the attempt (/attempts/{id}: every PATCH and the GET after the
-  // submit) and the submit (/attempts/{id}/submit): one each, thanks to Access-Control-Max-Age.
+  // submit), the submit (/attempts/{id}/submit) and the history the page reads again after each
+  // save (/attempts/{id}/history): one each, thanks to Access-Control-Max-Age.
   assert.equal(preflighted.length, preflights, 'the access log and the metrics agree');
   assert.equal(new Set(preflighted).size, preflighted.length, `a URL preflighted twice: ${preflighted}`);
   assert.ok(preflights <= urls.size, `${preflights} preflights for ${urls.size} URLs: ${[...urls]}`);
@@ -325,6 +357,35 @@ test('the API frozen: requests delivered late never overwrite newer answers',
     figure('frozen_stale_patches_refused_409', lateAndRefused);
     assert.deepEqual((await stored(attemptId, student.token)).answers, { 1: [4] });
     await context.close();
+  });
+
+test('the page closes while its last PATCH is in flight: a keepalive request stores it',
+  { timeout: 120000 }, async () => {
+    // The page talks to the API through a proxy that will hold its next PATCH: as if the network
+    // stalled when the student closes the tab. Closing the page aborts that PATCH; only a
+    // keepalive request sent at pagehide outlives the page.
+    const proxy = new HoldingProxy(api);
+    const proxied = await proxy.start();
+    const student = newStudent();
+    const { context, page } = await openExamPage(browser, { pageOrigin, api: proxied, student });
+    const attemptId = await attemptOf(page);
+    await page.click('#q1-o1');
+    await storedAs(attemptId, student.token, { 1: [1] });
+    await eventually('the first save logged', async () => server.requestsSince(0).some(
+      ([method, url]) => method === 'PATCH' && url === `/attempts/${attemptId}`));
+    const mark = server.mark();
+    const held = proxy.holdNext('PATCH');
+    await page.click('#q2-o2');
+    const inFlight = JSON.parse(await held);
+    assert.deepEqual(normalized(inFlight.answers), { 1: [1], 2: [2] });
+    await page.close({ runBeforeUnload: true });
+    const attempt = await storedAs(attemptId, student.token, { 1: [1], 2: [2] });
+    assert.ok(attempt.revision > inFlight.revision, 'stored by a request sent after the held one');
+    const arrived = server.requestsSince(mark).filter(([method]) => method === 'PATCH');
+    figure('page_close_patches_reaching_the_api', arrived.length);
+    assert.deepEqual(arrived.map(([, , code]) => code), ['204'], 'one keepalive PATCH, stored');
+    await context.close();
+    proxy.close();
   });
 
 test('submit, then a click: the page shows it is final and the answers stay',

@@ -10,12 +10,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { serveStatic } from '../../clients/js/demo/serve.mjs';
-import { ApiServer, databaseUrl, launchChromium, sanitizerReport, tokenTool } from './support.mjs';
+import { ApiServer, launchChromium, repo, required } from './support.mjs';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const tokenTool = required('BROWSER_TEST_TOKEN_TOOL');
+const databaseUrl = required('ATTEMPTS_TEST_DATABASE_URL');
 const psql = process.env.ATTEMPTS_TEST_PG_BIN
   ? path.join(process.env.ATTEMPTS_TEST_PG_BIN, 'psql')
   : 'psql';
@@ -92,11 +92,9 @@ after(async () => {
   await browser?.close();
   await server?.stop();
   staticServer?.close();
-  if (server) {
-    const report = sanitizerReport(server.logPath);
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-    assert.equal(report, null, `sanitizer report in the server's log:\n${report}`);
-  }
+  const report = server?.sanitizerReport();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  assert.equal(report ?? null, null, `sanitizer report in the server's log:\n${report}`);
 });
 
 async function openTeacherPage(token, examId = exam) {

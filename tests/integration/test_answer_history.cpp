@@ -295,7 +295,7 @@ TEST_F(AnswerHistoryTest, MaintenanceMakesTheWeeksAheadAndDropsOldWeeksWhole) {
     std::this_thread::sleep_for(milliseconds(50));
   }
   EXPECT_EQ(metric(server.port(), "attempts_history_maintenance_failures_total"), 0);
-  EXPECT_GE(metric(server.port(), "attempts_history_partition_weeks_ahead"), 4);
+  EXPECT_GE(metric(server.port(), "attempts_history_partitions_ahead"), 4);
 }
 
 }  // namespace

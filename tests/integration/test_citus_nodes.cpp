@@ -101,12 +101,14 @@ TEST_F(CitusNodesTest, EveryWriteEntersAtTheNodeHoldingItsShard) {
       ASSERT_TRUE(eventually([&] { return node_connections_up(server, 2, 4); }, seconds(20)))
           << server.log();
     }
+    db.reset_attempts(6000, 6000 + 32 * 8 - 1);  // its answer history too
     statements.reset();
     TaggedLoad load(server.port(), spread_ids(32, 8, 6000), 3);
     load.join();
     EXPECT_TRUE(load.errors().empty()) << load.errors().front();
     EXPECT_EQ(load.count(204), 32 * 8 * 3);
     EXPECT_EQ(load.check_stored(db), "");
+    EXPECT_EQ(load.check_history(url()), "");
     server.terminate();
     seen[entry] = statements.read();
     const char* names[] = {"coordinator", "worker1", "worker2"};
@@ -214,6 +216,7 @@ TEST_F(CitusNodesTest, AStoppedWorkerCostsItsShardsWritesButNothingAcknowledged)
   // A few writes in flight when the node came back may still fail; not more than that.
   EXPECT_LE(failed_after_back, 32);
   EXPECT_EQ(load.check_stored(db), "") << "an acknowledged write was lost";
+  EXPECT_EQ(load.check_history(url()), "");
 }
 
 }  // namespace

@@ -20,7 +20,12 @@
 //
 // Test endpoints (answered before the provider sees the request):
 //   POST /test/rotate[?only=1]       new signing key first; ?only=1 drops the old ones
+//   POST /test/rotate?same_kid=1     new key material under the signing key's kid, which replaces it
 //   POST /test/jwks-mode?mode=M      normal|error|garbage|huge|hang|redirect-loop|redirect-once
+//   POST /test/jwks-override         the request's body (a JWKS) is what /jwks serves from now on
+//                                    (mode "override"; mode=normal serves the provider's again)
+//   POST /test/discovery-jwks-uri?value=URL  the discovery document names this jwks_uri
+//                                    (empty: the provider's own)
 //   POST /test/cache-control?value=V Cache-Control of the JWKS endpoint (empty: none)
 //   GET  /test/stats                 request counters, published kids, signing kid
 //   POST /test/reset-stats           zero the counters
@@ -44,7 +49,8 @@ const SCOPE = 'attempts';
 const JWKS_PATH = '/jwks';
 const DISCOVERY_PATH = '/.well-known/openid-configuration';
 const TOKEN_PATH = '/token';
-const JWKS_MODES = ['normal', 'error', 'garbage', 'huge', 'hang', 'redirect-loop', 'redirect-once'];
+const JWKS_MODES = ['normal', 'error', 'garbage', 'huge', 'hang', 'redirect-loop', 'redirect-once',
+  'override'];
 const HUGE_BYTES = 3 * 1024 * 1024;
 
 const { values: args } = parseArgs({
@@ -62,6 +68,8 @@ const state = {
   keySeq: 0,
   handler: null, // provider.callback() of the current Provider
   jwksMode: 'normal',
+  jwksOverride: '', // what /jwks serves in mode "override"
+  discoveryJwksUri: '', // '' = the provider's own jwks_uri in its discovery document
   cacheControl: '', // '' = no Cache-Control header on the JWKS endpoint
   stats: null,
 };
@@ -70,11 +78,15 @@ function zeroStats() {
   state.stats = { jwks_requests: 0, jwks_copy_requests: 0, discovery_requests: 0, token_requests: 0 };
 }
 
-function newSigningKey() {
+function newSigningKey(kid = undefined) {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   state.keySeq += 1;
-  const kid = `k${state.keySeq}-${randomBytes(6).toString('hex')}`;
-  return { ...privateKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' };
+  return {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: kid ?? `k${state.keySeq}-${randomBytes(6).toString('hex')}`,
+    use: 'sig',
+    alg: 'RS256',
+  };
 }
 
 function loadOrCreateKeys(file) {
@@ -183,15 +195,50 @@ function serveJwks(req, res) {
       return res.writeHead(302, { Location: JWKS_PATH }).end();
     case 'redirect-once':
       return res.writeHead(302, { Location: '/test/jwks-copy' }).end();
+    case 'override':
+      return res.writeHead(200, { 'Content-Type': 'application/json' }).end(state.jwksOverride);
     default:
       return state.handler(req, res);
   }
 }
 
 function rotate(issuer, query) {
+  if (query.get('same_kid') === '1') {
+    const key = newSigningKey(state.keys[0].kid);
+    installKeys(issuer, [key, ...state.keys.slice(1)]);
+    return { kid: key.kid, kids: state.keys.map((k) => k.kid) };
+  }
   const key = newSigningKey();
   installKeys(issuer, query.get('only') === '1' ? [key] : [key, ...state.keys]);
   return { kid: key.kid, kids: state.keys.map((k) => k.kid) };
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+// The provider's discovery document with another jwks_uri.
+function serveDiscovery(req, res) {
+  const end = res.end;
+  const chunks = [];
+  res.write = (chunk) => {
+    chunks.push(Buffer.from(chunk));
+    return true;
+  };
+  res.end = function patchedEnd(chunk, ...rest) {
+    if (chunk && typeof chunk !== 'function') chunks.push(Buffer.from(chunk));
+    const document = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    document.jwks_uri = state.discoveryJwksUri;
+    const text = JSON.stringify(document);
+    res.setHeader('Content-Length', Buffer.byteLength(text));
+    return end.call(this, text, ...rest.filter((r) => typeof r === 'function'));
+  };
+  return state.handler(req, res);
 }
 
 function handleTest(req, res, path, query, issuer) {
@@ -205,6 +252,15 @@ function handleTest(req, res, path, query, issuer) {
       state.jwksMode = mode;
       return sendJson(res, 200, { mode });
     }
+    case 'POST /test/jwks-override':
+      return readBody(req).then((body) => {
+        state.jwksOverride = body;
+        state.jwksMode = 'override';
+        sendJson(res, 200, { mode: state.jwksMode });
+      });
+    case 'POST /test/discovery-jwks-uri':
+      state.discoveryJwksUri = query.get('value') ?? '';
+      return sendJson(res, 200, { value: state.discoveryJwksUri });
     case 'POST /test/cache-control':
       state.cacheControl = query.get('value') ?? '';
       return sendJson(res, 200, { value: state.cacheControl });
@@ -239,6 +295,7 @@ function requestHandler(issuer) {
     if (pathname.startsWith('/test/')) return handleTest(req, res, pathname, searchParams, issuer);
     countRequest(pathname);
     if (pathname === JWKS_PATH) return serveJwks(req, res);
+    if (pathname === DISCOVERY_PATH && state.discoveryJwksUri) return serveDiscovery(req, res);
     return state.handler(req, res);
   };
 }

@@ -68,7 +68,7 @@ inline json jwks_of(std::initializer_list<json> keys) {
 }
 
 inline std::shared_ptr<const KeySet> key_set_of(const json& jwks) {
-  auto result = KeySet::parse(jwks.dump());
+  auto result = KeySet::parse(jwks.dump(), KeyOrigin::file);
   if (const auto* error = std::get_if<KeySetError>(&result)) {
     throw std::runtime_error(error->message);
   }

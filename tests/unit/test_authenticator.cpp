@@ -15,6 +15,7 @@ namespace attempts::auth {
 namespace {
 
 using test::claims_for;
+using test::json;
 using test::kNow;
 using test::make_token;
 
@@ -118,23 +119,52 @@ TEST(AuthenticatorTest, WithoutKeysItIsNotReadyAndTheFirstVerifierMakesItReady) 
   EXPECT_EQ(authenticator.authenticate(header, cache.reader(), kNow), student(42));
 }
 
-TEST(AuthenticatorTest, AnUnknownKidCallsTheHookAndNothingElseDoes) {
+TEST(AuthenticatorTest, AMissingOrChangedKeyAsksTheHookAndNothingElseDoes) {
   Authenticator authenticator(verifier_for(test::test_key_set()));
-  int calls = 0;
-  authenticator.on_unknown_key([&calls] { ++calls; });
+  std::vector<TokenError> asked;
+  authenticator.on_key_miss([&asked](TokenError reason) {
+    asked.push_back(reason);
+    return std::chrono::seconds(3);
+  });
   TokenCache cache({.capacity = 64});
   auto& tokens = cache.reader();
+  // A kid the keys do not have: the provider rotated in a new one. The 401 says when to retry.
   const auto unknown = "Bearer " + make_token("test-hs256", {{"kid", "rotated-in"}});
-  EXPECT_EQ(authenticator.authenticate(unknown, tokens, kNow), failure(TokenError::unknown_key));
-  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(authenticator.authenticate(unknown, tokens, kNow),
+            AuthResult(AuthFailure{TokenError::unknown_key, std::chrono::seconds(3)}));
+  // A kid the keys have, whose key does not verify the token: the provider may have rotated
+  // under the same kid.
+  const auto same_kid = tools::sign_token(
+      tools::signing_key_from_jwk(tools::generate_private_jwk(Algorithm::rs256, "test-rs256")),
+      json::object(), claims_for(42));
+  EXPECT_EQ(authenticator.authenticate("Bearer " + same_kid, tokens, kNow),
+            AuthResult(AuthFailure{TokenError::bad_signature, std::chrono::seconds(3)}));
+  // No kid, and the one key of its algorithm does not verify it: a provider without kids that
+  // rotated.
+  const auto no_kid = tools::sign_token(
+      tools::signing_key_from_jwk(tools::generate_private_jwk(Algorithm::es256, "other")),
+      {{"kid", nullptr}}, claims_for(42));
+  EXPECT_EQ(authenticator.authenticate("Bearer " + no_kid, tokens, kNow),
+            AuthResult(AuthFailure{TokenError::bad_signature, std::chrono::seconds(3)}));
+  EXPECT_EQ(asked, (std::vector{TokenError::unknown_key, TokenError::bad_signature,
+                                TokenError::bad_signature}));
   // Other rejections and successes are none of a key source's business.
+  asked.clear();
   EXPECT_EQ(authenticator.authenticate("Bearer abc", tokens, kNow), failure(TokenError::malformed));
   EXPECT_EQ(authenticator.authenticate("Bearer " + make_token("test-eddsa"), tokens,
                                        test::kExpiry + 3600),
             failure(TokenError::expired));
   EXPECT_EQ(authenticator.authenticate("Bearer " + make_token("test-rs256"), tokens, kNow),
             student(42));
-  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(asked.empty());
+}
+
+TEST(AuthenticatorTest, WithoutAHookAMissingKeyIsAPlain401) {
+  const Authenticator authenticator(verifier_for(test::test_key_set()));
+  TokenCache cache({.capacity = 64});
+  const auto unknown = "Bearer " + make_token("test-hs256", {{"kid", "rotated-in"}});
+  EXPECT_EQ(authenticator.authenticate(unknown, cache.reader(), kNow),
+            failure(TokenError::unknown_key));
 }
 
 TEST(AuthenticatorTest, ATokenTooLongToVerifyIsNotHashed) {

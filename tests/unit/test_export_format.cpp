@@ -33,10 +33,15 @@ TEST(ExportQueryTest, SubmittedAndUpdatedSinceAreRead) {
   EXPECT_EQ(filter_of("/exams/1/attempts?submitted=false").submitted, false);
   const ExportFilter both =
       filter_of("/exams/1/attempts?updated_since=2026-12-07T10:03:00%2B01:00&submitted=true");
-  EXPECT_EQ(both.updated_since, "2026-12-07T10:03:00+01:00");
+  EXPECT_EQ(both.updated_since, "2026-12-07T09:03:00.000000Z");  // sent in UTC
   EXPECT_EQ(both.submitted, true);
   EXPECT_EQ(filter_of("/exams/1/attempts?updated_since=2026-12-07T10:03:00.5Z").updated_since,
-            "2026-12-07T10:03:00.5Z");
+            "2026-12-07T10:03:00.500000Z");
+  // PostgreSQL refuses year 0 and offsets past 15:59: the instant meant is kept in range.
+  EXPECT_EQ(filter_of("/exams/1/attempts?updated_since=0000-01-01T00:00:00Z").updated_since,
+            "0001-01-01T00:00:00.000000Z");
+  EXPECT_EQ(filter_of("/exams/1/attempts?updated_since=2026-12-07T10:00:00%2B23:59").updated_since,
+            "2026-12-06T10:01:00.000000Z");
 }
 
 TEST(ExportQueryTest, BadValuesRepeatsAndUnknownParametersAre400s) {

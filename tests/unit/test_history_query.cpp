@@ -77,6 +77,18 @@ TEST(HistoryQueryTest, RefusesWhatItCannotMean) {
   EXPECT_NE(refusal("/h?at=2026-12-07T10%3").find("%-escape"), std::string::npos);
 }
 
+TEST(HistoryQueryTest, AnInstantIsSentInUtcWithinTheYearsEveryStoreTakes) {
+  EXPECT_EQ(rfc3339_in_utc("2026-12-07T10:03:00Z"), "2026-12-07T10:03:00.000000Z");
+  EXPECT_EQ(rfc3339_in_utc("2026-12-07T10:03:00.1234567+01:30"), "2026-12-07T08:33:00.123456Z");
+  EXPECT_EQ(rfc3339_in_utc("2026-12-31T23:30:00-01:00"), "2027-01-01T00:30:00.000000Z");
+  EXPECT_EQ(rfc3339_in_utc("2024-03-01T00:10:00+23:59"), "2024-02-29T00:11:00.000000Z");
+  EXPECT_EQ(rfc3339_in_utc("2016-12-31T23:59:60Z"), "2017-01-01T00:00:00.000000Z");
+  // PostgreSQL refuses year 0 and offsets past 15:59: what the client meant is kept in range.
+  EXPECT_EQ(rfc3339_in_utc("0000-01-01T00:00:00Z"), "0001-01-01T00:00:00.000000Z");
+  EXPECT_EQ(rfc3339_in_utc("9999-12-31T23:59:59-23:00"), "9999-12-31T23:59:59.999999Z");
+  EXPECT_EQ(parsed("/h?at=2026-12-07T10:00:00%2B23:59").at_utc, "2026-12-06T10:01:00.000000Z");
+}
+
 TEST(HistoryQueryTest, Rfc3339NeedsAFullDateTimeWithAnOffset) {
   for (const char* good : {"2026-12-07T10:03:00Z", "2024-02-29T23:59:60.123456Z",
                            "2026-12-07T10:03:00-23:59", "2026-01-01t00:00:00z"}) {

@@ -21,11 +21,16 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
+// A document as an operator's --jwks file holds it.
+KeySetResult parse_file(std::string_view text) {
+  return KeySet::parse(text, KeyOrigin::file);
+}
+
 const LoadedKeySet& loaded(const KeySetResult& result) {
   if (const auto* error = std::get_if<KeySetError>(&result)) {
     ADD_FAILURE() << "unexpected error: " << error->message;
     static const LoadedKeySet kEmpty =
-        std::get<LoadedKeySet>(KeySet::parse(jwks_of({public_jwk("test-hs256")}).dump()));
+        std::get<LoadedKeySet>(parse_file(jwks_of({public_jwk("test-hs256")}).dump()));
     return kEmpty;
   }
   return std::get<LoadedKeySet>(result);
@@ -38,7 +43,7 @@ std::string error_of(const KeySetResult& result) {
 }
 
 std::string error_of(const json& document) {
-  return error_of(KeySet::parse(document.dump()));
+  return error_of(parse_file(document.dump()));
 }
 
 // A JWK changed by `edit`.
@@ -49,9 +54,9 @@ json edited(std::string_view kid, const std::function<void(json&)>& edit) {
 }
 
 TEST(KeySetTest, KeepsOneKeyPerSupportedTypeWithItsAlgorithm) {
-  const auto result = KeySet::parse(jwks_of({public_jwk("test-hs256"), public_jwk("test-rs256"),
-                                             public_jwk("test-es256"), public_jwk("test-eddsa")})
-                                        .dump());
+  const auto result = parse_file(jwks_of({public_jwk("test-hs256"), public_jwk("test-rs256"),
+                                          public_jwk("test-es256"), public_jwk("test-eddsa")})
+                                     .dump());
   const LoadedKeySet& set = loaded(result);
   EXPECT_THAT(set.warnings, IsEmpty());
   ASSERT_EQ(set.key_set.keys().size(), 4u);
@@ -72,7 +77,7 @@ TEST(KeySetTest, KeepsOneKeyPerSupportedTypeWithItsAlgorithm) {
 TEST(KeySetTest, MinimalKeysWithoutKidAlgOrUseAreAccepted) {
   json jwk = public_jwk("test-es256");
   for (const char* member : {"kid", "alg", "use"}) jwk.erase(member);
-  const auto result = KeySet::parse(jwks_of({jwk}).dump());
+  const auto result = parse_file(jwks_of({jwk}).dump());
   const LoadedKeySet& set = loaded(result);
   ASSERT_EQ(set.key_set.keys().size(), 1u);
   EXPECT_FALSE(set.key_set.keys()[0].kid.has_value());
@@ -105,7 +110,7 @@ TEST(KeySetTest, KeysForOtherPurposesOrTypesAreSkippedWithAWarning) {
                jwk["kid"] = "rs512";
              }),
   });
-  const auto result = KeySet::parse(document.dump());
+  const auto result = parse_file(document.dump());
   const LoadedKeySet& set = loaded(result);
   ASSERT_EQ(set.key_set.keys().size(), 1u);
   EXPECT_EQ(set.key_set.keys()[0].kid, "test-hs256");
@@ -123,7 +128,7 @@ TEST(KeySetTest, KeyOpsWithVerifyAndUseSigAreKept) {
     key["key_ops"] = {"sign", "verify"};
     key["use"] = "sig";
   });
-  EXPECT_EQ(loaded(KeySet::parse(jwks_of({jwk}).dump())).key_set.keys().size(), 1u);
+  EXPECT_EQ(loaded(parse_file(jwks_of({jwk}).dump())).key_set.keys().size(), 1u);
 }
 
 TEST(KeySetTest, OnlySkippedKeysIsAnError) {
@@ -140,16 +145,16 @@ TEST(KeySetTest, OnlySkippedKeysIsAnError) {
 // ---- Refused documents -------------------------------------------------------------------------
 
 TEST(KeySetTest, MalformedJsonIsAnError) {
-  EXPECT_THAT(error_of(KeySet::parse(R"({"keys": [)")), HasSubstr("JWKS is not valid JSON"));
-  EXPECT_THAT(error_of(KeySet::parse("")), HasSubstr("JWKS is not valid JSON"));
-  EXPECT_THAT(error_of(KeySet::parse(R"({"keys": []} x)")), HasSubstr("JWKS is not valid JSON"));
+  EXPECT_THAT(error_of(parse_file(R"({"keys": [)")), HasSubstr("JWKS is not valid JSON"));
+  EXPECT_THAT(error_of(parse_file("")), HasSubstr("JWKS is not valid JSON"));
+  EXPECT_THAT(error_of(parse_file(R"({"keys": []} x)")), HasSubstr("JWKS is not valid JSON"));
   const std::string valid = jwks_of({public_jwk("test-hs256")}).dump();
-  EXPECT_EQ(error_of(KeySet::parse(valid + '\0' + "junk")), "JWKS contains a NUL byte");
+  EXPECT_EQ(error_of(parse_file(valid + '\0' + "junk")), "JWKS contains a NUL byte");
 }
 
 TEST(KeySetTest, DocumentWithoutKeysArrayIsAnError) {
   for (const char* text : {"[]", "{}", R"({"keys": {}})", R"({"keys": "x"})", "null"}) {
-    EXPECT_THAT(error_of(KeySet::parse(text)), HasSubstr("a JSON object with a \"keys\" array"))
+    EXPECT_THAT(error_of(parse_file(text)), HasSubstr("a JSON object with a \"keys\" array"))
         << text;
   }
 }
@@ -188,7 +193,7 @@ TEST(KeySetTest, ShortHmacSecretIsAnError) {
             "JWKS keys[0] (kid \"short\"): HS256 secret \"k\" is 31 bytes; at least 32 are "
             "required");
   const json enough = {{"kty", "oct"}, {"k", base64url_encode(std::string(32, 's'))}};
-  EXPECT_EQ(loaded(KeySet::parse(jwks_of({enough}).dump())).key_set.keys().size(), 1u);
+  EXPECT_EQ(loaded(parse_file(jwks_of({enough}).dump())).key_set.keys().size(), 1u);
 }
 
 TEST(KeySetTest, SmallRsaModulusIsAnError) {
@@ -245,10 +250,64 @@ TEST(KeySetTest, DuplicateKidIsAnError) {
     jwk["use"] = "enc";
     jwk["kid"] = "test-hs256";
   });
-  EXPECT_EQ(loaded(KeySet::parse(jwks_of({public_jwk("test-hs256"), encryption}).dump()))
+  EXPECT_EQ(loaded(parse_file(jwks_of({public_jwk("test-hs256"), encryption}).dump()))
                 .key_set.keys()
                 .size(),
             1u);
+}
+
+// ---- Fetched documents (KeyOrigin::remote) -----------------------------------------------------
+
+TEST(KeySetTest, AFetchedDocumentMayNotCarryHs256Secrets) {
+  // A JWKS endpoint is public: a secret published there signs anyone's token.
+  const auto result = KeySet::parse(
+      jwks_of({public_jwk("test-hs256"), public_jwk("test-rs256")}).dump(), KeyOrigin::remote);
+  const LoadedKeySet& set = loaded(result);
+  ASSERT_EQ(set.key_set.keys().size(), 1u);
+  EXPECT_EQ(set.key_set.keys()[0].kid, "test-rs256");
+  EXPECT_EQ(set.key_set.find("test-hs256"), nullptr);
+  EXPECT_THAT(set.refused, ElementsAre(HasSubstr("keys[0] (kid \"test-hs256\"): an HS256 secret "
+                                                 "(kty \"oct\") in a fetched JWKS is public")));
+  // The same key in an operator's file is fine.
+  EXPECT_EQ(loaded(parse_file(jwks_of({public_jwk("test-hs256")}).dump())).key_set.keys().size(),
+            1u);
+}
+
+TEST(KeySetTest, InAFetchedDocumentABadKeyIsRefusedAloneAndTheOthersAreUsed) {
+  const json small =
+      tools::public_jwk(tools::generate_private_jwk(Algorithm::rs256, "rsa-1024", 1024));
+  const json repeated = edited("test-eddsa", [](json& jwk) { jwk["kid"] = "test-rs256"; });
+  const json private_rsa = json::parse(tools::insecure_test_private_jwks())["keys"][1];
+  const json encryption = edited("test-es256", [](json& jwk) { jwk["use"] = "enc"; });
+  const json document = jwks_of({small, public_jwk("test-rs256"), repeated, private_rsa, encryption,
+                                 public_jwk("test-es256")});
+  // In a file, the first of them refuses the whole document.
+  EXPECT_THAT(error_of(document), HasSubstr("RSA modulus is 1024 bits"));
+
+  const auto result = KeySet::parse(document.dump(), KeyOrigin::remote);
+  const LoadedKeySet& set = loaded(result);
+  ASSERT_EQ(set.key_set.keys().size(), 2u);
+  EXPECT_EQ(set.key_set.keys()[0].kid, "test-rs256");
+  EXPECT_EQ(set.key_set.keys()[0].algorithm, Algorithm::rs256);  // the first with that kid
+  EXPECT_EQ(set.key_set.keys()[1].kid, "test-es256");
+  EXPECT_THAT(set.refused,
+              ElementsAre(HasSubstr("keys[0] (kid \"rsa-1024\"): RSA modulus is 1024 bits"),
+                          HasSubstr("keys[2] (kid \"test-rs256\"): kid is already used by keys[1]"),
+                          HasSubstr("keys[3] (kid \"test-rs256\"): has the private key member")));
+  // A key not meant for verifying is skipped, as from a file: not a refusal.
+  EXPECT_THAT(set.warnings, ElementsAre(HasSubstr("keys[4] (kid \"test-es256\") skipped")));
+}
+
+TEST(KeySetTest, AFetchedDocumentWithNoUsableKeyIsAnErrorThatCountsTheRefused) {
+  const json small =
+      tools::public_jwk(tools::generate_private_jwk(Algorithm::rs256, "rsa-1024", 1024));
+  const auto result =
+      KeySet::parse(jwks_of({public_jwk("test-hs256"), small}).dump(), KeyOrigin::remote);
+  ASSERT_TRUE(std::holds_alternative<KeySetError>(result));
+  const auto& error = std::get<KeySetError>(result);
+  EXPECT_EQ(error.refused_keys, 2u);
+  EXPECT_THAT(error.message, HasSubstr("no usable signature verification key"));
+  EXPECT_THAT(error.message, HasSubstr("RSA modulus is 1024 bits"));
 }
 
 // ---- Files -------------------------------------------------------------------------------------

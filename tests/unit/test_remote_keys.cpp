@@ -1,5 +1,6 @@
 // Unit tests for the pieces of the remote key source that need no network: the URLs it
-// fetches (configured, discovered, redirected to) and how long the keys it gets are kept.
+// fetches (configured, discovered, redirected to), the rules of key_source_rules.hpp, and how
+// long the keys it gets are kept (when it fetches: test_refresh_schedule.cpp).
 // Fetching from a real provider is tested end to end in
 // tests/integration/test_identity_provider.cpp.
 
@@ -9,8 +10,11 @@
 #include <string>
 #include <variant>
 
+#include "attempts/auth/jwks.hpp"
+#include "attempts/auth/key_source_rules.hpp"
 #include "attempts/auth/remote_keys.hpp"
 #include "attempts/auth/url.hpp"
+#include "auth/oidc_discovery.hpp"
 
 namespace attempts::auth {
 namespace {
@@ -72,6 +76,42 @@ TEST(UrlTest, ARedirectGoesToAnAbsoluteUrlOrAPathOfTheSameServer) {
   }
 }
 
+TEST(KeySourceRulesTest, HttpsStaysHttps) {
+  const Url https = url_of("https://id.example/.well-known/openid-configuration");
+  const Url http = url_of("http://id.example/jwks");
+  EXPECT_EQ(downgrade_error(https, url_of("https://keys.example/jwks")), std::nullopt);
+  EXPECT_EQ(downgrade_error(http, url_of("https://keys.example/jwks")), std::nullopt);
+  EXPECT_EQ(downgrade_error(http, url_of("http://127.0.0.1:9/jwks")), std::nullopt);
+  const auto refused = downgrade_error(https, url_of("http://127.0.0.1:9/jwks"));
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->find("http://127.0.0.1:9/jwks"), std::string::npos) << *refused;
+}
+
+TEST(KeySourceRulesTest, PlainHttpIsWarnedAbout) {
+  EXPECT_EQ(plaintext_warning(url_of("https://id.example/jwks")), std::nullopt);
+  const auto warning = plaintext_warning(url_of("http://id.example/jwks"));
+  ASSERT_TRUE(warning);
+  EXPECT_NE(warning->find("http://id.example/jwks"), std::string::npos) << *warning;
+}
+
+TEST(KeySourceRulesTest, SecretsComeFromAFileOnlyAndOneBadKeyRefusesOnlyAFile) {
+  for (const auto algorithm : {Algorithm::rs256, Algorithm::es256, Algorithm::eddsa}) {
+    EXPECT_TRUE(may_carry(KeyOrigin::remote, algorithm));
+    EXPECT_TRUE(may_carry(KeyOrigin::file, algorithm));
+  }
+  EXPECT_FALSE(may_carry(KeyOrigin::remote, Algorithm::hs256));
+  EXPECT_TRUE(may_carry(KeyOrigin::file, Algorithm::hs256));
+  EXPECT_TRUE(refuses_whole_document(KeyOrigin::file));
+  EXPECT_FALSE(refuses_whole_document(KeyOrigin::remote));
+}
+
+TEST(DiscoveryTest, TheDocumentIsUnderTheIssuerWithoutItsTrailingSlash) {
+  EXPECT_EQ(discovery_url("https://id.example/realms/exams"),
+            "https://id.example/realms/exams/.well-known/openid-configuration");
+  EXPECT_EQ(discovery_url("https://id.example/"),
+            "https://id.example/.well-known/openid-configuration");
+}
+
 TEST(CacheControlTest, MaxAgeIsReadAsRfc9111Says) {
   EXPECT_EQ(max_age("max-age=600"), seconds(600));
   EXPECT_EQ(max_age("public, max-age=3600, must-revalidate"), seconds(3600));
@@ -108,6 +148,7 @@ TEST(FetchOutcomeTest, EachOutcomeHasItsOwnLabel) {
   EXPECT_EQ(names.size(), kFetchOutcomeCount);
   EXPECT_EQ(name(FetchOutcome::ok), "ok");
   EXPECT_EQ(name(FetchOutcome::issuer_mismatch), "issuer_mismatch");
+  EXPECT_EQ(name(FetchOutcome::insecure), "insecure");
 }
 
 }  // namespace

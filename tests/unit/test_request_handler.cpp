@@ -259,6 +259,13 @@ TEST_F(RequestHandlerTest, TheStoresOutcomeBecomesTheResponse) {
 
 // ---- authentication --------------------------------------------------------------------------
 
+// A token of student 5 that expired an hour ago.
+std::string expired_token() {
+  return auth::test::make_token(
+      "test-hs256", json::object(),
+      {{"sub", "5"}, {"iat", auth::test::kNow - 7200}, {"exp", auth::test::kNow - 3600}});
+}
+
 class AuthenticatedHandlerTest : public RequestHandlerTest {
  protected:
   auth::Authenticator authenticator_{std::make_shared<const auth::TokenVerifier>(
@@ -293,9 +300,7 @@ TEST_F(AuthenticatedHandlerTest, ProbesUnknownPathsAndWrongMethodsNeedNoToken) {
 }
 
 TEST_F(AuthenticatedHandlerTest, ABadTokenIs401InvalidTokenWithItsReason) {
-  const auto expired = auth::test::make_token(
-      "test-hs256", json::object(),
-      {{"sub", "5"}, {"iat", auth::test::kNow - 7200}, {"exp", auth::test::kNow - 3600}});
+  const auto expired = expired_token();
   const auto response = run(with_bearer(request(Verb::get, "/attempts/5"), expired));
   ASSERT_TRUE(response);
   EXPECT_EQ(response->result(), Status::unauthorized);
@@ -410,6 +415,25 @@ TEST_F(KeysFromAProviderTest, OnceTheKeysArriveTokensAreJudged) {
       auth::test::make_token("test-rs256", json::object(), auth::test::claims_for(12));
   EXPECT_FALSE(run(with_bearer(request(Verb::get, "/attempts/3"), token)));
   EXPECT_EQ(call_.student, 12);
+}
+
+TEST_F(KeysFromAProviderTest, WhileNewKeysAreFetchedA401SaysWhenToTryAgain) {
+  authenticator_.replace(std::make_shared<const auth::TokenVerifier>(auth::test::test_key_set(),
+                                                                     auth::VerifierOptions{}));
+  authenticator_.on_key_miss([](auth::TokenError) { return std::chrono::seconds(4); });
+  const auto rotated = auth::test::make_token("test-hs256", {{"kid", "rotated-in"}});
+  const auto response = run(with_bearer(patch("/attempts/3", R"({"answers":{}})"), rotated));
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->result(), Status::unauthorized);
+  EXPECT_EQ((*response)[Field::retry_after], "4");
+  EXPECT_EQ((*response)[Field::www_authenticate],
+            auth::www_authenticate(auth::TokenError::unknown_key));
+  // A refusal no new key can change says nothing of retrying.
+  const auto expired = expired_token();
+  const auto refused = run(with_bearer(request(Verb::get, "/attempts/5"), expired));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->result(), Status::unauthorized);
+  EXPECT_EQ(refused->count(Field::retry_after), 0u);
 }
 
 }  // namespace

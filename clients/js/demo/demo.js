@@ -1,6 +1,7 @@
-// The demo exam page: a student picks answers, sees whether they are saved, and submits.
-// Everything about saving is the reference client's (../attempts-client.js); this file only
-// draws the page and says what the client reports.
+// The demo exam page: a student picks answers, sees whether they are saved, and submits; below,
+// the attempt's history lists every save the server applied, newest first. Everything about
+// saving and reading is the reference client's (../attempts-client.js); this file only draws the
+// page and says what the client reports.
 //
 // URL: /demo/?api=http://127.0.0.1:8000&exam=1#token=<JWT>
 //   api    the attempts API's origin (default http://127.0.0.1:8000); the server must allow
@@ -9,6 +10,8 @@
 //   token  a student's bearer token, in the fragment so that it never reaches a server's log
 //   timeout  optional: milliseconds before an unanswered request counts as failed (the
 //          client's requestTimeoutMs; the browser test shortens it)
+//   history  optional: entries per history page (default: the server's, 50); "Older entries"
+//          reads the next page
 // The attempt's id (and the Idempotency-Key of its start) are kept in sessionStorage, so a
 // reload shows the same attempt with its stored answers.
 import { AttemptsClient } from '../attempts-client.js';
@@ -43,6 +46,11 @@ const statusEl = document.getElementById('status');
 const questionsEl = document.getElementById('questions');
 const submitEl = document.getElementById('submit');
 const attemptEl = document.getElementById('attempt');
+const historyEl = document.getElementById('history');
+const historySummaryEl = document.getElementById('history-summary');
+const historyListEl = document.getElementById('history-entries');
+const historyRefreshEl = document.getElementById('history-refresh');
+const historyOlderEl = document.getElementById('history-older');
 
 function show(status, detail = {}) {
   statusEl.dataset.status = status;
@@ -87,6 +95,108 @@ function showAnswers(answers) {
   }
 }
 
+// --- the history ----------------------------------------------------------------------------
+
+const KINDS = { start: 'Started', save: 'Saved', submit: 'Submitted' };
+const historyLimit = Number(params.get('history')) || undefined;
+let historyPage; // the last page drawn: "Older entries" follows its next
+let historyBusy = false; // one history read at a time
+let historyAgain = false; // asked for while one was on its way: read the first page once more
+
+// An entry's answers in words: "1: Mercury · 5: 2, 11".
+function describeAnswers(answers) {
+  const parts = Object.entries(answers)
+    .sort(([a], [b]) => Number(a) - Number(b))
+    .map(([id, options]) => {
+      const question = QUESTIONS.find((q) => String(q.id) === id);
+      const names = options.map((option) => question?.options[option - 1] ?? String(option));
+      return `${id}: ${names.join(', ')}`;
+    });
+  return parts.length ? parts.join(' · ') : 'no answers';
+}
+
+function textElement(tag, className, text) {
+  const element = document.createElement(tag);
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+// One entry: when, what, the answers as saved, and its sequence number, revision and writes.
+// The data-* attributes carry the entry as the server sent it (the browser test reads them).
+function historyItem(entry) {
+  const item = document.createElement('li');
+  Object.assign(item.dataset, {
+    seq: entry.seq,
+    kind: entry.kind,
+    writtenAt: entry.written_at,
+    revision: entry.revision ?? '',
+    writes: entry.writes,
+    answers: JSON.stringify(entry.answers),
+  });
+  const when = new Date(entry.written_at);
+  const time = textElement('time', 'when',
+    Number.isNaN(when.getTime()) ? entry.written_at : when.toLocaleTimeString());
+  time.dateTime = entry.written_at;
+  time.title = entry.written_at;
+  const detail = [
+    `#${entry.seq}`,
+    entry.revision === null ? 'no revision' : `revision ${entry.revision}`,
+    entry.writes > 1 ? `${entry.writes} writes in one` : '',
+  ].filter(Boolean).join(' · ');
+  item.append(time, textElement('span', 'kind', KINDS[entry.kind] ?? entry.kind),
+    textElement('span', 'answers', describeAnswers(entry.answers)),
+    textElement('span', 'detail', detail));
+  return item;
+}
+
+function drewHistory(page) {
+  historyPage = page;
+  historyOlderEl.hidden = !page.next;
+  historyEl.dataset.state = 'shown';
+  historySummaryEl.dataset.saves = page.saves;
+  const shown = historyListEl.children.length;
+  historySummaryEl.textContent = `${page.saves} ${page.saves === 1 ? 'save' : 'saves'} on ` +
+    `record; ${shown} ${shown === 1 ? 'entry' : 'entries'} shown, newest first.`;
+}
+
+function historyFailed(error) {
+  historyEl.dataset.state = 'error';
+  historySummaryEl.textContent = error.httpStatus === 404
+    ? `No history: ${error.message}`
+    : `History unavailable: ${error.message}`;
+}
+
+// Reads one page of the history, as the client reads it (retried while the API is away), and
+// draws it: the first page in place of the list, or the next one below it.
+async function readHistory(older) {
+  if (!attemptId) return;
+  if (historyBusy) {
+    historyAgain = historyAgain || !older;
+    return;
+  }
+  historyBusy = true;
+  historyAgain = false;
+  try {
+    if (older) {
+      const page = await client.nextHistory(historyPage);
+      if (page) {
+        historyListEl.append(...page.entries.map(historyItem));
+        drewHistory(page);
+      }
+    } else {
+      const page = await client.history(attemptId, { limit: historyLimit });
+      historyListEl.replaceChildren(...page.entries.map(historyItem));
+      drewHistory(page);
+    }
+  } catch (error) {
+    historyFailed(error);
+  } finally {
+    historyBusy = false;
+    if (historyAgain) readHistory(false);
+  }
+}
+
 // The `sub` of the token, to keep one stored attempt per student.
 function student() {
   try {
@@ -116,6 +226,8 @@ function makeFinal() {
 client.addEventListener('status', async (event) => {
   const { status } = event.detail;
   show(status, event.detail);
+  // A save or the submit is on the record now: the history shows it.
+  if (status === 'saved' || status === 'submitted' || status === 'deadline') readHistory(false);
   if ((status === 'submitted' || status === 'deadline') && !final) {
     makeFinal();
     // The sheet as stored: a click that was refused does not stay on the page.
@@ -155,6 +267,10 @@ async function open() {
   }
   attemptEl.textContent = `Attempt ${record.id}.`;
   showAnswers(record.answers);
+  historyRefreshEl.disabled = false;
+  historyRefreshEl.addEventListener('click', () => readHistory(false));
+  historyOlderEl.addEventListener('click', () => readHistory(true));
+  readHistory(false);
   if (record.submitted_at) {
     makeFinal();
     show('submitted');

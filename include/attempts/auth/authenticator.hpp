@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,6 +18,9 @@ namespace attempts::auth {
 
 struct AuthFailure {
   TokenError reason;
+  // Above zero when new keys that may verify this token are on their way (a remote key source
+  // is fetching them): the 401's Retry-After, after which one more try is worthwhile.
+  std::chrono::seconds retry_after{0};
 
   friend bool operator==(const AuthFailure&, const AuthFailure&) = default;
 };
@@ -77,9 +81,12 @@ class Authenticator {
   bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
   // Called (from any thread, on the request path: it must not block) whenever a token names a
-  // key the verifier does not have, so that a remote key source can look for new keys. Set
-  // before requests are served.
-  void on_unknown_key(std::function<void()> hook) { unknown_key_hook_ = std::move(hook); }
+  // key the verifier does not have (unknown_key), or the key it names does not verify it
+  // (bad_signature), so that a remote key source can look for new keys: a provider may rotate
+  // under a new kid, under the same one, or without kids at all. Returns when the new keys will
+  // be there (AuthFailure::retry_after; 0: none are coming). Set before requests are served.
+  using KeyMissHook = std::function<std::chrono::seconds(TokenError reason)>;
+  void on_key_miss(KeyMissHook hook) { key_miss_hook_ = std::move(hook); }
 
   AuthResult authenticate(std::string_view authorization, TokenCache::Reader& cache,
                           std::int64_t now_unix_seconds) const;
@@ -96,7 +103,7 @@ class Authenticator {
   }
 
  private:
-  AuthResult reject(TokenError reason) const noexcept;
+  AuthResult reject(TokenError reason, std::chrono::seconds retry_after = {}) const noexcept;
   // A cache hit on a staff member's token: the id read again from the token (see the cache).
   AuthResult staff_from_hit(std::string_view token) const;
 
@@ -106,7 +113,7 @@ class Authenticator {
   mutable std::mutex verifier_mutex_;
   std::shared_ptr<const TokenVerifier> verifier_;
   std::atomic<bool> ready_{false};
-  std::function<void()> unknown_key_hook_;
+  KeyMissHook key_miss_hook_;
   KeysInForce keys_in_force_;
   // Longer tokens are refused without being hashed (the verifier's limit; the same for every
   // verifier, from the configuration).

@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "attempts/auth/key_source_rules.hpp"
+
 // OpenSSL's key type, declared so that this header needs no OpenSSL headers.
 struct evp_pkey_st;
 
@@ -66,12 +68,13 @@ using KeySetResult = std::variant<LoadedKeySet, KeySetError>;
 // Keys that are not for us are skipped with a warning: another kty or curve, an `alg` this
 // service does not implement, `use` other than "sig", `key_ops` without "verify". A key meant
 // for us that cannot be used safely (short secret, small modulus, point off the curve, an
-// `alg` contradicting its kty, private members in an asymmetric key, a repeated kid) makes
-// the whole document an error: better to refuse the configuration than to run without a key
-// the operator expects.
+// `alg` contradicting its kty, private members in an asymmetric key, a repeated kid, a key
+// type its origin may not carry) is refused as key_source_rules.hpp says for its origin: in a
+// file, the whole document is an error (better to refuse the configuration than to run without
+// a key the operator expects); in a fetched document, that key alone, and the others are used.
 class KeySet {
  public:
-  static KeySetResult parse(std::string_view json);
+  static KeySetResult parse(std::string_view json, KeyOrigin origin);
   static KeySetResult load_file(const std::string& path);
 
   const std::vector<VerificationKey>& keys() const noexcept { return keys_; }
@@ -86,12 +89,16 @@ class KeySet {
 
 struct LoadedKeySet {
   KeySet key_set;
-  // One line per skipped key, for the caller to log.
+  // One line per skipped key (not meant for verifying our tokens), for the caller to log.
   std::vector<std::string> warnings;
+  // One line per key meant for verifying that was refused (fetched documents only: in a file,
+  // such a key is a KeySetError), for the caller to log and count.
+  std::vector<std::string> refused;
 };
 
 struct KeySetError {
   std::string message;
+  std::size_t refused_keys = 0;  // keys refused before the document was (no usable key left)
 };
 
 }  // namespace attempts::auth

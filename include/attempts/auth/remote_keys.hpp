@@ -24,8 +24,9 @@ struct RemoteKeysOptions {
   // Time between two refreshes. Unset: the JWKS response's Cache-Control max-age, within
   // [kMinAutoRefresh, kMaxAutoRefresh]; without one, kDefaultRefresh.
   std::optional<std::chrono::seconds> refresh;
-  // Least time between the start of one fetch and a fetch asked for by a token that names an
-  // unknown kid: a flood of made-up kids costs the provider one request per this.
+  // Least time between the start of one fetch and a fetch asked for by a token (one that names
+  // an unknown kid, or whose key does not verify it): a flood of made-up tokens costs the
+  // provider one request per this. An operator's SIGHUP does not wait for it.
   std::chrono::seconds min_refresh{10};
   std::size_t max_document_bytes = 1 << 20;
   std::chrono::seconds fetch_timeout{10};  // each fetch, redirects included
@@ -49,12 +50,13 @@ enum class FetchOutcome : std::uint8_t {
   tls_error,
   http_error,          // a status other than 200 (after redirects)
   too_large,           // a body past RemoteKeysOptions::max_document_bytes
-  too_many_redirects,  // or a redirect that cannot be followed (bad Location, https -> http)
+  too_many_redirects,  // or a redirect that cannot be followed (a bad Location)
   malformed,           // not a JWKS (or an OpenID configuration), or no key this service can use
   issuer_mismatch,     // the discovered document names another issuer
+  insecure,            // from https to http: a redirect, or a discovered jwks_uri
 };
 inline constexpr std::size_t kFetchOutcomeCount =
-    static_cast<std::size_t>(FetchOutcome::issuer_mismatch) + 1;
+    static_cast<std::size_t>(FetchOutcome::insecure) + 1;
 std::string_view name(FetchOutcome outcome) noexcept;
 
 // The key source as /readyz and /metrics show it.
@@ -63,7 +65,10 @@ struct KeySourceStatus {
   bool keys_known = false;      // a fetch has succeeded: tokens can be verified
   std::int64_t fetched_at = 0;  // Unix seconds of the last successful fetch (keys confirmed)
   std::size_t keys = 0;         // keys in use
-  std::string last_error{};     // why the last fetch failed; empty when it succeeded
+  // Keys of the last JWKS read that were meant for verifying tokens but refused (too weak, a
+  // secret, a repeated kid...: key_source_rules.hpp); the others are in use.
+  std::size_t refused_keys = 0;
+  std::string last_error{};  // why the last fetch failed; empty when it succeeded
 };
 
 // The refresh interval a JWKS response asks for (see RemoteKeysOptions::refresh).
@@ -78,14 +83,20 @@ std::optional<std::chrono::seconds> max_age(std::string_view cache_control);
 // - at start, until a fetch succeeds (meanwhile the Authenticator has no keys: requests get
 //   503, not 401), retrying with backoff;
 // - then every refresh interval;
-// - sooner when a token names a kid the keys do not have (refresh_soon), at most once per
-//   min_refresh.
-// A failed or unusable fetch keeps the keys in force, logs why and counts it.
+// - sooner when a token names a kid the keys do not have, or its key does not verify it (a
+//   rotation under a new kid, under the same kid, or by a provider that sends none), at most
+//   once per min_refresh; that token's 401 carries the Retry-After after which the new keys
+//   are there (docs/auth.md, "Rotation at the provider");
+// - at once on refresh_now() (SIGHUP).
+// A failed or unusable fetch keeps the keys in force, logs why and counts it. The parts, each
+// with one job (src/auth/): RefreshSchedule (when), discover_jwks_url (where), KeyInstaller
+// (what is used), KeySourceMonitor (what /readyz, /metrics and the log show); the rules on what
+// may be fetched and used are key_source_rules.hpp's.
 class RemoteKeys {
  public:
-  // Throws std::runtime_error when the CA file cannot be loaded. Tells the authenticator to
-  // call refresh_soon() on an unknown kid: construct it before serving starts, and destroy it
-  // after serving has ended.
+  // Throws std::runtime_error when a URL or the CA file cannot be used. Logs a warning for a
+  // source over plain http. Tells the authenticator to ask it for a fetch when a token's key is
+  // missing: construct it before serving starts, and destroy it after serving has ended.
   RemoteKeys(RemoteKeysOptions options, Authenticator& authenticator);
   ~RemoteKeys();
   RemoteKeys(const RemoteKeys&) = delete;
@@ -95,15 +106,17 @@ class RemoteKeys {
   // Ends any fetch under way and the thread; idempotent.
   void stop();
 
-  // Thread-safe and non-blocking: asks for a fetch now, or as soon as min_refresh allows
-  // (after a token named an unknown kid, or on SIGHUP). False when one is already asked for:
-  // the fetch to come answers this ask too.
-  bool refresh_soon() noexcept;
+  // Thread-safe and non-blocking: a fetch now, or as soon as the one under way has ended (an
+  // operator's SIGHUP: a key removed at the provider stops verifying once it is done). False
+  // when one is already asked for.
+  bool refresh_now() noexcept;
 
   KeySourceStatus status() const;
   std::uint64_t fetches(FetchOutcome outcome) const noexcept;
-  // Fetches asked for by tokens naming an unknown kid.
+  // Fetches asked for by tokens naming an unknown kid, and by tokens whose key did not verify
+  // them.
   std::uint64_t unknown_kid_refreshes() const noexcept;
+  std::uint64_t bad_signature_refreshes() const noexcept;
 
  private:
   struct State;

@@ -69,8 +69,10 @@ struct HistoryQuery {
   std::optional<std::int64_t> before;
   std::int32_t limit = kDefaultLimit;
   // The one entry in force at this instant (RFC 3339, checked by the caller): the newest
-  // written at or before it, if any.
+  // written at or before it, if any. `at` as the client wrote it; `at_utc` the same instant in
+  // UTC, within the years 1 to 9999 (what the store reads).
   std::optional<std::string> at;
+  std::string at_utc;
 };
 
 // One request to the store. The caller owns it (a connection reuses one for each of its

@@ -133,6 +133,8 @@ class TaggedLoad {
   struct Attempt {
     std::optional<int> last_acknowledged;  // seq
     std::optional<int> later_unknown;      // a later seq answered 504 or not at all
+    int acknowledged = 0;                  // writes answered 204
+    int unknown = 0;                       // writes answered 504 or not at all
   };
 
   TaggedLoad(std::uint16_t port, std::vector<std::vector<std::int64_t>> ids_per_client,
@@ -189,6 +191,51 @@ class TaggedLoad {
     return problems;
   }
 
+  // Every attempt's answer history (kept on the shard's node by sql/citus.sql's trigger) agrees
+  // with what the clients were told: its saves numbered 1.. without a gap, as many as
+  // attempts.saves counts, the last holding the stored answers, and standing for every write
+  // answered 204 and none that was never sent (a save coalesces writes: its `writes` says how
+  // many). Describes the first mismatches, empty when all agree.
+  std::string check_history(const std::string& url) const {
+    pqxx::connection connection(url);
+    pqxx::read_transaction tx(connection);
+    std::string problems;
+    int shown = 0;
+    const auto problem = [&](std::int64_t id, const std::string& what) {
+      if (shown++ < 5) problems += "attempt " + std::to_string(id) + ": " + what + "\n";
+    };
+    for (const auto& client : attempts_) {
+      for (const auto& [id, attempt] : client) {
+        if (attempt.acknowledged + attempt.unknown == 0) continue;
+        const auto row = tx.exec_params1(
+            "SELECT a.saves, a.answers::text, count(h.seq), coalesce(sum(h.writes), 0),"
+            "       coalesce(min(h.seq), 0), coalesce(max(h.seq), 0),"
+            "       coalesce((array_agg(h.answers::text ORDER BY h.seq DESC))[1], '')"
+            "  FROM attempts a LEFT JOIN answer_history h"
+            "    ON h.attempt_id = a.id AND h.kind = 's'"
+            " WHERE a.id = $1 GROUP BY a.id, a.saves, a.answers::text",
+            id);
+        const auto saves = row[0].as<std::int64_t>();
+        const auto kept = row[2].as<std::int64_t>();
+        const auto writes = row[3].as<std::int64_t>();
+        if (kept != saves || (kept > 0 && (row[4].as<std::int64_t>() != 1 ||
+                                           row[5].as<std::int64_t>() != saves))) {
+          problem(id, std::to_string(kept) + " saves kept, numbered " + row[4].c_str() + ".." +
+                          row[5].c_str() + ", attempts.saves " + std::to_string(saves));
+        } else if (writes < attempt.acknowledged ||
+                   writes > attempt.acknowledged + attempt.unknown) {
+          problem(id, "the saves stand for " + std::to_string(writes) + " writes; " +
+                          std::to_string(attempt.acknowledged) + " were acknowledged, " +
+                          std::to_string(attempt.unknown) + " unknown");
+        } else if (kept > 0 && row[6].as<std::string>() != row[1].as<std::string>()) {
+          problem(id, "the last save kept " + row[6].as<std::string>() + ", the row holds " +
+                          row[1].as<std::string>());
+        }
+      }
+    }
+    return problems;
+  }
+
   std::size_t acknowledged_attempts() const {
     std::size_t n = 0;
     for (const auto& client : attempts_) {
@@ -217,14 +264,17 @@ class TaggedLoad {
                     .status;
           } catch (const std::exception&) {
             attempt.later_unknown = this_seq;  // no answer: it may or may not have applied
+            ++attempt.unknown;
             http = HttpClient(port);
           }
           ++requests_;
           if (status == 204) {
             attempt.last_acknowledged = this_seq;
             attempt.later_unknown.reset();
+            ++attempt.acknowledged;
           } else if (status == 504) {
             attempt.later_unknown = this_seq;
+            ++attempt.unknown;
           }
           std::lock_guard lock(mutex_);
           ++statuses_[status];

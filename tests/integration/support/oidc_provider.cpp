@@ -44,6 +44,20 @@ CommandResult run_openssl(const std::string& dir, std::vector<std::string> args)
   return result;
 }
 
+// `value` as a query parameter's value.
+std::string percent_encoded(const std::string& value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string encoded;
+  for (const unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += {'%', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return encoded;
+}
+
 // Node's fetch, for a provider on https: the test CA is added to node's trust store.
 constexpr const char* kNodeFetch = R"(
 const [method, url, body, basic] = process.argv.slice(1);
@@ -94,7 +108,7 @@ OidcProvider::OidcProvider(ProviderSettings settings)
   pid_ = spawn_process(options);
   // The one JSON line it prints once listening (node starts in well under a second; a loaded
   // CI machine gets more).
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  const auto deadline = Clock::now() + std::chrono::seconds(90);
   while (Clock::now() < deadline) {
     const std::string text = log();
     if (const auto at = text.find("{\"issuer\":"); at != std::string::npos) {
@@ -183,21 +197,24 @@ std::string OidcProvider::rotate(bool only_new) {
   return call("POST", only_new ? "/test/rotate?only=1" : "/test/rotate")["kid"].get<std::string>();
 }
 
+std::string OidcProvider::rotate_same_kid() {
+  return call("POST", "/test/rotate?same_kid=1")["kid"].get<std::string>();
+}
+
 void OidcProvider::set_jwks_mode(const std::string& mode) {
   call("POST", "/test/jwks-mode?mode=" + mode);
 }
 
+void OidcProvider::serve_jwks(const nlohmann::json& jwks) {
+  call("POST", "/test/jwks-override", jwks.dump());
+}
+
+void OidcProvider::set_discovery_jwks_uri(const std::string& url) {
+  call("POST", "/test/discovery-jwks-uri?value=" + percent_encoded(url));
+}
+
 void OidcProvider::set_cache_control(const std::string& value) {
-  std::string encoded;
-  for (const unsigned char c : value) {
-    static constexpr char kHex[] = "0123456789ABCDEF";
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.') {
-      encoded += static_cast<char>(c);
-    } else {
-      encoded += {'%', kHex[c >> 4], kHex[c & 15]};
-    }
-  }
-  call("POST", "/test/cache-control?value=" + encoded);
+  call("POST", "/test/cache-control?value=" + percent_encoded(value));
 }
 
 nlohmann::json OidcProvider::stats() {

@@ -54,9 +54,15 @@ class OidcProvider {
 
   // A new signing key; the old ones stay published unless `only_new`. Returns its kid.
   std::string rotate(bool only_new = false);
+  // New key material under the signing key's kid, which it replaces. Returns that kid.
+  std::string rotate_same_kid();
   // How the JWKS endpoint answers: normal, error, garbage, huge, hang, redirect-loop,
   // redirect-once.
   void set_jwks_mode(const std::string& mode);
+  // The JWKS endpoint serves `jwks` from now on (set_jwks_mode("normal") ends it).
+  void serve_jwks(const nlohmann::json& jwks);
+  // The discovery document names `url` as its jwks_uri ("" for the provider's own).
+  void set_discovery_jwks_uri(const std::string& url);
   // The JWKS endpoint's Cache-Control ("" for none).
   void set_cache_control(const std::string& value);
   // {"jwks_requests", "jwks_copy_requests", "discovery_requests", "token_requests", "kids",
