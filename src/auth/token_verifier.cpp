@@ -129,7 +129,7 @@ VerifyResult check_claims(const json& claims, const VerifierOptions& options, st
   }
   const auto student_id = student_claim(claims, options.student_claim);
   if (!student_id) return TokenError::bad_subject;
-  return VerifiedToken{*student_id, expiry.value};
+  return VerifiedToken{*student_id, expiry.value, 0, std::nullopt};
 }
 
 bool digest_verify(EVP_PKEY* key, const EVP_MD* digest, bool pkcs1_padding,

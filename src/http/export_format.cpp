@@ -212,7 +212,8 @@ std::variant<ExportFilter, std::string> parse_export_query(std::string_view targ
                 "updated_since must be an RFC 3339 date-time with its offset, e.g. "
                 "2026-12-07T10:03:00Z (a '+' offset written %2B)");
           }
-          filter.updated_since = rfc3339_in_utc(value);  // PostgreSQL refuses year 0, offsets past 15:59
+          filter.updated_since =
+              rfc3339_in_utc(value);  // PostgreSQL refuses year 0, offsets past 15:59
         } else {
           return "unknown query parameter '" + std::string(name) +
                  "' (the export takes submitted or updated_since)";

@@ -346,7 +346,8 @@ TEST(KeySetTest, GeneratedDevKeysVerifyTheirOwnTokens) {
   for (const char* kid : {"dev-hs256", "dev-rs256", "dev-es256", "dev-eddsa"}) {
     const std::string token = tools::sign_token(signing.at(kid), {}, test::claims_for(9));
     EXPECT_EQ(verifier.verify(token, test::kNow),
-              VerifyResult(VerifiedToken{9, test::kExpiry, key_set->find(kid)->fingerprint}))
+              VerifyResult(
+                  VerifiedToken{9, test::kExpiry, key_set->find(kid)->fingerprint, std::nullopt}))
         << kid;
   }
   EXPECT_EQ(tools::sign(signing.at("dev-es256"), "input").size(), 64u);

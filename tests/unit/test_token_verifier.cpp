@@ -41,7 +41,7 @@ VerifyResult verify(std::string_view token, const VerifierOptions& options = {},
 }
 
 VerifyResult accepted(std::int64_t student_id, std::int64_t expires_at = kExpiry) {
-  return VerifiedToken{student_id, expires_at};
+  return VerifiedToken{student_id, expires_at, 0, std::nullopt};
 }
 
 VerifyResult rejected(TokenError error) {
