@@ -267,8 +267,9 @@ TEST_F(ExportTest, AnExportWhileSavesRunIsOneSnapshot) {
       }
       EXPECT_EQ(row["revision"], last) << "writer " << w << " attempt " << id;
       EXPECT_EQ(row["saves"], count) << "writer " << w << " attempt " << id;
-      if (last > 0)
+      if (last > 0) {
         EXPECT_EQ(row["answers"], json::parse(R"({"1":[)" + std::to_string(last) + "]}"));
+      }
     }
     if (highest > 0)
       latest_visible_sent = std::max(latest_visible_sent, saves[w][highest - 1].sent);
