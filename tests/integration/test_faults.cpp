@@ -433,6 +433,15 @@ TEST_F(DatabaseFaultTest, FirstWriteAfterAnIdleRestartGoesOutOnAFreshConnectionA
   ASSERT_EQ(write(1).status, 204);
 
   postgres_control::restart();  // returns once PostgreSQL accepts connections
+  // If the loop saw the socket close, its reconnect may have been refused while PostgreSQL was
+  // shutting down, and writes get 503 until its next try: wait until the connection is up again
+  // (bounded). If it saw nothing, the gauge still says up, and the first write finds the dead
+  // socket: the case this test is for.
+  for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       metric(server.port(), "attempts_db_connection_up{connection=\"0\"}") != 1 &&
+       std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
   std::this_thread::sleep_for(milliseconds(200));
   const auto first = write(2);
   const auto second = write(3);
