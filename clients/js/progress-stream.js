@@ -196,7 +196,7 @@ export class ProgressWatch {
 
   setState(state, detail = {}) {
     this.state = state;
-    this.handlers.onState?.({ state, ...detail });
+    this.call('onState', { state, ...detail });
   }
 
   // Connects, reads, and reconnects after each end of the stream, until stopped or refused.
@@ -363,7 +363,17 @@ export class ProgressWatch {
     this.totals = data.totals;
     this.at = data.at;
     this.lastEventId = event.lastEventId;
-    if (event.type === 'snapshot') this.handlers.onSnapshot?.(data, this.table);
-    else this.handlers.onChanges?.(data, this.table);
+    this.call(event.type === 'snapshot' ? 'onSnapshot' : 'onChanges', data, this.table);
+  }
+
+  // A page's handler that throws is reported as an event listener's would be, and the stream goes
+  // on: a drawing bug must not make the watch reconnect in a loop.
+  call(name, ...args) {
+    try {
+      this.handlers[name]?.(...args);
+    } catch (error) {
+      if (typeof globalThis.reportError === 'function') globalThis.reportError(error);
+      else console.error(error);
+    }
   }
 }

@@ -390,3 +390,35 @@ test('bounded: a silent connection is dropped; repeated failures give up; signal
   await until('aborted', () => open.calls[0].aborted);
   assert.equal(o.state, 'stopped');
 });
+
+test('a handler that throws is reported, and the stream goes on', async () => {
+  const fetch = streamingFetch(() => ({
+    pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(1, 0, 0, 0), attempts: [attempt(1, 0)] }),
+      sse('changes', 'w1-1', { at: 'T1', totals: totals(1, 1, 0, 0), attempts: [attempt(1, 1)] })],
+    open: true,
+  }));
+  const reported = [];
+  const original = console.error;
+  console.error = (error) => reported.push(error);
+  try {
+    const w = watch(fetch, { onSnapshot: () => { throw new Error('a drawing bug'); } });
+    await until('the changes applied', () => w.at === 'T1');
+    assert.equal(fetch.calls.length, 1, 'no reconnect');
+    assert.equal(w.table.get(1).answered, 1);
+    assert.match(String(reported[0]), /a drawing bug/);
+    w.stop();
+  } finally {
+    console.error = original;
+  }
+});
+
+test('a 401 with Retry-After (the server is fetching new keys) is tried again after it', async () => {
+  const fetch = streamingFetch((call, n) => (n === 1
+    ? { status: 401, headers: { 'Retry-After': '1' }, body: { error: 'unknown key' } }
+    : { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(0, 0, 0, 0), attempts: [] })], open: true }));
+  const w = watch(fetch);
+  await until('open after the keys came', () => w.at === 'T0');
+  assert.ok(fetch.calls[1].at - fetch.calls[0].at >= 1000, 'Retry-After: 1 waited');
+  assert.equal(fetch.calls[1].headers.Authorization, 'Bearer jwt-2');
+  w.stop();
+});
