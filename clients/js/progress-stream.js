@@ -29,11 +29,11 @@ const DEFAULTS = {
 // valid `retry:` field (at once, as the standard sets the reconnection time), `onComment(text)`
 // for a comment line (heartbeats). Pieces may split a line, or a CRLF, anywhere.
 export class EventStreamParser {
-  constructor({ onEvent = () => {}, onRetry = () => {}, onComment = () => {}, maxEventChars } = {}) {
-    this.onEvent = onEvent;
-    this.onRetry = onRetry;
-    this.onComment = onComment;
-    this.maxEventChars = maxEventChars ?? DEFAULTS.maxEventChars;
+  constructor({ onEvent, onRetry, onComment, maxEventChars = DEFAULTS.maxEventChars } = {}) {
+    this.onEvent = onEvent ?? (() => {});
+    this.onRetry = onRetry ?? (() => {});
+    this.onComment = onComment ?? (() => {});
+    this.maxEventChars = maxEventChars;
     this.line = ''; // the line not yet ended
     this.afterCR = false; // the last piece ended in CR: a LF that starts the next one is its CRLF
     this.started = false; // a leading BOM is dropped once, at the start of the stream only
@@ -107,7 +107,11 @@ export class EventStreamParser {
     this.data = '';
     this.type = '';
     if (data === '') return;
-    this.onEvent({ type: type || 'message', data: data.slice(0, -1), lastEventId: this.lastEventIdBuffer });
+    this.onEvent({
+      type: type || 'message',
+      data: data.slice(0, -1), // without the last LF
+      lastEventId: this.lastEventIdBuffer,
+    });
   }
 }
 
@@ -163,7 +167,9 @@ export function watchProgress(client, examId, handlers = {}) {
 
 export class ProgressWatch {
   constructor(client, examId, { onSnapshot, onChanges, onState, signal, ...options } = {}) {
-    if (!client || !client.baseUrl) throw new Error('watchProgress: a client with a baseUrl is required');
+    if (!client || !client.baseUrl) {
+      throw new Error('watchProgress: a client with a baseUrl is required');
+    }
     this.baseUrl = String(client.baseUrl).replace(/\/+$/, '');
     this.tokenSource = client.token;
     this.fetch = client.fetch || globalThis.fetch.bind(globalThis);
@@ -222,19 +228,26 @@ export class ProgressWatch {
       if (fatal) {
         this.stopped = true;
         this.setState('stopped', {
-          reason: FINAL[end.httpStatus] || 'refused', httpStatus: end.httpStatus, message: end.message,
+          reason: FINAL[end.httpStatus] || 'refused',
+          httpStatus: end.httpStatus,
+          message: end.message,
         });
         return;
       }
       failures += 1;
       if (failures > this.options.maxFailures) {
         this.stopped = true;
-        this.setState('stopped', { reason: 'gave-up', httpStatus: end.httpStatus, message: end.message });
+        this.setState('stopped', {
+          reason: 'gave-up',
+          httpStatus: end.httpStatus,
+          message: end.message,
+        });
         return;
       }
       // A first 401: the token may have expired while the stream was open; a fresh one is
       // asked for at once (or after Retry-After, when the server is fetching new keys).
-      const retryInMs = end.httpStatus === 401 ? end.retryAfterMs : this.backoff(failures, end.retryAfterMs);
+      const retryInMs =
+        end.httpStatus === 401 ? end.retryAfterMs : this.backoff(failures, end.retryAfterMs);
       this.setState('reconnecting', { retryInMs, reason: end.message, httpStatus: end.httpStatus });
       await new Promise((resolve) => {
         const timer = setTimeout(resolve, retryInMs);
@@ -266,6 +279,10 @@ export class ProgressWatch {
     }
   }
 
+  url() {
+    return `${this.baseUrl}/exams/${encodeURIComponent(this.examId)}/progress`;
+  }
+
   // One connection: resolves with the number of events applied when the stream ends cleanly;
   // throws a StreamEnd (with `events`) otherwise.
   async connect() {
@@ -285,9 +302,11 @@ export class ProgressWatch {
     try {
       let response;
       try {
-        response = await this.fetch(`${this.baseUrl}/exams/${encodeURIComponent(this.examId)}/progress`, {
+        response = await this.fetch(this.url(), {
           method: 'GET',
           headers,
+          // Bearer tokens, not cookies (README rule 10); the default cache mode keeps the
+          // browser's preflight cache in use.
           credentials: 'omit',
           signal: controller.signal,
         });
@@ -298,12 +317,18 @@ export class ProgressWatch {
         const message = await errorMessage(response);
         const status = response.status;
         const retry = status === 401 || status === 408 || status === 429 || status >= 500;
-        throw new StreamEnd(message, { retry, httpStatus: status, retryAfterMs: retryAfterMs(response) });
+        throw new StreamEnd(message, {
+          retry,
+          httpStatus: status,
+          retryAfterMs: retryAfterMs(response),
+        });
       }
       const type = (response.headers.get('Content-Type') || '').split(';')[0].trim().toLowerCase();
       if (type !== 'text/event-stream' || !response.body) {
         // A proxy's or captive portal's page: perhaps not there next time.
-        throw new StreamEnd(`not an event stream (Content-Type ${type || 'absent'})`, { httpStatus: 200 });
+        throw new StreamEnd(`not an event stream (Content-Type ${type || 'absent'})`, {
+          httpStatus: 200,
+        });
       }
       this.setState('open');
       const parser = new EventStreamParser({

@@ -106,7 +106,8 @@ test('parser: CR alone and CRLF split between pieces are one line end each', () 
   assert.deepEqual(seen, ['a', 'b', 'c\nd']);
 });
 
-test('parser: a BOM only at the very start is dropped; an event never ended is not dispatched', () => {
+test('parser: a BOM only at the very start is dropped; an event never ended is not dispatched',
+  () => {
   assert.deepEqual(parse(encode('\ufeffdata: x\n\n')), [['event', 'message', 'x', '']]);
   // A second BOM is part of the field name: an unknown field, ignored.
   assert.deepEqual(parse(encode('\ufeff\ufeffdata: x\n\ndata: y\n\n')),
@@ -131,7 +132,8 @@ const STREAM = { 'Content-Type': 'text/event-stream; charset=utf-8' };
 
 // One event as the server writes it (wire.md).
 function sse(type, id, data, retry) {
-  return `${retry ? `retry: ${retry}\n` : ''}id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
+  const head = retry ? `retry: ${retry}\n` : '';
+  return `${head}id: ${id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
 const attempt = (id, answered, extra = {}) => ({
@@ -140,6 +142,11 @@ const attempt = (id, answered, extra = {}) => ({
   ...extra,
 });
 const totals = (attempts, saving, quiet, submitted) => ({ attempts, saving, quiet, submitted });
+// Events whose totals do not matter to the test.
+const snapshot = (id, at, attempts, retry) =>
+  sse('snapshot', id, { at, totals: totals(attempts.length, 0, 0, 0), attempts }, retry);
+const changes = (id, at, attempts) =>
+  sse('changes', id, { at, totals: totals(attempts.length, 0, 0, 0), attempts });
 
 // A fetch whose answers a test scripts: `respond(call, n)` returns { status, headers, body } for
 // a refusal, or { pieces, open } for a stream: pieces are strings sent in that order (a number
@@ -156,7 +163,8 @@ function streamingFetch(respond) {
     const answer = await respond(call, calls.length);
     if (answer.status && answer.status !== 200) {
       return new Response(JSON.stringify(answer.body ?? { error: `refused ${answer.status}` }),
-        { status: answer.status, headers: { 'Content-Type': 'application/json', ...answer.headers } });
+        { status: answer.status,
+          headers: { 'Content-Type': 'application/json', ...answer.headers } });
     }
     const encoder = new TextEncoder();
     const body = new ReadableStream({
@@ -205,7 +213,7 @@ function watch(fetch, handlers = {}, options = {}) {
 const stateNames = (w) => w.states.map((s) => s.state);
 
 test('watch: a snapshot replaces the table, changes upsert by id; the totals follow', async () => {
-  const snapshot = { exam_id: 7, at: 'T0', interval_ms: 2000, quiet_after_s: 300,
+  const first = { exam_id: 7, at: 'T0', interval_ms: 2000, quiet_after_s: 300,
     totals: totals(2, 1, 1, 0), attempts: [attempt(1, 0), attempt(2, 3)] };
   const changes1 = { exam_id: 7, at: 'T1', totals: totals(3, 2, 0, 0),
     attempts: [attempt(1, 1), attempt(3, 0)] };
@@ -213,8 +221,9 @@ test('watch: a snapshot replaces the table, changes upsert by id; the totals fol
     attempts: [attempt(2, 4, { submitted_at: '2026-12-07T09:05:00.000000Z' })] };
   const empty = { exam_id: 7, at: 'T3', totals: totals(3, 1, 0, 1), attempts: [] };
   const fetch = streamingFetch(() => ({
-    pieces: [sse('snapshot', 'w1-0', snapshot, 2000), ': keep-alive\n\n', sse('changes', 'w1-1', changes1),
-      sse('changes', 'w1-2', changes2), sse('changes', 'w1-3', empty)],
+    pieces: [sse('snapshot', 'w1-0', first, 2000), ': keep-alive\n\n',
+      sse('changes', 'w1-1', changes1), sse('changes', 'w1-2', changes2),
+      sse('changes', 'w1-3', empty)],
     open: true,
   }));
   const seen = [];
@@ -243,11 +252,12 @@ test('watch: a snapshot replaces the table, changes upsert by id; the totals fol
   assert.equal(fetch.calls.length, 1, 'nothing after stop()');
 });
 
-test('watch: a new snapshot after a reconnect replaces the table (rows gone are gone)', async () => {
+test('watch: a new snapshot after a reconnect replaces the table (rows gone are gone)',
+  async () => {
   const fetch = streamingFetch((call, n) => ({
     pieces: n === 1
-      ? [sse('snapshot', 'a-0', { at: 'T0', totals: totals(2, 0, 0, 0), attempts: [attempt(1, 0), attempt(2, 0)] })]
-      : [sse('snapshot', 'b-0', { at: 'T1', totals: totals(1, 0, 0, 0), attempts: [attempt(2, 5)] })],
+      ? [snapshot('a-0', 'T0', [attempt(1, 0), attempt(2, 0)])]
+      : [snapshot('b-0', 'T1', [attempt(2, 5)])],
     open: n > 1,
   }));
   const w = watch(fetch);
@@ -256,24 +266,26 @@ test('watch: a new snapshot after a reconnect replaces the table (rows gone are 
   w.stop();
 });
 
-test('reconnect: after the stream ends or drops, with Last-Event-ID and a fresh token', async () => {
+test('reconnect: after the stream ends or drops, with Last-Event-ID and a fresh token',
+  async () => {
   const fetch = streamingFetch((call, n) => {
     if (n === 1) {
-      return { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(1, 0, 0, 0), attempts: [attempt(1, 0)] }),
-        sse('changes', 'w1-1', { at: 'T1', totals: totals(1, 1, 0, 0), attempts: [attempt(1, 2)] }),
+      return { pieces: [snapshot('w1-0', 'T0', [attempt(1, 0)]),
+        changes('w1-1', 'T1', [attempt(1, 2)]),
         // An event cut off by the end of the stream: not applied, its id not kept.
         'id: w1-2\nevent: changes\ndata: {"at":"T2","attempts":[]}'] };
     }
     if (n === 2) throw new TypeError('fetch failed'); // a network error on the way back
     if (n === 3) {
-      return { pieces: [sse('changes', 'w1-3', { at: 'T3', totals: totals(2, 1, 0, 0), attempts: [attempt(4, 0)] })] };
+      return { pieces: [changes('w1-3', 'T3', [attempt(4, 0)])] };
     }
     return { pieces: [], open: true };
   });
   const w = watch(fetch);
   await until('the fourth connection', () => fetch.calls.length === 4);
   const calls = fetch.calls;
-  assert.deepEqual(calls.map((call) => call.headers['Last-Event-ID']), [undefined, 'w1-1', 'w1-1', 'w1-3']);
+  assert.deepEqual(calls.map((call) => call.headers['Last-Event-ID']),
+    [undefined, 'w1-1', 'w1-1', 'w1-3']);
   assert.deepEqual(calls.map((call) => call.headers.Authorization),
     ['Bearer jwt-1', 'Bearer jwt-2', 'Bearer jwt-3', 'Bearer jwt-4']);
   assert.deepEqual([...w.table.keys()], [1, 4]);
@@ -285,7 +297,7 @@ test('reconnect: after the stream ends or drops, with Last-Event-ID and a fresh 
 test('reconnect: an event that is not JSON ends the connection; it resumes before it', async () => {
   const fetch = streamingFetch((call, n) => ({
     pieces: n === 1
-      ? [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(1, 0, 0, 0), attempts: [attempt(1, 0)] }),
+      ? [snapshot('w1-0', 'T0', [attempt(1, 0)]),
         'id: w1-1\nevent: changes\ndata: {"at": "T1", "attem\n\n']
       : [],
     open: true,
@@ -300,14 +312,18 @@ test('reconnect: an event that is not JSON ends the connection; it resumes befor
 test('backoff: never sooner than the server\'s retry: or Retry-After; doubling, capped, jittered',
   async () => {
     const fetch = streamingFetch((call, n) => {
-      if (n === 1) return { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(0, 0, 0, 0), attempts: [] }, 300)] };
-      if (n === 2) return { status: 503, headers: { 'Retry-After': '1' }, body: { error: 'too many streams' } };
+      if (n === 1) return { pieces: [snapshot('w1-0', 'T0', [], 300)] };
+      if (n === 2) {
+        const body = { error: 'too many streams' };
+        return { status: 503, headers: { 'Retry-After': '1' }, body };
+      }
       return { pieces: [], open: true };
     });
     const w = watch(fetch);
     await until('the third connection', () => fetch.calls.length === 3);
     const [first, second, third] = fetch.calls;
-    assert.ok(second.at - first.endedAt >= 300, `retry: 300 waited (${second.at - first.endedAt} ms)`);
+    const waited = second.at - first.endedAt;
+    assert.ok(waited >= 300, `retry: 300 waited (${waited} ms)`);
     assert.ok(third.at - second.at >= 1000, `Retry-After: 1 waited (${third.at - second.at} ms)`);
     const reconnecting = w.states.filter((s) => s.state === 'reconnecting');
     assert.equal(reconnecting[1].httpStatus, 503);
@@ -316,7 +332,8 @@ test('backoff: never sooner than the server\'s retry: or Retry-After; doubling, 
 
     // The waits themselves: base `retry`, doubling per failure in a row, at most retryMaxMs
     // (even with jitter), never below Retry-After.
-    const b = watchProgress({ baseUrl: 'http://api.test', fetch: streamingFetch(() => ({ open: true })) }, 1,
+    const idle = streamingFetch(() => ({ open: true }));
+    const b = watchProgress({ baseUrl: 'http://api.test', fetch: idle }, 1,
       { retryMs: 100, retryMaxMs: 1000 });
     b.stop();
     for (let i = 0; i < 200; i += 1) {
@@ -329,19 +346,21 @@ test('backoff: never sooner than the server\'s retry: or Retry-After; doubling, 
     }
   });
 
-test('refusals: 403 and 404 stop at once and say why; 401 stops after one fresh token', async () => {
+test('refusals: 403 and 404 stop at once and say why; 401 stops after one fresh token',
+  async () => {
   for (const [status, reason] of [[403, 'forbidden'], [404, 'not-found'], [406, 'refused']]) {
     const fetch = streamingFetch(() => ({ status, body: { error: `no (${status})` } }));
     const w = watch(fetch);
     await until(`stopped after ${status}`, () => w.state === 'stopped');
-    assert.deepEqual(w.states.at(-1), { state: 'stopped', reason, httpStatus: status, message: `no (${status})` });
+    assert.deepEqual(w.states.at(-1),
+      { state: 'stopped', reason, httpStatus: status, message: `no (${status})` });
     await sleep(60);
     assert.equal(fetch.calls.length, 1, `no retry of a ${status}`);
   }
   // A 401 (the token expired while the stream was open): one more try with a fresh token at
   // once; a second 401 is final.
   const fetch = streamingFetch((call, n) => (n === 1
-    ? { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(0, 0, 0, 0), attempts: [] })] }
+    ? { pieces: [snapshot('w1-0', 'T0', [])] }
     : { status: 401, body: { error: 'token expired' } }));
   const w = watch(fetch);
   await until('stopped after 401', () => w.state === 'stopped');
@@ -351,17 +370,18 @@ test('refusals: 403 and 404 stop at once and say why; 401 stops after one fresh 
   // A 401 followed by a stream: the fresh token was the cure, the watch goes on.
   const cured = streamingFetch((call, n) => (n === 1
     ? { status: 401, body: { error: 'token expired' } }
-    : { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(0, 0, 0, 0), attempts: [] })], open: true }));
+    : { pieces: [snapshot('w1-0', 'T0', [])], open: true }));
   const v = watch(cured);
   await until('open after a 401', () => v.at === 'T0');
   assert.equal(cured.calls[1].headers.Authorization, 'Bearer jwt-2');
   v.stop();
 });
 
-test('bounded: a silent connection is dropped; repeated failures give up; signal stops', async () => {
+test('bounded: a silent connection is dropped; repeated failures give up; signal stops',
+  async () => {
   // No byte within idleTimeoutMs: the connection is aborted and a new one made.
   const silent = streamingFetch((call, n) => (n === 1 ? { pieces: [], open: true }
-    : { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(0, 0, 0, 0), attempts: [] })], open: true }));
+    : { pieces: [snapshot('w1-0', 'T0', [])], open: true }));
   const s = watch(silent, {}, { idleTimeoutMs: 100 });
   await until('a reconnect after silence', () => s.at === 'T0');
   assert.ok(silent.calls[0].aborted);
@@ -393,8 +413,8 @@ test('bounded: a silent connection is dropped; repeated failures give up; signal
 
 test('a handler that throws is reported, and the stream goes on', async () => {
   const fetch = streamingFetch(() => ({
-    pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(1, 0, 0, 0), attempts: [attempt(1, 0)] }),
-      sse('changes', 'w1-1', { at: 'T1', totals: totals(1, 1, 0, 0), attempts: [attempt(1, 1)] })],
+    pieces: [snapshot('w1-0', 'T0', [attempt(1, 0)]),
+      changes('w1-1', 'T1', [attempt(1, 1)])],
     open: true,
   }));
   const reported = [];
@@ -412,10 +432,11 @@ test('a handler that throws is reported, and the stream goes on', async () => {
   }
 });
 
-test('a 401 with Retry-After (the server is fetching new keys) is tried again after it', async () => {
+test('a 401 with Retry-After (the server is fetching new keys) is tried again after it',
+  async () => {
   const fetch = streamingFetch((call, n) => (n === 1
     ? { status: 401, headers: { 'Retry-After': '1' }, body: { error: 'unknown key' } }
-    : { pieces: [sse('snapshot', 'w1-0', { at: 'T0', totals: totals(0, 0, 0, 0), attempts: [] })], open: true }));
+    : { pieces: [snapshot('w1-0', 'T0', [])], open: true }));
   const w = watch(fetch);
   await until('open after the keys came', () => w.at === 'T0');
   assert.ok(fetch.calls[1].at - fetch.calls[0].at >= 1000, 'Retry-After: 1 waited');

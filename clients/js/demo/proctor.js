@@ -105,7 +105,9 @@ function fill(row, attempt, at, changed) {
     deadline.title = attempt.deadline ?? '';
     saved.title = attempt.updated_at ?? '';
   }
-  const savedText = attempt.updated_at ? `${time(attempt.updated_at)} (${age(attempt.updated_at, at)})` : 'not yet';
+  const savedText = attempt.updated_at
+    ? `${time(attempt.updated_at)} (${age(attempt.updated_at, at)})`
+    : 'not yet';
   if (saved.textContent !== savedText) saved.textContent = savedText;
   const state = activity(attempt, at);
   if (row.dataset.activity !== state) row.dataset.activity = state;
@@ -115,8 +117,10 @@ function fill(row, attempt, at, changed) {
 // (usually at the end: ids grow).
 function insert(row, id) {
   let before = null;
-  for (let next = rowsEl.lastElementChild; next && Number(next.dataset.id) > id; next = next.previousElementSibling) {
+  let next = rowsEl.lastElementChild;
+  while (next && Number(next.dataset.id) > id) {
     before = next;
+    next = next.previousElementSibling;
   }
   rowsEl.insertBefore(row, before);
 }
@@ -168,5 +172,9 @@ function onChanges(data, table) {
   live(data.at);
 }
 
-const watch = watchProgress({ baseUrl: api, token: () => token }, exam, { onSnapshot, onChanges, onState });
+const watch = watchProgress({ baseUrl: api, token: () => token }, exam, {
+  onSnapshot,
+  onChanges,
+  onState,
+});
 window.proctor = { watch, events: () => events };
