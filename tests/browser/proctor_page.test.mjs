@@ -2,8 +2,9 @@
 // one loopback origin, through a real attempts-server on another (CORS) and its progress stream
 // (GET /exams/{id}/progress), against the PostgreSQL of scripts/test.sh. Students save and submit
 // through the API as their pages would; each change shows on the proctor page within two of the
-// stream's events after the API answered, with no reload. A student's token and another exam are
-// refused with what the page tells a proctor.
+// stream's events after the API answered, with no reload; after a server restart the page
+// reconnects by itself with Last-Event-ID (through the CORS preflight). A student's token and
+// another exam are refused with what the page tells a proctor.
 //
 // Environment: as tests/browser/exam_page.test.mjs (scripts/browser-test.sh sets it).
 // The page's screenshot is kept in the test's temp dir, whose path is printed.
@@ -206,6 +207,36 @@ test('a save and a submit show on the proctor page within two intervals, without
     const screenshot = path.join(tmp, 'proctor.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`proctor-page: screenshot ${screenshot}`);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+
+test('after a server restart the page reconnects by itself, with Last-Event-ID, and goes on',
+  async () => {
+    const { context, page, errors } = await openProctorPage(staffToken());
+    const requests = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/progress') && request.method() === 'GET') {
+        requests.push(request.headers());
+      }
+    });
+    await eventually('the page live', async () => (await tableOf(page)).connection === 'open');
+    await eventually('an event with an id', async () => (await tableOf(page)).events > 1);
+    const port = server.port;
+    await server.stop(); // SIGTERM: the stream ends cleanly
+    await page.waitForFunction(
+      () => document.getElementById('connection').dataset.state === 'reconnecting', undefined,
+      { timeout: 20000 });
+    await server.start(port);
+    await eventually('live again', async () => (await tableOf(page)).connection === 'open', 60000);
+    assert.ok(requests.length >= 2, `${requests.length} progress requests`);
+    assert.match(requests.at(-1)['last-event-id'] ?? '', /^[A-Za-z0-9]+-\d+$/);
+
+    const saver = await startStudent(5);
+    const saved = await call('PATCH', `/attempts/${saver.attempt}`, saver.token,
+      { answers: { 1: [0], 2: [1] } });
+    assert.equal(saved.status, 204, saved.text);
+    await changeShown(page, saver.attempt, 0, (row) => row.answered === 2);
     assert.deepEqual(errors, []);
     await context.close();
   });
