@@ -5,6 +5,7 @@
 // options; no assertion depends on how fast anything ran, except that a reconnect never comes
 // before the server's `retry:` or Retry-After.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { test } from 'node:test';
 
 import { EventStreamParser, watchProgress } from '../../clients/js/progress-stream.js';
@@ -442,4 +443,41 @@ test('a 401 with Retry-After (the server is fetching new keys) is tried again af
   assert.ok(fetch.calls[1].at - fetch.calls[0].at >= 1000, 'Retry-After: 1 waited');
   assert.equal(fetch.calls[1].headers.Authorization, 'Bearer jwt-2');
   w.stop();
+});
+
+test('over real HTTP on loopback: chunks as the socket splits them, a drop, a resume', async () => {
+  // Node's own fetch and stream reader against a server that writes an event a few bytes at a
+  // time, then drops the connection mid-event; the reconnect carries Last-Event-ID.
+  const seen = [];
+  const server = http.createServer(async (request, response) => {
+    seen.push({ auth: request.headers.authorization, last: request.headers['last-event-id'] });
+    response.writeHead(200, STREAM);
+    if (seen.length === 1) {
+      const text = `retry: 50\r\n${snapshot('w1-0', 'T0', [attempt(1, 0)])}` +
+        `: keep-alive\r\n\r\n${changes('w1-1', 'T1', [attempt(1, 4)])}` +
+        'id: w1-2\nevent: changes\ndata: {"at"';
+      for (let i = 0; i < text.length; i += 7) {
+        response.write(text.slice(i, i + 7));
+        await sleep(1);
+      }
+      response.destroy(); // no chunked terminator: a dropped connection
+    } else {
+      response.write(changes('w1-3', 'T3', [attempt(2, 1)]));
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let tokens = 0;
+  const w = watchProgress(
+    { baseUrl: `http://127.0.0.1:${server.address().port}`, token: () => `t${(tokens += 1)}` }, 7,
+    { retryMs: 10 });
+  try {
+    await until('the resumed changes', () => w.at === 'T3');
+    assert.deepEqual(seen,
+      [{ auth: 'Bearer t1', last: undefined }, { auth: 'Bearer t2', last: 'w1-1' }]);
+    assert.deepEqual([...w.table.values()], [attempt(1, 4), attempt(2, 1)]);
+  } finally {
+    w.stop();
+    server.closeAllConnections();
+    server.close();
+  }
 });
