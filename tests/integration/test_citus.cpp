@@ -120,20 +120,22 @@ class RawConnection {
   std::vector<std::string> notices_;
 };
 
-// The four arrays of kSaveBatch, encoded as the service encodes them (src/db/pg_binary.hpp).
+// The five arrays of kSaveBatch, encoded as the service encodes them (src/db/pg_binary.hpp).
 struct Batch {
   std::vector<std::int64_t> ids;
   std::vector<std::optional<std::int64_t>> students;
   std::vector<std::optional<std::int64_t>> revisions;
   std::vector<std::string> answers;
+  std::vector<std::int32_t> answered;
 
   std::vector<std::string> params() const {
-    std::vector<std::string> out(4);
+    std::vector<std::string> out(5);
     db::append_int8_array(out[0], ids);
     db::append_int8_array(out[1], students);
     db::append_int8_array(out[2], revisions);
     std::vector<std::string_view> documents(answers.begin(), answers.end());
     db::append_jsonb_array(out[3], documents);
+    db::append_int4_array(out[4], answered);
     return out;
   }
 
@@ -145,6 +147,7 @@ struct Batch {
       batch.students.push_back(1 + (id - 1) % 20000);
       batch.revisions.push_back(std::nullopt);
       batch.answers.push_back(answers);
+      batch.answered.push_back(1);
     }
     return batch;
   }
@@ -359,11 +362,12 @@ TEST_F(CitusTest, ServiceStatementsAndFunctionsWorkThroughTheCoordinator) {
   RawConnection connection(url());
 
   // The one-row statements are routed to one shard.
-  std::vector<std::string> one(4);
+  std::vector<std::string> one(5);
   db::append_int8(one[0], 42);
   db::append_int8(one[1], 42);
   db::append_int8(one[2], 7);
   db::append_jsonb(one[3], R"({"1":[1]})");
+  db::append_int4(one[4], 1);
   const std::string save_one = db::sql::kSaveOneShard;
   EXPECT_EQ(task_count(plan_text(
                 connection.run("EXPLAIN " + save_one, false, one, db::sql::kSaveOneTypes).get())),
