@@ -103,7 +103,7 @@ const allowedPreflight = (methods) => (response) => {
   const wanted = {
     'access-control-allow-origin': pageOrigin,
     'access-control-allow-methods': methods,
-    'access-control-allow-headers': 'authorization, content-type, idempotency-key',
+    'access-control-allow-headers': 'authorization, content-type, idempotency-key, last-event-id',
     'access-control-max-age': '7200',
     vary: 'Origin',
   };

@@ -214,14 +214,14 @@ test('a save and a submit show on the proctor page within two intervals, without
 test('after a server restart the page reconnects by itself, with Last-Event-ID, and goes on',
   async () => {
     const { context, page, errors } = await openProctorPage(staffToken());
-    const requests = [];
+    await eventually('the page live', async () => (await tableOf(page)).connection === 'open');
+    await eventually('an event with an id', async () => (await tableOf(page)).events > 1);
+    const requests = []; // the stream's requests from now on: the reconnects
     page.on('request', (request) => {
       if (request.url().includes('/progress') && request.method() === 'GET') {
         requests.push(request.headers());
       }
     });
-    await eventually('the page live', async () => (await tableOf(page)).connection === 'open');
-    await eventually('an event with an id', async () => (await tableOf(page)).events > 1);
     const port = server.port;
     await server.stop(); // SIGTERM: the stream ends cleanly
     await page.waitForFunction(
@@ -229,7 +229,7 @@ test('after a server restart the page reconnects by itself, with Last-Event-ID, 
       { timeout: 20000 });
     await server.start(port);
     await eventually('live again', async () => (await tableOf(page)).connection === 'open', 60000);
-    assert.ok(requests.length >= 2, `${requests.length} progress requests`);
+    assert.ok(requests.length >= 1, 'a reconnect');
     assert.match(requests.at(-1)['last-event-id'] ?? '', /^[A-Za-z0-9]+-\d+$/);
 
     const saver = await startStudent(5);

@@ -97,7 +97,7 @@ TEST(CorsTest, APreflightNeedsNeitherTokenNorDatabase) {
     EXPECT_EQ(response.header("access-control-allow-origin"), kPage);
     EXPECT_EQ(response.header("access-control-allow-methods"), path.methods);
     EXPECT_EQ(response.header("access-control-allow-headers"),
-              "authorization, content-type, idempotency-key");
+              "authorization, content-type, idempotency-key, last-event-id");
     EXPECT_EQ(response.header("access-control-max-age"), "7200");
     EXPECT_EQ(response.header("vary"), "Origin");
     EXPECT_EQ(response.header("content-length"), std::nullopt);
