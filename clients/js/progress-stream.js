@@ -287,6 +287,7 @@ export class ProgressWatch {
   // throws a StreamEnd (with `events`) otherwise.
   async connect() {
     const token = await this.token();
+    if (this.stopped) return 0; // stop() came while the token was on its way
     const headers = { Accept: 'text/event-stream' };
     if (token) headers.Authorization = `Bearer ${token}`;
     if (this.lastEventId) headers['Last-Event-ID'] = this.lastEventId;

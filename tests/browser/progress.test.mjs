@@ -337,6 +337,8 @@ test('backoff: never sooner than the server\'s retry: or Retry-After; doubling, 
     const b = watchProgress({ baseUrl: 'http://api.test', fetch: idle }, 1,
       { retryMs: 100, retryMaxMs: 1000 });
     b.stop();
+    await sleep(20);
+    assert.equal(idle.calls.length, 0, 'stopped before its token came: no request');
     for (let i = 0; i < 200; i += 1) {
       for (let failures = 1; failures <= 8; failures += 1) {
         const wait = b.backoff(failures, 0);
