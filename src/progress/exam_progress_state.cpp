@@ -1,7 +1,6 @@
 #include "attempts/progress/exam_progress_state.hpp"
 
 #include <algorithm>
-#include <unordered_map>
 
 namespace attempts::progress {
 
@@ -10,47 +9,33 @@ ExamProgressState::ExamProgressState(std::size_t ring_events)
 
 std::vector<ProgressAttempt> ExamProgressState::apply(const std::vector<ProgressAttempt>& rows,
                                                       UnixMicros at) {
+  const std::uint64_t seq = seq_ + 1;
   std::vector<ProgressAttempt> changed;
   for (const ProgressAttempt& row : rows) {
-    auto [found, inserted] = attempts_.try_emplace(row.id, row);
+    auto [found, inserted] = attempts_.try_emplace(row.id, TrackedAttempt{row, seq});
     if (!inserted) {
-      if (found->second == row) continue;
-      found->second = row;
+      if (found->second.attempt == row) continue;
+      found->second = {row, seq};
     }
     changed.push_back(row);
   }
   std::sort(changed.begin(), changed.end(),
             [](const ProgressAttempt& a, const ProgressAttempt& b) { return a.id < b.id; });
   at_ = std::max(at_, at);
-  ++seq_;
-  if (seq_ == 1) {
-    // The first read is the state itself: clients resume from it on, never before it.
-    oldest_resumable_ = 1;
-    return changed;
-  }
-  Event& event = ring_.emplace_back();
-  event.seq = seq_;
-  event.changed.reserve(changed.size());
-  for (const auto& attempt : changed) event.changed.push_back(attempt.id);
-  while (ring_.size() > ring_events_) {
-    oldest_resumable_ = ring_.front().seq;
-    ring_.pop_front();
-  }
+  seq_ = seq;
   return changed;
 }
 
 std::optional<std::vector<ProgressAttempt>> ExamProgressState::changed_after(
     std::uint64_t seq) const {
-  if (seq_ == 0 || seq < oldest_resumable_ || seq > seq_) return std::nullopt;
-  std::vector<AttemptId> ids;
-  for (const Event& event : ring_) {
-    if (event.seq > seq) ids.insert(ids.end(), event.changed.begin(), event.changed.end());
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  // The first read made the state: clients resume from it on, and from the last ring_events.
+  const std::uint64_t oldest =
+      seq_ > ring_events_ ? std::max<std::uint64_t>(1, seq_ - ring_events_) : 1;
+  if (seq_ == 0 || seq < oldest || seq > seq_) return std::nullopt;
   std::vector<ProgressAttempt> changed;
-  changed.reserve(ids.size());
-  for (const AttemptId id : ids) changed.push_back(attempts_.at(id));
+  for (const auto& [id, tracked] : attempts_) {
+    if (tracked.changed_at_seq > seq) changed.push_back(tracked.attempt);
+  }
   return changed;
 }
 

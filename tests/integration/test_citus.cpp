@@ -617,5 +617,41 @@ TEST_F(CitusTest, WorkerCrashEmptiesItsUnloggedShardsAndLoggedOnesSurvive) {
   EXPECT_TRUE(StoredAnswersAre(db, written, R"({"1":[1]})"));
 }
 
+// The progress streams' read (issue 31) goes through the coordinator as a multi-shard read: the
+// LEFT JOIN of now() with the exam's attempts, whole and since an instant (then its one row of
+// NULLs says nothing changed, with the coordinator's now()).
+TEST_F(CitusTest, TheProgressReadWorksThroughTheCoordinator) {
+  pqxx::connection connection(url());
+  std::int64_t now_micros = 0;
+  {
+    pqxx::work tx(connection);
+    // Exam 1 of the seed: attempts 1, 101, 201, ... (seed.sql), on every shard.
+    const auto all = tx.exec_params(db::sql::kProgressChanged, "1", std::optional<std::string>());
+    ASSERT_EQ(all.size(), 1000u);
+    for (const auto& row : all) {
+      EXPECT_FALSE(row[0].is_null());
+      EXPECT_EQ((row[1].as<std::int64_t>() - 1) % 100, 0);
+    }
+    now_micros =
+        tx.exec1("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0].as<std::int64_t>();
+    const auto none = tx.exec_params(db::sql::kProgressChanged, "1", std::to_string(now_micros));
+    ASSERT_EQ(none.size(), 1u);
+    EXPECT_FALSE(none[0][0].is_null());
+    EXPECT_TRUE(none[0][1].is_null());
+    tx.commit();
+  }
+  {
+    // As the shard statements save (now(), not clock_timestamp(), on Citus).
+    pqxx::work tx(connection);
+    tx.exec("UPDATE attempts SET updated_at = now(), answered = 3 WHERE id = 101");
+    tx.commit();
+  }
+  pqxx::work tx(connection);
+  const auto one = tx.exec_params(db::sql::kProgressChanged, "1", std::to_string(now_micros));
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0][1].as<std::int64_t>(), 101);
+  EXPECT_EQ(one[0][3].as<int>(), 3);
+}
+
 }  // namespace
 }  // namespace attempts::integration

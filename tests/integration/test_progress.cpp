@@ -68,7 +68,9 @@ ProgressRequest progress_request(std::string token,
 class ProgressTest : public testing::Test {
  protected:
   void start(std::vector<std::string> more = {}) {
-    more.insert(more.end(), {"--progress-interval", "200"});
+    if (std::find(more.begin(), more.end(), "--progress-interval") == more.end()) {
+      more.insert(more.end(), {"--progress-interval", "200"});
+    }
     server_.emplace(ServerSettings::with_flags(staff_server_flags(jwks_, std::move(more))));
   }
   std::uint16_t port() const { return server_->port(); }
@@ -300,6 +302,23 @@ TEST_F(ProgressTest, AClientThatDoesNotReadIsSkippedOrEndedNotBufferedFor) {
             1);
   // A reader that reads from here on still gets whole events (a snapshot first, if skipped).
   EXPECT_TRUE(server_->running());
+}
+
+TEST_F(ProgressTest, AStreamOutlivesTheRequestTimeoutOnHeartbeats) {
+  start({"--request-timeout", "1", "--progress-heartbeat", "1", "--progress-interval", "2500"});
+  const TestExam exam = make_exam(db_, 3, 940501, "progress-teacher");
+  ProgressReader reader(port(), exam.id, progress_request(teacher_));
+  const auto snapshot = reader.next();
+  ASSERT_TRUE(snapshot);
+  EXPECT_EQ(snapshot->retry, "2500");
+  // Two intervals: far past the request timeout, with heartbeats between the events.
+  for (int i = 0; i < 2; ++i) {
+    const auto changes = reader.next(milliseconds(10000));
+    ASSERT_TRUE(changes) << "the stream ended after " << i << " changes events";
+    EXPECT_EQ(changes->type, "changes");
+  }
+  EXPECT_GE(reader.heartbeats(), 1u);
+  EXPECT_FALSE(reader.closed());
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The progress stream's pure parts: the state a watch keeps of an exam (which rows changed, the
-// ring of recent events that resumes are served from), the totals, and the Server-Sent Events'
+// events that resumes are served from), the totals, and the Server-Sent Events'
 // bytes. Checked against a simple model: a consumer applying snapshot then changes ends with
 // exactly the rows the reads returned.
 
@@ -108,7 +108,7 @@ TEST(ProgressStateTest, TooOldForTheRingIsNotResumable) {
   ExamProgressState state(3);
   state.apply({attempt(1)}, kNoon);  // 1
   for (int i = 2; i <= 6; ++i) state.apply({attempt(1, i)}, kNoon + i * kSecond);
-  // The ring holds events 4, 5, 6: resuming after 3 or later works, after 2 does not.
+  // The last 3 events are 4, 5, 6: resuming after 3 or later works, after 2 does not.
   EXPECT_TRUE(state.changed_after(3));
   EXPECT_TRUE(state.changed_after(6));
   EXPECT_FALSE(state.changed_after(2));
@@ -195,7 +195,7 @@ TEST(ProgressStateTest, GeneratedReadsKeepAConsumerEqualToTheTable) {
     }
     const auto changed = state.apply(rows, now);
     if (state.seq() == 1) {
-      consumer = state.attempts();
+      for (const auto& [id, tracked] : state.attempts()) consumer[id] = tracked.attempt;
     } else {
       for (const auto& row : changed) consumer[row.id] = row;
     }

@@ -71,7 +71,7 @@ std::string snapshot_event(const ProgressEventHeader& header, const Attempts& at
   for (const auto& entry : attempts) {
     if (!first) out.push_back(',');
     first = false;
-    append_attempt(out, entry.second);
+    append_attempt(out, attempt_of(entry.second));
   }
   out.append("]}\n\n");
   return out;
