@@ -1,8 +1,8 @@
 // The demo proctor page in Debian's Chromium: a staff member watches an exam live from a page on
 // one loopback origin, through a real attempts-server on another (CORS) and its progress stream
 // (GET /exams/{id}/progress), against the PostgreSQL of scripts/test.sh. Students save and submit
-// through the API as their pages would; each change shows on the proctor page within two of the
-// stream's events after the API answered, with no reload; after a server restart the page
+// through the API as their pages would, and one clicks on the demo exam page; each change shows
+// on the proctor page within two of the stream's events after the API answered, with no reload; after a server restart the page
 // reconnects by itself with Last-Event-ID (through the CORS preflight). A student's token and
 // another exam are refused with what the page tells a proctor.
 //
@@ -210,6 +210,31 @@ test('a save and a submit show on the proctor page within two intervals, without
     assert.deepEqual(errors, []);
     await context.close();
   });
+
+test('a click on the exam page shows on the proctor page within two intervals', async () => {
+  const { context, page, errors } = await openProctorPage(staffToken());
+  await eventually('the page live', async () => (await tableOf(page)).connection === 'open');
+  // A student opens the demo exam page of this exam: it starts an attempt and saves each click.
+  const token = sign(run + 6);
+  const examPage = await context.newPage();
+  await examPage.goto(`${pageOrigin}/demo/?api=${encodeURIComponent(api)}&exam=${exam}#token=${token}`);
+  await examPage.waitForFunction(() => document.getElementById('status').dataset.status === 'saved',
+    undefined, { timeout: 20000 });
+  const attemptId = Number(await examPage.evaluate(() => window.demo.attemptId));
+  await changeShown(page, attemptId, 0, (row) => row.answered === 0);
+
+  const patched = examPage.waitForResponse(
+    (response) => response.request().method() === 'PATCH' && response.status() === 204,
+    { timeout: 20000 });
+  await examPage.locator('#questions input').first().check();
+  await patched;
+  const click = await changeShown(page, attemptId, (await tableOf(page)).events,
+    (row) => row.answered === 1);
+  assert.ok(click.after <= 2, `the click showed ${click.after} events after its PATCH`);
+  assert.equal(click.row.activity, 'saving');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
 
 test('after a server restart the page reconnects by itself, with Last-Event-ID, and goes on',
   async () => {
