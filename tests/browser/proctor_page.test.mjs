@@ -2,9 +2,9 @@
 // one loopback origin, through a real attempts-server on another (CORS) and its progress stream
 // (GET /exams/{id}/progress), against the PostgreSQL of scripts/test.sh. Students save and submit
 // through the API as their pages would, and one clicks on the demo exam page; each change shows
-// on the proctor page within two of the stream's events after the API answered, with no reload; after a server restart the page
-// reconnects by itself with Last-Event-ID (through the CORS preflight). A student's token and
-// another exam are refused with what the page tells a proctor.
+// on the proctor page within two of the stream's events after the API answered, with no reload.
+// After a server restart the page reconnects by itself with Last-Event-ID (through the CORS
+// preflight). A student's token and another exam are refused with what the page tells a proctor.
 //
 // Environment: as tests/browser/exam_page.test.mjs (scripts/browser-test.sh sets it).
 // The page's screenshot is kept in the test's temp dir, whose path is printed.
@@ -217,7 +217,8 @@ test('a click on the exam page shows on the proctor page within two intervals', 
   // A student opens the demo exam page of this exam: it starts an attempt and saves each click.
   const token = sign(run + 6);
   const examPage = await context.newPage();
-  await examPage.goto(`${pageOrigin}/demo/?api=${encodeURIComponent(api)}&exam=${exam}#token=${token}`);
+  await examPage.goto(
+    `${pageOrigin}/demo/?api=${encodeURIComponent(api)}&exam=${exam}#token=${token}`);
   await examPage.waitForFunction(() => document.getElementById('status').dataset.status === 'saved',
     undefined, { timeout: 20000 });
   const attemptId = Number(await examPage.evaluate(() => window.demo.attemptId));
