@@ -53,8 +53,11 @@ function onState({ state, reason, retryInMs, httpStatus, message }) {
   // 'open' is shown once the first event has come: until then nothing is live yet.
 }
 
+// One formatter for every cell: an exam of 20,000 attempts redraws its ages every interval.
+const clock = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+
 function time(text) {
-  return text ? new Date(text).toLocaleTimeString() : '';
+  return text ? clock.format(new Date(text)) : '';
 }
 
 // How long ago, as of the event's `at`.
@@ -104,9 +107,10 @@ function fill(row, attempt, at, changed) {
     deadline.textContent = time(attempt.deadline);
     deadline.title = attempt.deadline ?? '';
     saved.title = attempt.updated_at ?? '';
+    row.savedTime = time(attempt.updated_at); // only the age changes while the attempt does not
   }
   const savedText = attempt.updated_at
-    ? `${time(attempt.updated_at)} (${age(attempt.updated_at, at)})`
+    ? `${row.savedTime} (${age(attempt.updated_at, at)})`
     : 'not yet';
   if (saved.textContent !== savedText) saved.textContent = savedText;
   const state = activity(attempt, at);
