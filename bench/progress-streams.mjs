@@ -31,11 +31,18 @@ function openStream(index) {
       return;
     }
     open += 1;
+    if (index >= parsed) {
+      // Read and counted, never decoded: the readers cost the machine as little as they can.
+      response.on('data', (piece) => {
+        bytes += piece.length;
+      });
+      response.on('end', () => (open -= 1));
+      return;
+    }
     let text = '';
     response.setEncoding('utf8');
     response.on('data', (piece) => {
       bytes += piece.length;
-      if (index >= parsed) return;
       text += piece;
       let end;
       while ((end = text.indexOf('\n\n')) !== -1) {

@@ -155,11 +155,12 @@ start_readers() {
   done
   die "only $(metric attempts_progress_streams_open) of $1 streams opened"
 }
+# Ends the readers (in this shell, which waits for them): their line is in $readers.
 stop_readers() {
   kill -TERM "$readers_pid" 2>/dev/null || true
   wait "$readers_pid" 2>/dev/null || true
   readers_pid=
-  grep '^progress: ' "$tmp/readers.out" | tail -n 1
+  readers=$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true)
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 run_saves() {
@@ -188,7 +189,7 @@ sleep $(((interval_ms * 2 + 999) / 1000)) # the last saves reach the streams
 paced_seconds=$(awk -v s="$paced_started" -v e="$(date +%s.%N)" 'BEGIN { print e - s }')
 queries=$(($(metric attempts_progress_queries_total) - queries_before))
 query_seconds=$(awk -v a="$(metric attempts_progress_query_seconds_total)" -v b="$query_seconds_before" 'BEGIN { print a - b }')
-readers=$(stop_readers)
+stop_readers
 rss_peak=$(hwm_kib)
 say "paced saves with $streams streams: $paced"
 say "readers: $readers"
@@ -203,7 +204,12 @@ for ((r = 1; r <= rounds; r++)); do
   for with in without with; do
     if [[ $with == with ]]; then start_readers "$streams" 1; fi
     line=$(run_saves "$tmp/saturated-$with-$r.out" wrk -t2 -c"$connections" -d"${duration}s" --timeout 10s)
-    if [[ $with == with ]]; then stop_readers >/dev/null; fi
+    if [[ $with == with ]]; then
+      paced_readers=$readers
+      stop_readers
+      say "readers: $readers"
+      readers=$paced_readers
+    fi
     rps=$(field rps "$line")
     if [[ $with == with ]]; then sum_with=$(awk -v a="$sum_with" -v b="$rps" 'BEGIN { print a + b }'); else sum_without=$(awk -v a="$sum_without" -v b="$rps" 'BEGIN { print a + b }'); fi
     saturated_rows+=("| $r | $with | $rps | $(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.1f", u / 1000 }') | $(field non2xx "$line") |")
