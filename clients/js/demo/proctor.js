@@ -67,11 +67,13 @@ function age(text, at) {
   return seconds < 120 ? `${seconds} s ago` : `${Math.round(seconds / 60)} min ago`;
 }
 
+// As the server counts its totals; quiet first, so that a row agrees with the quiet total even
+// when --progress-quiet is under a minute.
 function activity(attempt, at) {
   if (attempt.submitted_at) return 'submitted';
   const now = Date.parse(at);
-  if (attempt.updated_at && now - Date.parse(attempt.updated_at) <= SAVING_MS) return 'saving';
   if (now - Date.parse(attempt.updated_at ?? attempt.started_at) > quietAfterMs) return 'quiet';
+  if (attempt.updated_at && now - Date.parse(attempt.updated_at) <= SAVING_MS) return 'saving';
   return 'working';
 }
 
