@@ -89,7 +89,8 @@ TEST(CorsTest, APreflightNeedsNeitherTokenNorDatabase) {
     const char* methods;
   } paths[] = {{"/attempts/42", "GET, HEAD, PATCH"},
                {"/attempts/42/submit", "POST"},
-               {"/exams/1/attempts", "POST"},
+               {"/exams/1/attempts", "GET, HEAD, POST"},
+               {"/exams/1/progress", "GET"},
                {"/healthz", "GET, HEAD"}};
   for (const auto& path : paths) {
     const auto response = HttpClient(server.port()).request(preflight(path.target, kPage));
