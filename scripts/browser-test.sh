@@ -5,7 +5,9 @@
 # another origin, against the PostgreSQL that scripts/test.sh provides. The scenarios are in
 # tests/browser/exam_page.test.mjs, and in tests/browser/key_rotation.test.mjs with the server's
 # keys from the test identity provider (tests/oidc/provider.mjs) rotating them; the teacher
-# page's (a staff member downloads an exam's CSV) in tests/browser/teacher_page.test.mjs.
+# page's (a staff member downloads an exam's CSV) in tests/browser/teacher_page.test.mjs; the
+# proctor page's (an exam's attempts live, through the progress stream) in
+# tests/browser/proctor_page.test.mjs.
 #
 #   scripts/test.sh -L browser
 # By hand, against a database loaded with sql/schema.sql and sql/seed.sql:
@@ -41,4 +43,4 @@ PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
   CHROMIUM=$chromium \
   timeout --kill-after=10 600 node --test-reporter=spec --test-concurrency=1 \
   --test tests/browser/exam_page.test.mjs tests/browser/key_rotation.test.mjs \
-  tests/browser/teacher_page.test.mjs
+  tests/browser/teacher_page.test.mjs tests/browser/proctor_page.test.mjs

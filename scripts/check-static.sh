@@ -295,7 +295,7 @@ service_sql=$(sed -n '/kSaveOne = R"sql(/,/)sql"/p' src/db/sql.hpp | sed -e 's/.
 # pgbench's :student needs the type the service gives its $2 when it prepares the statement.
 bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update.sql |
   sed -e 's/:id\b/$1/g' -e 's/:student::bigint\b/$2/g' -e 's/:student\b/$2/g' \
-    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' | normalize)
+    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' -e 's/:answered\b/$5/g' | normalize)
 [[ -n $service_sql ]] || fail "kSaveOne not found in src/db/sql.hpp"
 [[ $service_sql == "$bench_sql" ]] ||
   fail "sql/pgbench/update.sql no longer matches kSaveOne (update it so pgbench measures the service's statement):
@@ -307,7 +307,7 @@ service_sql=$(sed -n '/kSaveOneShard = R"sql(/,/)sql"/p' src/db/sql.hpp | sed -e
 # shellcheck disable=SC1003,SC2016 # literal backslash and $1/$2
 bench_sql=$(grep -v -e '^--' -e '^\\' sql/pgbench/update-citus.sql |
   sed -e 's/:id\b/$1/g' -e 's/:student::bigint\b/$2/g' -e 's/:student\b/$2/g' \
-    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' | normalize)
+    -e 's/NULL::bigint/$3/g' -e 's/:body\b/$4/g' -e 's/:answered\b/$5/g' | normalize)
 [[ -n $service_sql ]] || fail "kSaveOneShard not found in src/db/sql.hpp"
 [[ $service_sql == "$bench_sql" ]] ||
   fail "sql/pgbench/update-citus.sql no longer matches kSaveOneShard:

@@ -3,8 +3,8 @@
 #   installs dependencies, builds the server and the token tool (release preset, not the
 #   tests), creates (once) a local PostgreSQL 15 cluster in .local/pgdata with the schema and
 #   seed data and a development key set in .local/keys, starts PostgreSQL if needed, serves
-#   the demo exam page (clients/js/demo) on a second port, prints a ready curl command and the
-#   page's URL with a valid token, and runs build/release/attempts-server in the foreground,
+#   the demo pages (clients/js/demo: exam, teacher, proctor) on a second port, prints a ready
+#   curl command and the pages' URLs with valid tokens, and runs build/release/attempts-server in the foreground,
 #   verifying tokens against .local/keys/jwks.json and allowing the page's origin
 #   (--cors-origin).
 #
@@ -167,6 +167,8 @@ if ((demo_port)); then
   echo "  http://127.0.0.1:$demo_port/demo/?api=http://127.0.0.1:$listen_port&exam=1#token=$token"
   say "the demo teacher page, as demo-teacher (staff of exam 1): downloads exam 1's answers as CSV"
   echo "  http://127.0.0.1:$demo_port/demo/teacher.html?api=http://127.0.0.1:$listen_port&exam=1#token=$staff_token"
+  say "the demo proctor page, as demo-teacher: exam 1's attempts live (saves, quiet, submitted)"
+  echo "  http://127.0.0.1:$demo_port/demo/proctor.html?api=http://127.0.0.1:$listen_port&exam=1#token=$staff_token"
 fi
 
 say "PostgreSQL: $url (log $logfile)"

@@ -40,7 +40,11 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
     saves        bigint      NOT NULL DEFAULT 0,
     -- On Citus only: how many writes the last save stood for, for the trigger that records the
     -- save on the shard (sql/citus.sql). NULL on a single PostgreSQL.
-    save_writes  integer
+    save_writes  integer,
+    -- How many questions the stored answers answer: set by every save from the document it
+    -- writes, so that the proctors' progress stream (GET /exams/{id}/progress) reads a small
+    -- column instead of counting jsonb keys (7-10 us a row). No index: saves stay HOT.
+    answered     integer     NOT NULL DEFAULT 0
 ) WITH (
     -- fill pages only half full on insert, so the updated row version of a row fits on its own page (a HOT update) even as answers grow
     fillfactor = 50,
@@ -59,6 +63,16 @@ CREATE UNLOGGED TABLE IF NOT EXISTS attempts (
 -- A database made before answer_history existed gets the counter its saves number from.
 ALTER TABLE attempts ADD COLUMN IF NOT EXISTS saves bigint NOT NULL DEFAULT 0;
 ALTER TABLE attempts ADD COLUMN IF NOT EXISTS save_writes integer;
+-- A database made before the progress stream: the column, filled once from the stored answers.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                    WHERE table_name = 'attempts' AND column_name = 'answered') THEN
+        ALTER TABLE attempts ADD COLUMN answered integer NOT NULL DEFAULT 0;
+        UPDATE attempts SET answered = (SELECT count(*) FROM jsonb_object_keys(answers))
+         WHERE answers <> '{}';
+    END IF;
+END $$;
 
 -- Lookups and the foreign-key check on DELETE FROM exams go by exam_id. exam_id is
 -- never updated, so this index does not prevent HOT updates.

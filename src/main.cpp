@@ -29,6 +29,7 @@
 #include "attempts/http/server.hpp"
 #include "attempts/logging.hpp"
 #include "attempts/metrics/exposition.hpp"
+#include "attempts/progress/progress_hub.hpp"
 #include "attempts/runtime/event_loops.hpp"
 
 namespace {
@@ -223,6 +224,18 @@ attempts::db::StaffReaderOptions staff_reader_options(const attempts::config::Co
   return options;
 }
 
+attempts::progress::ProgressOptions progress_options(const attempts::config::Config& config) {
+  attempts::progress::ProgressOptions options;
+  options.interval = std::chrono::milliseconds(config.progress_interval_ms);
+  options.quiet_after = std::chrono::seconds(config.progress_quiet_seconds);
+  options.max_streams = config.max_progress_streams;
+  // A save stamps its row before it commits, at most a request's deadline before (the write
+  // path gives up on a statement by then): each read looks back that far, and a second more.
+  options.overlap = std::chrono::seconds(config.request_timeout_seconds + 1);
+  options.read_timeout = std::chrono::seconds(config.request_timeout_seconds);
+  return options;
+}
+
 attempts::http::ServerOptions server_options(const attempts::config::Config& config) {
   attempts::http::ServerOptions options;
   options.endpoint = {boost::asio::ip::make_address(config.listen.host), config.listen.port};
@@ -234,6 +247,9 @@ attempts::http::ServerOptions server_options(const attempts::config::Config& con
   options.session.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
   options.session.write_timeout = std::chrono::seconds(config.idle_timeout_seconds);
   options.session.request_timeout = std::chrono::seconds(config.request_timeout_seconds);
+  options.session.progress_heartbeat = std::chrono::seconds(config.progress_heartbeat_seconds);
+  options.session.progress_interval = std::chrono::milliseconds(config.progress_interval_ms);
+  options.session.progress_queue_bytes = config.progress_queue_bytes;
   return options;
 }
 
@@ -353,11 +369,16 @@ int main(int argc, char* argv[]) {
           .database_url = config.database_url, .retention_days = config.history_retention_days});
       history->start();
     }
+    // The proctors' progress streams: one read per watched exam per interval, on the staff
+    // reader's connections.
+    attempts::progress::ProgressHub progress_hub(loops, staff_reader->progress_reads(),
+                                                 progress_options(config));
     handler_options.history = config.history;
     handler_options.metrics_text = [&] {
-      return attempts::metrics::render_exposition(http_metrics, auth_counters, pool->metrics(),
-                                                  pool->connection_states(),
-                                                  history ? &*history : nullptr, &*staff_reader);
+      return attempts::metrics::render_exposition(
+          http_metrics, auth_counters, pool->metrics(), pool->connection_states(),
+          history ? &*history : nullptr, &*staff_reader, &progress_hub.metrics(),
+          progress_hub.options().interval);
     };
     attempts::http::RequestHandler handler(handler_options);
     attempts::http::Server server(
@@ -365,7 +386,7 @@ int main(int argc, char* argv[]) {
         [&](std::size_t loop) {
           return attempts::http::LoopResources{
               pool->store(loop), token_cache ? &token_cache->reader(loop) : nullptr,
-              staff_reader->store(loop), staff_reader->exports(loop)};
+              staff_reader->store(loop), staff_reader->exports(loop), &progress_hub};
         },
         http_metrics);
     server.start(
@@ -375,6 +396,7 @@ int main(int argc, char* argv[]) {
           reloader.stop();
           if (remote_keys) remote_keys->stop();
           if (history) history->stop();
+          progress_hub.stop();
           staff_reader->stop();
           pool->close_when_idle([&] { loops.release(); });
         },

@@ -56,6 +56,7 @@ import {
   isTime,
   all,
 } from './contract-exchange.mjs';
+import { replayProgress } from './contract-progress.mjs';
 import { replayStaff } from './contract-staff.mjs';
 
 function required(name) {
@@ -103,7 +104,7 @@ const allowedPreflight = (methods) => (response) => {
   const wanted = {
     'access-control-allow-origin': pageOrigin,
     'access-control-allow-methods': methods,
-    'access-control-allow-headers': 'authorization, content-type, idempotency-key',
+    'access-control-allow-headers': 'authorization, content-type, idempotency-key, last-event-id',
     'access-control-max-age': '7200',
     vary: 'Origin',
   };
@@ -539,6 +540,15 @@ await replayStaff({
   otherExam: required('CONTRACT_OTHER_EXAM'),
   staffAttempt: Number(required('CONTRACT_STAFF_ATTEMPT')),
   bigExam: required('CONTRACT_BIG_EXAM'),
+});
+
+// The progress stream (contract-progress.mjs): its first events against the schemas.
+await replayProgress({
+  live,
+  down,
+  tokens,
+  staffExam: required('CONTRACT_STAFF_EXAM'),
+  otherExam: required('CONTRACT_OTHER_EXAM'),
 });
 
 // --- Summary --------------------------------------------------------------------------------

@@ -11,8 +11,11 @@
 -- (-n: there are no pgbench tables to vacuum.) scripts/bench.sh runs it this way.
 \set id random(1, 100000)
 \set student 1 + (:id - 1) % 20000
+-- The body's question count, as the service binds it ($5, attempts.answered).
+\set answered 4
 UPDATE attempts
-   SET answers = :body, revision = COALESCE(NULL::bigint, revision), updated_at = clock_timestamp()
+   SET answers = :body, revision = COALESCE(NULL::bigint, revision), updated_at = clock_timestamp(),
+       answered = :answered
  WHERE id = :id
    AND submitted_at IS NULL
    AND (deadline IS NULL OR deadline > clock_timestamp())

@@ -271,7 +271,14 @@ std::optional<std::string> read_staff_settings(Reader& reader, Config& config) {
       !reader.number("export-rate", std::size_t{0}, std::size_t{100000000}, config.export_rate,
                      error) ||
       !reader.number("staff-statement-timeout", 1u, 3600u, config.staff_statement_timeout_seconds,
-                     error)) {
+                     error) ||
+      !reader.number("progress-interval", 100u, 60000u, config.progress_interval_ms, error) ||
+      !reader.number("progress-quiet", 1u, 86400u, config.progress_quiet_seconds, error) ||
+      !reader.number("progress-heartbeat", 1u, 3600u, config.progress_heartbeat_seconds, error) ||
+      !reader.number("max-progress-streams", std::size_t{1}, std::size_t{1000000},
+                     config.max_progress_streams, error) ||
+      !reader.number("progress-queue-bytes", std::size_t{65536}, std::size_t{1} << 30,
+                     config.progress_queue_bytes, error)) {
     return error;
   }
   return std::nullopt;

@@ -37,7 +37,12 @@ std::string describe(const Config& config) {
        << " staff-connections=" << config.staff_connections << " max-exports=" << config.max_exports
        << " export-rate=" << config.export_rate
        << " staff-statement-timeout=" << config.staff_statement_timeout_seconds << 's'
-       << " auth=" << config.auth << " cors-origin=";
+       << " progress-interval=" << config.progress_interval_ms << "ms"
+       << " progress-quiet=" << config.progress_quiet_seconds << 's'
+       << " progress-heartbeat=" << config.progress_heartbeat_seconds << 's'
+       << " max-progress-streams=" << config.max_progress_streams
+       << " progress-queue-bytes=" << config.progress_queue_bytes << " auth=" << config.auth
+       << " cors-origin=";
   for (std::size_t i = 0; i < config.cors_origins.size(); ++i) {
     line << (i == 0 ? "" : ",") << config.cors_origins[i];
   }
@@ -99,6 +104,11 @@ std::string to_toml(const Config& config) {
       << "max-exports = " << config.max_exports << '\n'
       << "export-rate = " << config.export_rate << '\n'
       << "staff-statement-timeout = " << config.staff_statement_timeout_seconds << '\n'
+      << "progress-interval = " << config.progress_interval_ms << '\n'
+      << "progress-quiet = " << config.progress_quiet_seconds << '\n'
+      << "progress-heartbeat = " << config.progress_heartbeat_seconds << '\n'
+      << "max-progress-streams = " << config.max_progress_streams << '\n'
+      << "progress-queue-bytes = " << config.progress_queue_bytes << '\n'
       << "auth = " << quoted(config.auth) << '\n'
       << "jwks = " << quoted(config.jwks_path) << '\n'
       << "jwks-url = " << quoted(config.jwks_url) << '\n'

@@ -109,6 +109,23 @@ inline constexpr std::array kOptions = {
            "saves; 0: as fast as the client reads (default 100000)"},
     Option{"staff-statement-timeout",
            "seconds one statement of an export or staff read may run (default 30)"},
+    Option{"progress-interval",
+           "milliseconds between two reads of a watched exam for its progress streams (GET "
+           "/exams/{id}/progress): one read per watched exam per interval, whatever the number "
+           "of streams (default 2000)"},
+    Option{"progress-quiet",
+           "seconds without a save after which an attempt not submitted counts as quiet "
+           "(default 300)"},
+    Option{"progress-heartbeat",
+           "seconds a progress stream may stay silent before a comment keeps it open through "
+           "proxies (default 15)"},
+    Option{"max-progress-streams",
+           "progress streams open at once on this process; one more gets 503 with Retry-After "
+           "(default 1000)"},
+    Option{"progress-queue-bytes",
+           "bytes of events queued for one progress stream behind the one being written; past "
+           "it the stream gets a fresh snapshot once it drains, and is ended the third time "
+           "(default 8388608)"},
     Option{"cors-origin",
            "an origin, scheme://host[:port], whose pages may call the API from a browser "
            "(CORS); repeat the flag for several (CORS_ORIGIN and the file: separated by commas "

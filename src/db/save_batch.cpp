@@ -66,7 +66,9 @@ void SaveBatch::seal() {
   for (const auto& member : members_) ++rows_[member.row].row.writes;
   for (const auto& state : rows_) {
     sorted_.push_back(state.row);
-    const std::size_t size = members_[state.sent_member].pending.call->answers_json.size();
+    const StoreCall& sent = *members_[state.sent_member].pending.call;
+    sorted_.back().answered = sent.answered;
+    const std::size_t size = sent.answers_json.size();
     sorted_.back().answers = std::string_view(answers_).substr(offset, size);
     offset += size;
   }

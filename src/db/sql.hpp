@@ -41,7 +41,8 @@ inline constexpr const char* kSaveOneName = "save_answers_one";
 // $4 answers (types given when prepared).
 inline constexpr const char* kSaveOne = R"sql(
 UPDATE attempts
-   SET answers = $4, revision = COALESCE($3, revision), updated_at = clock_timestamp()
+   SET answers = $4, revision = COALESCE($3, revision), updated_at = clock_timestamp(),
+       answered = $5
  WHERE id = $1
    AND submitted_at IS NULL
    AND (deadline IS NULL OR deadline > clock_timestamp())
@@ -49,13 +50,13 @@ UPDATE attempts
    AND ($3 IS NULL OR $3 > revision)
 RETURNING CASE WHEN deadline <= clock_timestamp() THEN attempts_written_too_late(id, deadline)
                ELSE id END)sql";
-inline constexpr unsigned kSaveOneTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid};
+inline constexpr unsigned kSaveOneTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid, kInt4Oid};
 
 inline constexpr const char* kSaveOneShardName = "save_answers_one_shard";
 // kSaveOne on Citus.
 inline constexpr const char* kSaveOneShard = R"sql(
 UPDATE attempts
-   SET answers = $4, revision = COALESCE($3, revision), updated_at = now()
+   SET answers = $4, revision = COALESCE($3, revision), updated_at = now(), answered = $5
  WHERE id = $1
    AND submitted_at IS NULL
    AND (deadline IS NULL OR deadline > now())
@@ -67,25 +68,25 @@ inline constexpr const char* kSaveBatchName = "save_answers_batch";
 // Many writes in one statement, one row per attempt and writer. The rows arrive sorted by id,
 // so two batches lock rows in the same order; an attempt has several rows only for different
 // writers, of whom at most one owns it, so a row is never updated twice by one statement.
-#define ATTEMPTS_SAVE_BATCH(CLOCK)                                             \
-  "\nUPDATE attempts AS a\n"                                                   \
-  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n" \
-  "       updated_at = " CLOCK                                                 \
-  "\n"                                                                         \
-  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[])\n"     \
-  "       AS w(id, student_id, revision, answers)\n"                           \
-  " WHERE a.id = w.id\n"                                                       \
-  "   AND a.submitted_at IS NULL\n"                                            \
-  "   AND (a.deadline IS NULL OR a.deadline > " CLOCK                          \
-  ")\n"                                                                        \
-  "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"             \
+#define ATTEMPTS_SAVE_BATCH(CLOCK)                                                     \
+  "\nUPDATE attempts AS a\n"                                                           \
+  "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n"         \
+  "       updated_at = " CLOCK                                                         \
+  ", answered = w.answered\n"                                                          \
+  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::int4[])\n" \
+  "       AS w(id, student_id, revision, answers, answered)\n"                         \
+  " WHERE a.id = w.id\n"                                                               \
+  "   AND a.submitted_at IS NULL\n"                                                    \
+  "   AND (a.deadline IS NULL OR a.deadline > " CLOCK                                  \
+  ")\n"                                                                                \
+  "   AND (w.student_id IS NULL OR a.student_id = w.student_id)\n"                     \
   "   AND (w.revision IS NULL OR w.revision > a.revision)\n"
 inline constexpr const char* kSaveBatch =
     ATTEMPTS_SAVE_BATCH("clock_timestamp()") "RETURNING a.id,\n"
     "          CASE WHEN a.deadline <= clock_timestamp()\n"
     "               THEN attempts_written_too_late(a.id, a.deadline) ELSE a.student_id END";
 inline constexpr unsigned kSaveBatchTypes[] = {kInt8ArrayOid, kInt8ArrayOid, kInt8ArrayOid,
-                                               kJsonbArrayOid};
+                                               kJsonbArrayOid, kInt4ArrayOid};
 
 inline constexpr const char* kSaveShardName = "save_answers_shard";
 // The batch on Citus, where all its ids are in one shard (the pool groups them so): the same
@@ -112,7 +113,7 @@ inline constexpr const char* kSaveOneKept = R"sql(
 WITH saved AS (
 UPDATE attempts
    SET answers = $4, revision = COALESCE($3, revision), updated_at = clock_timestamp(),
-       saves = saves + 1
+       saves = saves + 1, answered = $6
  WHERE id = $1
    AND submitted_at IS NULL
    AND (deadline IS NULL OR deadline > clock_timestamp())
@@ -126,7 +127,8 @@ INSERT INTO answer_history (attempt_id, seq, written_at, kind, student_id, revis
                             answers)
 SELECT id, saves, updated_at, 's', student_id, $3, $5, answers FROM saved)
 SELECT applied FROM saved)sql";
-inline constexpr unsigned kSaveOneKeptTypes[] = {kInt8Oid, kInt8Oid, kInt8Oid, kJsonbOid, kInt4Oid};
+inline constexpr unsigned kSaveOneKeptTypes[] = {kInt8Oid,  kInt8Oid, kInt8Oid,
+                                                 kJsonbOid, kInt4Oid, kInt4Oid};
 
 inline constexpr const char* kSaveOneShardKeptName = "save_answers_one_shard_kept";
 // kSaveOneKept on Citus, where a data-modifying CTE that feeds an INSERT is not one task: Citus
@@ -138,7 +140,7 @@ inline constexpr const char* kSaveOneShardKeptName = "save_answers_one_shard_kep
 inline constexpr const char* kSaveOneShardKept = R"sql(
 UPDATE attempts
    SET answers = $4, revision = COALESCE($3, revision), updated_at = now(), saves = saves + 1,
-       save_writes = $5
+       save_writes = $5, answered = $6
  WHERE id = $1
    AND submitted_at IS NULL
    AND (deadline IS NULL OR deadline > now())
@@ -151,9 +153,10 @@ RETURNING id)sql";
   "UPDATE attempts AS a\n"                                                             \
   "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n"         \
   "       updated_at = " CLOCK                                                         \
-  ", saves = a.saves + 1\n"                                                            \
-  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::int4[])\n" \
-  "       AS w(id, student_id, revision, answers, writes)\n"                           \
+  ", saves = a.saves + 1, answered = w.answered\n"                                     \
+  "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::int4[],\n" \
+  "              $6::int4[])\n"                                                        \
+  "       AS w(id, student_id, revision, answers, writes, answered)\n"                 \
   " WHERE a.id = w.id\n"                                                               \
   "   AND a.submitted_at IS NULL\n"                                                    \
   "   AND (a.deadline IS NULL OR a.deadline > " CLOCK                                  \
@@ -174,8 +177,8 @@ inline constexpr const char* kSaveBatchKept =
     "          CASE WHEN a.deadline <= clock_timestamp()\n"
     "               THEN attempts_written_too_late(a.id, a.deadline) ELSE a.student_id END\n"
     "          AS owner),\n" ATTEMPTS_KEEP_SAVED;
-inline constexpr unsigned kSaveBatchKeptTypes[] = {kInt8ArrayOid, kInt8ArrayOid, kInt8ArrayOid,
-                                                   kJsonbArrayOid, kInt4ArrayOid};
+inline constexpr unsigned kSaveBatchKeptTypes[] = {kInt8ArrayOid,  kInt8ArrayOid, kInt8ArrayOid,
+                                                   kJsonbArrayOid, kInt4ArrayOid, kInt4ArrayOid};
 
 inline constexpr const char* kSaveShardKeptName = "save_answers_shard_kept";
 // kSaveShard with its record, on Citus: counted here, recorded by the shard's trigger (as in
@@ -183,9 +186,11 @@ inline constexpr const char* kSaveShardKeptName = "save_answers_shard_kept";
 inline constexpr const char* kSaveShardKept =
     "\nUPDATE attempts AS a\n"
     "   SET answers = w.answers, revision = COALESCE(w.revision, a.revision),\n"
-    "       updated_at = now(), saves = a.saves + 1, save_writes = w.writes\n"
-    "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::int4[])\n"
-    "       AS w(id, student_id, revision, answers, writes)\n"
+    "       updated_at = now(), saves = a.saves + 1, save_writes = w.writes,\n"
+    "       answered = w.answered\n"
+    "  FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::int4[],\n"
+    "              $6::int4[])\n"
+    "       AS w(id, student_id, revision, answers, writes, answered)\n"
     " WHERE a.id = w.id\n"
     "   AND a.submitted_at IS NULL\n"
     "   AND (a.deadline IS NULL OR a.deadline > now())\n"
@@ -315,6 +320,21 @@ inline constexpr const char* kExportFetchPrefix = "FETCH FORWARD ";
 inline constexpr const char* kExportFetchSuffix = " FROM attempts_export";
 inline constexpr const char* kExportEnd = "COMMIT";
 inline constexpr const char* kExportAbandon = "ROLLBACK";
+
+// ---- the progress stream (StaffReader, one read per interval per watched exam) ------------------
+
+// A stream's right to the exam, outside any transaction: the columns of kExportAuthorize.
+inline constexpr const char* kProgressAuthorize = kExportAuthorize;
+// The exam's ($1) attempts started, saved or submitted after $2 (microseconds since the Unix
+// epoch; NULL: all), small columns only (never answers), with the database's now() in the first
+// column; one row of NULLs after it when nothing changed. An index scan of attempts_exam_id_idx
+// (docs/operations.md has its cost at 20,000 attempts): no index on the updated columns, so
+// saves stay HOT.
+inline constexpr const char* kProgressChanged =
+    "SELECT n.at, a.id, a.student_id, a.answered, a.started_at, a.updated_at, a.submitted_at, "
+    "a.deadline FROM (SELECT now() AS at) n LEFT JOIN attempts a ON a.exam_id = $1::bigint "
+    "AND ($2::bigint IS NULL OR greatest(a.started_at, a.updated_at, a.submitted_at) > "
+    "'epoch'::timestamptz + $2::bigint * interval '1 microsecond')";
 
 inline constexpr const char* kPingName = "ping";
 // Readiness, and whether the table still has the persistence the durability mode needs ('u'

@@ -13,17 +13,30 @@
 #include "export_job.hpp"
 #include "export_rows.hpp"
 #include "pqxx_connection.hpp"
+#include "progress_rows.hpp"
 #include "sql.hpp"
 #include "staff_connection.hpp"
 #include "statement_codec.hpp"
 
 namespace attempts::db {
 
-// A job waiting for a worker: an export, or a staff member's read of one attempt.
+// A read for the progress streams: a stream's right to an exam, or an exam's changed attempts.
+struct ProgressJob {
+  bool authorize = false;
+  ExamId exam = 0;
+  std::optional<std::string> staff_id;  // authorize
+  std::optional<UnixMicros> since;      // changed attempts
+  std::chrono::steady_clock::time_point deadline;
+  ProgressReads::Completion done;
+};
+
+// A job waiting for a worker: an export, a staff member's read of one attempt, or a progress
+// read.
 struct StaffJob {
   enum State { queued, taken, expired };
 
   std::shared_ptr<ExportJob> export_job;
+  std::optional<ProgressJob> progress;
   // A read: the caller's call (alive until completed), its loop, and the timer that answers it
   // at its deadline if no worker has taken it by then.
   StoreCall* call = nullptr;
@@ -121,6 +134,34 @@ class LoopExports final : public AttemptExports {
   std::unordered_map<ExportCall*, std::shared_ptr<ExportJob>> jobs_;
 };
 
+// The progress streams' reads: completed on the worker's thread (the hub posts them on).
+class StaffProgressReads final : public ProgressReads {
+ public:
+  explicit StaffProgressReads(StaffReader& reader) : reader_(reader) {}
+
+  void authorize(ExamId exam, std::optional<std::string> staff_id,
+                 std::chrono::steady_clock::time_point deadline, Completion done) override {
+    enqueue({true, exam, std::move(staff_id), std::nullopt, deadline, std::move(done)});
+  }
+
+  void changed_since(ExamId exam, std::optional<UnixMicros> since,
+                     std::chrono::steady_clock::time_point deadline, Completion done) override {
+    enqueue({false, exam, std::nullopt, since, deadline, std::move(done)});
+  }
+
+ private:
+  void enqueue(ProgressJob progress) {
+    auto job = std::make_shared<StaffJob>();
+    job->progress = std::move(progress);
+    if (reader_.enqueue(job)) return;
+    ProgressReadResult refused;
+    refused.problem = "too many staff jobs waiting, or the server is stopping";
+    job->progress->done(std::move(refused));
+  }
+
+  StaffReader& reader_;
+};
+
 // --- StaffReader ---------------------------------------------------------------------------------
 
 StaffReader::StaffReader(runtime::EventLoops& loops, StaffReaderOptions options)
@@ -132,6 +173,7 @@ StaffReader::StaffReader(runtime::EventLoops& loops, StaffReaderOptions options)
     stores_.push_back(std::make_unique<LoopStaffStore>(*this, loops_.context(loop)));
     exports_.push_back(std::make_unique<LoopExports>(*this, loops_.context(loop)));
   }
+  progress_reads_ = std::make_unique<StaffProgressReads>(*this);
   // The connection string is checked now (throws std::invalid_argument), not in a worker.
   (void)pool_conninfo(options_.database_url);
   for (std::size_t worker = 0; worker < std::max<std::size_t>(options_.connections, 1); ++worker) {
@@ -149,6 +191,10 @@ AttemptStore& StaffReader::store(std::size_t loop) {
 
 AttemptExports& StaffReader::exports(std::size_t loop) {
   return *exports_.at(loop);
+}
+
+ProgressReads& StaffReader::progress_reads() {
+  return *progress_reads_;
 }
 
 std::chrono::seconds StaffReader::longest_export() const {
@@ -178,7 +224,12 @@ bool StaffReader::enqueue(std::shared_ptr<StaffJob> job) {
   {
     const std::lock_guard lock(mutex_);
     if (stopping_ || queue_.size() >= options_.queue_capacity) return false;
-    queue_.push_back(std::move(job));
+    // A progress read is short and its streams wait for it each interval: ahead of the rest.
+    if (job->progress) {
+      queue_.push_front(std::move(job));
+    } else {
+      queue_.push_back(std::move(job));
+    }
   }
   work_available_.notify_one();
   return true;
@@ -201,6 +252,12 @@ void StaffReader::stop() {
   }
   workers_.clear();
   for (const auto& job : left) {
+    if (job->progress) {
+      ProgressReadResult stopped;
+      stopped.problem = "the server is stopping";
+      job->progress->done(std::move(stopped));
+      continue;
+    }
     if (job->export_job) {
       export_ended();
       job->export_job->deliver(ExportOutcome::unavailable, 0, "the server is stopping");
@@ -241,7 +298,15 @@ void StaffReader::work(std::size_t worker) {
       counted_up = open;
     }
     metrics_.connections_busy.fetch_add(1, std::memory_order_relaxed);
-    if (job->export_job) {
+    if (job->progress) {
+      if (open) {
+        run_progress(connection, *job);
+      } else {
+        ProgressReadResult failed;
+        failed.problem = "cannot connect: " + error;
+        job->progress->done(std::move(failed));
+      }
+    } else if (job->export_job) {
       ExportJob& export_job = *job->export_job;
       if (!open) {
         spdlog::warn("staff reader {}: cannot connect: {}", worker, error);
@@ -306,6 +371,38 @@ void StaffReader::run_read(StaffConnection& connection, StaffJob& job) {
     return;
   }
   call.outcome = StatementCodec::read_call(*result, call);
+}
+
+void StaffReader::run_progress(StaffConnection& connection, StaffJob& job) {
+  ProgressJob& progress = *job.progress;
+  metrics_.progress_reads.fetch_add(1, std::memory_order_relaxed);
+  const auto stop = [this] { return stopping_flag_.load(std::memory_order_relaxed); };
+  ProgressReadResult result;
+  std::string error;
+  const std::optional<std::string> exam = std::to_string(progress.exam);
+  if (progress.authorize) {
+    const std::optional<std::string> parameters[] = {exam, progress.staff_id};
+    const PgResultPtr rows =
+        connection.run(sql::kProgressAuthorize, parameters, stop, progress.deadline, error);
+    if (!rows || PQresultStatus(rows.get()) != PGRES_TUPLES_OK) {
+      result.problem = rows ? error_message(*rows) : error;
+    } else {
+      const bool allowed =
+          PQgetvalue(rows.get(), 0, 0)[0] == 't' && PQgetvalue(rows.get(), 0, 1)[0] == 't';
+      result.outcome = allowed ? ProgressReadOutcome::done : ProgressReadOutcome::not_found;
+    }
+  } else {
+    const std::optional<std::string> parameters[] = {
+        exam, progress.since ? std::optional(std::to_string(*progress.since)) : std::nullopt};
+    const PgResultPtr rows =
+        connection.run(sql::kProgressChanged, parameters, stop, progress.deadline, error);
+    if (!rows || PQresultStatus(rows.get()) != PGRES_TUPLES_OK) {
+      result.problem = rows ? error_message(*rows) : error;
+    } else {
+      read_progress_rows(*rows, result);
+    }
+  }
+  progress.done(std::move(result));
 }
 
 void StaffReader::run_export(std::size_t worker, StaffConnection& connection, ExportJob& job) {

@@ -76,7 +76,8 @@ void StatementCodec::mark(std::size_t start, bool null, int format) {
 const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus, bool history) {
   const auto rows = batch.rows();
   if (rows.size() == 1) {
-    // $1 id, $2 student (NULL: any), $3 revision (NULL: none), $4 answers; kept: $5 writes.
+    // $1 id, $2 student (NULL: any), $3 revision (NULL: none), $4 answers; kept: $5 writes;
+    // last: answered.
     const auto& row = rows.front();
     begin(history ? (citus ? sql::kSaveOneShardKeptName : sql::kSaveOneKeptName)
                   : (citus ? sql::kSaveOneShardName : sql::kSaveOneName));
@@ -96,6 +97,9 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus,
       append_int4(buffer_, row.writes);
       mark(start);
     }
+    start = buffer_.size();
+    append_int4(buffer_, row.answered);
+    mark(start);
   } else {
     // The same as arrays, one element per row. On Citus the rows are all in one shard, and the
     // statement says which ids, so it is routed to one worker.
@@ -106,12 +110,14 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus,
     revisions_.clear();
     answers_.clear();
     writes_.clear();
+    answered_.clear();
     for (const auto& row : rows) {
       ids_.push_back(row.id);
       students_.push_back(row.student);
       revisions_.push_back(row.revision);
       answers_.push_back(row.answers);
       writes_.push_back(row.writes);
+      answered_.push_back(row.answered);
     }
     append_int8_array(buffer_, ids_);
     mark(0);
@@ -129,6 +135,9 @@ const EncodedStatement& StatementCodec::save(const SaveBatch& batch, bool citus,
       append_int4_array(buffer_, writes_);
       mark(start);
     }
+    start = buffer_.size();
+    append_int4_array(buffer_, answered_);
+    mark(start);
   }
   for (std::size_t i = 0; i < static_cast<std::size_t>(statement_.count); ++i) {
     statement_.values[i] = nulls_[i] ? nullptr : buffer_.data() + offsets_[i];

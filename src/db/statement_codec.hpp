@@ -96,6 +96,7 @@ class StatementCodec {
   std::vector<std::optional<std::int64_t>> revisions_;
   std::vector<std::string_view> answers_;
   std::vector<std::int32_t> writes_;
+  std::vector<std::int32_t> answered_;
 };
 
 }  // namespace attempts::db

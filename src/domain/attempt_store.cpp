@@ -32,6 +32,7 @@ void StoreCall::reset() {
   staff_id.reset();
   revision.reset();
   clear_keeping_small(answers_json);
+  answered = 0;
   clear_keeping_small(idempotency_key);
   deadline = {};
   outcome = StoreOutcome::unavailable;

@@ -237,6 +237,12 @@ std::optional<ExportFormat> negotiate_export_format(std::string_view accept) {
   return ExportFormat::ndjson;
 }
 
+bool accepts_event_stream(std::string_view accept) {
+  const auto ranges = media_ranges(accept);
+  if (ranges.empty()) return true;
+  return weight_of(ranges, "text", "event-stream").first > 0;
+}
+
 std::string_view content_type(ExportFormat format) {
   return format == ExportFormat::csv ? kCsv : kNdjson;
 }

@@ -58,6 +58,8 @@ const char* HttpMetrics::route_label(Route route) noexcept {
       return "GET /attempts/{id}/history";
     case Route::export_attempts:
       return "GET /exams/{exam_id}/attempts";
+    case Route::progress_stream:
+      return "GET /exams/{exam_id}/progress";
     case Route::health:
       return "/healthz";
     case Route::readiness:

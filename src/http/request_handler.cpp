@@ -92,6 +92,7 @@ HeaderVerdict RequestHandler::judge_header(const Request& header,
     case Route::submit_attempt:
     case Route::start_attempt:
     case Route::export_attempts:
+    case Route::progress_stream:
       break;
     case Route::get_history:
       if (!options_.history) {
@@ -227,6 +228,12 @@ std::optional<Response> RequestHandler::check_role(Route route,
                               "exporting an exam's attempts is for its staff (a staff token)");
       }
       return std::nullopt;
+    case Route::progress_stream:
+      if (!verdict.staff_id) {
+        return error_response(Status::forbidden,
+                              "an exam's progress is for its staff (a staff token)");
+      }
+      return std::nullopt;
     default:
       return std::nullopt;
   }
@@ -259,6 +266,44 @@ Response RequestHandler::refuse_export(const ExportCall& call) const {
   return export_refusal_response(call, options_.retry_after);
 }
 
+std::optional<Response> RequestHandler::begin_progress(const Request& request,
+                                                       const HeaderVerdict& verdict) const {
+  if (verdict.rejection) return verdict.rejection;
+  if (!accepts_event_stream(request.accept)) {
+    return error_response(Status::not_acceptable,
+                          "an exam's progress is sent as text/event-stream only");
+  }
+  if (request.last_event_id_count > 1) {
+    return error_response(Status::bad_request, "Last-Event-ID must be one header");
+  }
+  return std::nullopt;
+}
+
+Response RequestHandler::progress_head() const {
+  Response response{Status::ok, 11};
+  response.set(beast_http::field::content_type, "text/event-stream; charset=utf-8");
+  response.set(beast_http::field::cache_control, "no-store");
+  response.set("X-Accel-Buffering", "no");
+  response.set("X-Content-Type-Options", "nosniff");
+  return response;
+}
+
+Response RequestHandler::refuse_progress(ExamId exam, ProgressReadOutcome why) const {
+  if (why == ProgressReadOutcome::not_found) {
+    // A missing exam and another's exam look alike: exam ids cannot be probed.
+    return error_response(Status::not_found, "exam " + std::to_string(exam) + " not found");
+  }
+  return unavailable_response(
+      "the exam's progress could not be read from the database; retry later", options_.retry_after);
+}
+
+Response RequestHandler::progress_streams_full() const {
+  return unavailable_response(
+      "as many progress streams are open as this server allows (--max-progress-streams); retry "
+      "later or on another instance",
+      options_.retry_after);
+}
+
 std::optional<Response> RequestHandler::begin_save(const Request& request, StoreCall& call) const {
   AnswersDocument document;
   document.json = std::move(call.answers_json);  // its buffer is reused
@@ -266,6 +311,7 @@ std::optional<Response> RequestHandler::begin_save(const Request& request, Store
   call.answers_json = std::move(document.json);
   if (error) return error_response(Status::bad_request, error->message);
   call.revision = document.revision;
+  call.answered = static_cast<std::int32_t>(document.question_count);
   return std::nullopt;
 }
 

@@ -26,6 +26,8 @@ void Request::clear(std::size_t kept) {
   reset(expect);
   reset(idempotency_key);
   reset(accept);
+  reset(last_event_id);
+  last_event_id_count = 0;
   reset(origin);
   reset(access_control_request_method);
   content_type_count = authorization_count = idempotency_key_count = 0;
@@ -75,6 +77,8 @@ void RequestReader::on_field_impl(beast_http::field name, string_view name_text,
     case beast_http::field::unknown:
       if (boost::beast::iequals(name_text, "Idempotency-Key")) {
         keep(request_.idempotency_key, request_.idempotency_key_count);
+      } else if (boost::beast::iequals(name_text, "Last-Event-ID")) {
+        keep(request_.last_event_id, request_.last_event_id_count);
       }
       return;
     default:

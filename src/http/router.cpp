@@ -10,6 +10,8 @@ constexpr std::string_view kExamsPrefix = "/exams/";
 constexpr std::string_view kSubmitSuffix = "/submit";
 constexpr std::string_view kHistorySuffix = "/history";
 constexpr std::string_view kAttemptsSuffix = "/attempts";
+constexpr std::string_view kProgressSuffix = "/progress";
+constexpr std::string_view kGetOnly = "GET";
 constexpr std::string_view kReadOnlyMethods = "GET, HEAD";
 constexpr std::string_view kAttemptMethods = "GET, HEAD, PATCH";
 constexpr std::string_view kPostOnly = "POST";
@@ -64,10 +66,19 @@ RouteMatch match_attempt(Verb method, std::string_view rest) {
   return {method == Verb::patch ? Route::save_answers : Route::get_attempt, *id, 0, {}};
 }
 
-// /exams/{exam_id}/attempts: POST starts one, GET streams them all (staff)
+// /exams/{exam_id}/attempts: POST starts one, GET streams them all (staff);
+// /exams/{exam_id}/progress: GET streams the exam's progress (staff; no HEAD: a stream has no
+// length to announce)
 RouteMatch match_exam(Verb method, std::string_view rest) {
   const auto slash = rest.find('/');
-  if (slash == std::string_view::npos || rest.substr(slash) != kAttemptsSuffix) return {};
+  if (slash == std::string_view::npos) return {};
+  if (rest.substr(slash) == kProgressSuffix) {
+    if (method != Verb::get) return {Route::method_not_allowed, 0, 0, kGetOnly};
+    const auto id = parse_positive_decimal(rest.substr(0, slash));
+    if (!id) return {Route::bad_exam_id, 0, 0, {}};
+    return {Route::progress_stream, 0, *id, {}};
+  }
+  if (rest.substr(slash) != kAttemptsSuffix) return {};
   if (method != Verb::post && !is_read(method)) {
     return {Route::method_not_allowed, 0, 0, kExamAttemptsMethods};
   }
@@ -78,11 +89,12 @@ RouteMatch match_exam(Verb method, std::string_view rest) {
 
 }  // namespace
 
-const std::array<PathTemplate, 7> kPaths = {{
+const std::array<PathTemplate, 8> kPaths = {{
     {"/attempts/{id}", kAttemptMethods},
     {"/attempts/{id}/submit", kPostOnly},
     {"/attempts/{id}/history", kReadOnlyMethods},
     {"/exams/{exam_id}/attempts", kExamAttemptsMethods},
+    {"/exams/{exam_id}/progress", kGetOnly},
     {"/healthz", kReadOnlyMethods},
     {"/readyz", kReadOnlyMethods},
     {"/metrics", kReadOnlyMethods},

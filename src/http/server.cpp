@@ -27,7 +27,8 @@ Server::Server(ServerOptions options, runtime::EventLoops& loops, const RequestH
     sessions_.push_back(std::make_unique<LoopSessions>());
     const LoopResources resources = resources_of_loop(i);
     services_.push_back({handler, resources.store, resources.tokens, options_.session,
-                         *sessions_.back(), metrics, resources.staff_store, resources.exports});
+                         *sessions_.back(), metrics, resources.staff_store, resources.exports,
+                         resources.progress});
   }
 }
 

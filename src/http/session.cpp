@@ -81,6 +81,8 @@ void Session::drain() {
   draining_ = true;
   // An idle or lingering connection closes now; a busy one after its response is written.
   if (phase_ == Phase::idle || phase_ == Phase::lingering) do_close();
+  // A progress stream never finishes by itself: it ends now, with a clean end of its body.
+  if (phase_ == Phase::streaming) end_progress();
 }
 
 void Session::do_wait_request() {
@@ -194,6 +196,7 @@ void Session::on_read_body(beast::error_code ec, std::size_t) {
     return send(std::move(*verdict_.rejection), /*close_after=*/false);
   }
   if (verdict_.match.route == Route::export_attempts) return do_export();
+  if (verdict_.match.route == Route::progress_stream) return do_progress();
   call_.reset();
   if (auto response = services_.handler.begin(request_, verdict_, deadline_, call_)) {
     return send(std::move(*response), /*close_after=*/false);
@@ -431,6 +434,7 @@ void Session::do_close() {
   if (phase_ == Phase::closed) return;
   phase_ = Phase::closed;
   cancel_export();
+  close_progress();
   beast::error_code ignored;
   socket_.shutdown(net::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
@@ -465,6 +469,7 @@ void Session::on_timer(beast::error_code ec) {
   timer_armed_ = Clock::time_point::max();
   if (phase_ == Phase::closed) return;
   if (Clock::now() < deadline_) return set_deadline(deadline_);
+  if (phase_ == Phase::streaming) return on_progress_timer();
   // Waiting on the store: it answers by this same deadline, and the answer is written then.
   if (phase_ == Phase::awaiting_store) return;
   if (phase_ == Phase::awaiting_export) {

@@ -17,6 +17,7 @@ constexpr http::Route kRoutes[] = {
     http::Route::bad_attempt_id,     http::Route::bad_exam_id,
     http::Route::method_not_allowed, http::Route::not_found,
     http::Route::preflight,          http::Route::export_attempts,
+    http::Route::progress_stream,
 };
 
 std::string route_label(http::Route route) {
@@ -158,13 +159,59 @@ void render_auth(TextWriter& out, const AuthCounters& auth) {
          static_cast<double>(cache.bytes()));
 }
 
+// The proctors' progress streams (progress_hub.hpp).
+void render_progress(TextWriter& out, const progress::ProgressMetrics& m,
+                     std::chrono::milliseconds interval) {
+  const auto load = [](const auto& value) { return value.load(std::memory_order_relaxed); };
+  single(out, "attempts_progress_streams_open", "gauge",
+         "Progress streams (GET /exams/{id}/progress) open now, at most --max-progress-streams.",
+         static_cast<double>(load(m.streams_open)));
+  single(out, "attempts_progress_watched_exams", "gauge",
+         "Exams with at least one progress stream: each costs one read per interval.",
+         static_cast<double>(load(m.watched_exams)));
+  single(out, "attempts_progress_interval_seconds", "gauge",
+         "--progress-interval: each watched exam is read once per interval.",
+         static_cast<double>(interval.count()) / 1000.0);
+  single(out, "attempts_progress_queries_total", "counter",
+         "Reads of a watched exam's changed attempts (one per interval per watched exam).",
+         load(m.queries));
+  single(out, "attempts_progress_query_failures_total", "counter",
+         "Reads of a watched exam the database could not answer.", load(m.query_failures));
+  single(out, "attempts_progress_query_seconds_total", "counter",
+         "Time the reads of watched exams took, from asking to the answer (queueing included).",
+         static_cast<double>(load(m.query_microseconds)) / 1e6);
+  single(out, "attempts_progress_query_rows_total", "counter",
+         "Attempts the reads of watched exams returned.", load(m.query_rows));
+  single(out, "attempts_progress_events_total", "counter",
+         "Events posted to progress streams (one per stream per event).", load(m.events_sent));
+  single(out, "attempts_progress_resumes_total", "counter",
+         "Streams that resumed with Last-Event-ID: their first event was the changes since.",
+         load(m.resumes));
+  out.family("attempts_progress_snapshots_total", "counter",
+             "Snapshots sent to progress streams, by why: a new stream, a Last-Event-ID too old "
+             "(or of another instance), or a stream that fell behind.");
+  out.sample("attempts_progress_snapshots_total", "reason=\"new\"", load(m.snapshots_new));
+  out.sample("attempts_progress_snapshots_total", "reason=\"resume_too_old\"",
+             load(m.snapshots_resume_too_old));
+  out.sample("attempts_progress_snapshots_total", "reason=\"slow_consumer\"",
+             load(m.snapshots_slow_consumer));
+  single(out, "attempts_progress_slow_consumers_closed_total", "counter",
+         "Progress streams ended because they fell behind three times.",
+         load(m.slow_consumers_closed));
+  single(out, "attempts_progress_streams_refused_total", "counter",
+         "Progress streams refused with 503 because --max-progress-streams were open.",
+         load(m.streams_refused));
+}
+
 }  // namespace
 
 std::string render_exposition(const http::HttpMetrics& http, const AuthCounters& auth,
                               const db::PoolMetrics& pool,
                               const std::vector<db::ConnectionState>& connections,
                               const db::HistoryMaintenance* history,
-                              const db::StaffReader* staff_reader) {
+                              const db::StaffReader* staff_reader,
+                              const progress::ProgressMetrics* progress,
+                              std::chrono::milliseconds progress_interval) {
   TextWriter out;
 
   out.family("attempts_http_requests_total", "counter",
@@ -274,6 +321,7 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
              static_cast<double>(connections.size() - up));
   if (history != nullptr) render_history(out, history->status());
   if (staff_reader != nullptr) render_staff_reader(out, *staff_reader);
+  if (progress != nullptr) render_progress(out, *progress, progress_interval);
   return out.text();
 }
 

@@ -120,20 +120,22 @@ class RawConnection {
   std::vector<std::string> notices_;
 };
 
-// The four arrays of kSaveBatch, encoded as the service encodes them (src/db/pg_binary.hpp).
+// The five arrays of kSaveBatch, encoded as the service encodes them (src/db/pg_binary.hpp).
 struct Batch {
   std::vector<std::int64_t> ids;
   std::vector<std::optional<std::int64_t>> students;
   std::vector<std::optional<std::int64_t>> revisions;
   std::vector<std::string> answers;
+  std::vector<std::int32_t> answered;
 
   std::vector<std::string> params() const {
-    std::vector<std::string> out(4);
+    std::vector<std::string> out(5);
     db::append_int8_array(out[0], ids);
     db::append_int8_array(out[1], students);
     db::append_int8_array(out[2], revisions);
     std::vector<std::string_view> documents(answers.begin(), answers.end());
     db::append_jsonb_array(out[3], documents);
+    db::append_int4_array(out[4], answered);
     return out;
   }
 
@@ -145,6 +147,7 @@ struct Batch {
       batch.students.push_back(1 + (id - 1) % 20000);
       batch.revisions.push_back(std::nullopt);
       batch.answers.push_back(answers);
+      batch.answered.push_back(1);
     }
     return batch;
   }
@@ -359,11 +362,12 @@ TEST_F(CitusTest, ServiceStatementsAndFunctionsWorkThroughTheCoordinator) {
   RawConnection connection(url());
 
   // The one-row statements are routed to one shard.
-  std::vector<std::string> one(4);
+  std::vector<std::string> one(5);
   db::append_int8(one[0], 42);
   db::append_int8(one[1], 42);
   db::append_int8(one[2], 7);
   db::append_jsonb(one[3], R"({"1":[1]})");
+  db::append_int4(one[4], 1);
   const std::string save_one = db::sql::kSaveOneShard;
   EXPECT_EQ(task_count(plan_text(
                 connection.run("EXPLAIN " + save_one, false, one, db::sql::kSaveOneTypes).get())),
@@ -611,6 +615,42 @@ TEST_F(CitusTest, WorkerCrashEmptiesItsUnloggedShardsAndLoggedOnesSurvive) {
   cluster_->start_worker(0);
   EXPECT_EQ(db.attempt_count(), 100000);
   EXPECT_TRUE(StoredAnswersAre(db, written, R"({"1":[1]})"));
+}
+
+// The progress streams' read (issue 31) goes through the coordinator as a multi-shard read: the
+// LEFT JOIN of now() with the exam's attempts, whole and since an instant (then its one row of
+// NULLs says nothing changed, with the coordinator's now()).
+TEST_F(CitusTest, TheProgressReadWorksThroughTheCoordinator) {
+  pqxx::connection connection(url());
+  std::int64_t now_micros = 0;
+  {
+    pqxx::work tx(connection);
+    // Exam 1 of the seed: attempts 1, 101, 201, ... (seed.sql), on every shard.
+    const auto all = tx.exec_params(db::sql::kProgressChanged, "1", std::optional<std::string>());
+    ASSERT_EQ(all.size(), 1000u);
+    for (const auto& row : all) {
+      EXPECT_FALSE(row[0].is_null());
+      EXPECT_EQ((row[1].as<std::int64_t>() - 1) % 100, 0);
+    }
+    now_micros =
+        tx.exec1("SELECT (extract(epoch FROM now()) * 1000000)::bigint")[0].as<std::int64_t>();
+    const auto none = tx.exec_params(db::sql::kProgressChanged, "1", std::to_string(now_micros));
+    ASSERT_EQ(none.size(), 1u);
+    EXPECT_FALSE(none[0][0].is_null());
+    EXPECT_TRUE(none[0][1].is_null());
+    tx.commit();
+  }
+  {
+    // As the shard statements save (now(), not clock_timestamp(), on Citus).
+    pqxx::work tx(connection);
+    tx.exec("UPDATE attempts SET updated_at = now(), answered = 3 WHERE id = 101");
+    tx.commit();
+  }
+  pqxx::work tx(connection);
+  const auto one = tx.exec_params(db::sql::kProgressChanged, "1", std::to_string(now_micros));
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0][1].as<std::int64_t>(), 101);
+  EXPECT_EQ(one[0][3].as<int>(), 3);
 }
 
 }  // namespace

@@ -90,6 +90,7 @@ TEST(CorsTest, APreflightNeedsNeitherTokenNorDatabase) {
   } paths[] = {{"/attempts/42", "GET, HEAD, PATCH"},
                {"/attempts/42/submit", "POST"},
                {"/exams/1/attempts", "GET, HEAD, POST"},
+               {"/exams/1/progress", "GET"},
                {"/healthz", "GET, HEAD"}};
   for (const auto& path : paths) {
     const auto response = HttpClient(server.port()).request(preflight(path.target, kPage));
@@ -97,7 +98,7 @@ TEST(CorsTest, APreflightNeedsNeitherTokenNorDatabase) {
     EXPECT_EQ(response.header("access-control-allow-origin"), kPage);
     EXPECT_EQ(response.header("access-control-allow-methods"), path.methods);
     EXPECT_EQ(response.header("access-control-allow-headers"),
-              "authorization, content-type, idempotency-key");
+              "authorization, content-type, idempotency-key, last-event-id");
     EXPECT_EQ(response.header("access-control-max-age"), "7200");
     EXPECT_EQ(response.header("vary"), "Origin");
     EXPECT_EQ(response.header("content-length"), std::nullopt);

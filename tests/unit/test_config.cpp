@@ -155,6 +155,11 @@ TEST(ConfigDefaultsTest, ReadsOnlyTheDocumentedEnvironmentVariables) {
                                             "MAX_EXPORTS",
                                             "EXPORT_RATE",
                                             "STAFF_STATEMENT_TIMEOUT",
+                                            "PROGRESS_INTERVAL",
+                                            "PROGRESS_QUIET",
+                                            "PROGRESS_HEARTBEAT",
+                                            "MAX_PROGRESS_STREAMS",
+                                            "PROGRESS_QUEUE_BYTES",
                                             "CORS_ORIGIN"};
   EXPECT_EQ(asked, documented);
 }

@@ -217,7 +217,7 @@ TEST(CorsPreflightTest, AnAllowedOriginGets204WithThePathsMethodsTheFieldsAndMax
   EXPECT_EQ(response.result(), Status::no_content);
   EXPECT_EQ(response[Field::access_control_allow_methods], "GET, HEAD, PATCH");
   EXPECT_EQ(response[Field::access_control_allow_headers],
-            "authorization, content-type, idempotency-key");
+            "authorization, content-type, idempotency-key, last-event-id");
   EXPECT_EQ(response[Field::access_control_max_age], "7200");
   EXPECT_TRUE(response.body().empty());
   const std::string sent = wire(response, policy(), request);

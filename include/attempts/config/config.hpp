@@ -72,6 +72,14 @@ struct Config {
   std::size_t max_exports = 1;
   unsigned staff_statement_timeout_seconds = 30;
   std::size_t export_rate = 100000;  // attempts per second per export; 0: unpaced
+  // Progress streams (GET /exams/{id}/progress): one read per watched exam per interval, the
+  // quiet threshold, the heartbeat, the streams one process serves, and the bytes of events
+  // queued for one stream before it falls behind.
+  unsigned progress_interval_ms = 2000;
+  unsigned progress_quiet_seconds = 300;
+  unsigned progress_heartbeat_seconds = 15;
+  std::size_t max_progress_streams = 1000;
+  std::size_t progress_queue_bytes = 8 << 20;
   // Browser origins allowed to call the API (CORS), each exactly as a browser sends it in the
   // Origin header; empty: CORS off.
   std::vector<std::string> cors_origins;

@@ -60,6 +60,8 @@ class SaveBatch {
     std::string_view answers;
     // How many writes the row stands for (the answer history records it), from seal() on.
     std::int32_t writes = 1;
+    // How many questions the sent write answers (attempts.answered), from seal() on.
+    std::int32_t answered = 0;
   };
 
   // The most bytes of answers one statement carries: PostgreSQL takes no parameter past 1 GB,

@@ -14,6 +14,7 @@
 
 #include "attempts/domain/attempt_exports.hpp"
 #include "attempts/domain/attempt_store.hpp"
+#include "attempts/domain/exam_progress.hpp"
 #include "attempts/runtime/event_loops.hpp"
 
 namespace attempts::db {
@@ -57,6 +58,7 @@ struct StaffReaderMetrics {
   std::atomic<std::uint64_t> export_bytes{0};
   std::atomic<std::uint64_t> reads{0};  // staff reads of one attempt or its history
   std::atomic<std::uint64_t> reads_failed{0};
+  std::atomic<std::uint64_t> progress_reads{0};  // the progress streams' reads and checks
   std::atomic<std::int64_t> exports_running{0};
   std::atomic<std::int64_t> connections_busy{0};
   std::atomic<std::int64_t> connections_up{0};
@@ -64,6 +66,7 @@ struct StaffReaderMetrics {
 
 class ExportJob;
 class LoopExports;
+class StaffProgressReads;
 class LoopStaffStore;
 class StaffConnection;
 struct StaffJob;
@@ -97,6 +100,8 @@ class StaffReader {
   // The ports for calls made on event loop `loop`; use them only from that loop's thread.
   AttemptStore& store(std::size_t loop);
   AttemptExports& exports(std::size_t loop);
+  // The progress streams' reads (thread-safe): short, so they go ahead of queued exports.
+  ProgressReads& progress_reads();
 
   const StaffReaderMetrics& metrics() const { return metrics_; }
   std::size_t connections() const { return options_.connections; }
@@ -111,11 +116,13 @@ class StaffReader {
  private:
   friend class LoopStaffStore;
   friend class LoopExports;
+  friend class StaffProgressReads;
 
   // Queues a job for the next free worker; false when stopping or the queue is full.
   bool enqueue(std::shared_ptr<StaffJob> job);
   void work(std::size_t worker);
   void run_read(StaffConnection& connection, StaffJob& job);
+  void run_progress(StaffConnection& connection, StaffJob& job);
   void run_export(std::size_t worker, StaffConnection& connection, ExportJob& job);
   // Whether one more export may start now (counted as running if so).
   bool admit_export();
@@ -126,6 +133,7 @@ class StaffReader {
   StaffReaderMetrics metrics_;
   std::vector<std::unique_ptr<LoopStaffStore>> stores_;
   std::vector<std::unique_ptr<LoopExports>> exports_;
+  std::unique_ptr<StaffProgressReads> progress_reads_;
   // When each worker's export started (0: none), for longest_export().
   std::unique_ptr<std::atomic<std::int64_t>[]> export_started_at_;
 

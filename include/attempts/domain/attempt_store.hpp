@@ -98,6 +98,7 @@ struct StoreCall {
   std::optional<std::string> staff_id;
   std::optional<Revision> revision;  // save_answers: apply only if newer than the stored one
   std::string answers_json;          // save_answers: a validated answers object
+  std::int32_t answered = 0;         // save_answers: how many questions answers_json answers
   std::string idempotency_key;       // start_attempt: empty means none
   HistoryQuery history_query;        // load_history
   // The store completes the call by this time, whatever the database does.

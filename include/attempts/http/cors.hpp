@@ -43,9 +43,11 @@ class CorsPolicy {
   // 7200 s, Firefox at 86400); short enough that a removed origin stops sending writes within
   // two hours. README "CORS" has the reasoning.
   static constexpr std::chrono::seconds kMaxAge{7200};
-  // Request fields a page may send: Authorization and Idempotency-Key are never
-  // CORS-safelisted, nor is Content-Type with application/json.
-  static constexpr std::string_view kAllowHeaders = "authorization, content-type, idempotency-key";
+  // Request fields a page may send: Authorization, Idempotency-Key and Last-Event-ID (a
+  // progress stream's reconnect) are never CORS-safelisted, nor is Content-Type with
+  // application/json.
+  static constexpr std::string_view kAllowHeaders =
+      "authorization, content-type, idempotency-key, last-event-id";
   // Response fields a page may read beyond the CORS-safelisted ones (Content-Type, ...).
   static constexpr std::string_view kExposeHeaders =
       "Location, Retry-After, WWW-Authenticate, Idempotent-Replayed";

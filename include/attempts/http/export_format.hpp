@@ -28,6 +28,10 @@ std::variant<ExportFilter, std::string> parse_export_query(std::string_view targ
 // nullopt when neither is acceptable (406).
 std::optional<ExportFormat> negotiate_export_format(std::string_view accept);
 
+// Whether an Accept field value takes text/event-stream (absent, */*, text/* or the type itself
+// with a weight above 0): the progress stream's only representation.
+bool accepts_event_stream(std::string_view accept);
+
 std::string_view content_type(ExportFormat format);
 
 // The encoder of a format: stateless, shared by every export, safe on any thread.

@@ -27,6 +27,9 @@ struct Request {
   // Every Accept field's value, joined by ", " (a list field may be split over several lines):
   // which representation of an export the client wants.
   std::string accept;
+  // Where a progress stream resumes (Server-Sent Events); the first one if repeated.
+  std::string last_event_id;
+  unsigned last_event_id_count = 0;
   // CORS (cors.hpp): where a browser's page comes from, and the method a preflight asks about.
   std::string origin;
   std::string access_control_request_method;

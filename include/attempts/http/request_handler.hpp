@@ -11,6 +11,7 @@
 #include "attempts/domain/answers.hpp"
 #include "attempts/domain/attempt_exports.hpp"
 #include "attempts/domain/attempt_store.hpp"
+#include "attempts/domain/exam_progress.hpp"
 #include "attempts/http/cors.hpp"
 #include "attempts/http/request.hpp"
 #include "attempts/http/router.hpp"
@@ -90,6 +91,17 @@ class RequestHandler {
                                        Response& head) const;
   // The response to an export whose first step did not give rows: 404, 429 or 503.
   Response refuse_export(const ExportCall& call) const;
+
+  // GET /exams/{id}/progress, judged acceptable by judge_header: a refusal (406, 400 for a
+  // repeated Last-Event-ID), or nullopt when the stream may be opened.
+  std::optional<Response> begin_progress(const Request& request,
+                                         const HeaderVerdict& verdict) const;
+  // The head of a progress stream (sent chunked before its first event).
+  Response progress_head() const;
+  // A stream that could not start: 404 (no such exam, or not its staff) or 503.
+  Response refuse_progress(ExamId exam, ProgressReadOutcome why) const;
+  // 503: --max-progress-streams are open.
+  Response progress_streams_full() const;
 
   // Whoever writes a response adds the fields this policy gives for the request's Origin.
   const CorsPolicy& cors() const { return options_.cors; }

@@ -18,6 +18,7 @@ enum class Route {
   submit_attempt,      // POST /attempts/{id}/submit
   start_attempt,       // POST /exams/{exam_id}/attempts
   export_attempts,     // GET or HEAD /exams/{exam_id}/attempts: stream the exam's attempts (staff)
+  progress_stream,     // GET /exams/{exam_id}/progress: Server-Sent Events of the exam's progress
   get_history,         // GET or HEAD /attempts/{id}/history
   health,              // GET or HEAD /healthz
   readiness,           // GET or HEAD /readyz
@@ -25,12 +26,12 @@ enum class Route {
   preflight,           // a CORS preflight of a known path (OPTIONS; cors.hpp), with CORS on
 };
 
-inline constexpr std::size_t kRouteCount = 14;
+inline constexpr std::size_t kRouteCount = 15;
 
 struct RouteMatch {
   Route route = Route::not_found;
   AttemptId attempt_id = 0;  // save_answers, get_attempt, submit_attempt, get_history
-  std::int64_t exam_id = 0;  // start_attempt, export_attempts
+  std::int64_t exam_id = 0;  // start_attempt, export_attempts, progress_stream
   std::string_view allow;    // the methods the path accepts, for 405
 };
 
@@ -41,7 +42,7 @@ struct PathTemplate {
 };
 
 // Every path the router knows; docs/openapi.yaml must describe exactly these.
-extern const std::array<PathTemplate, 7> kPaths;
+extern const std::array<PathTemplate, 8> kPaths;
 
 // Maps a method and request target to an endpoint. The query string is ignored; paths match
 // exactly (no trailing slash, no percent-decoding).

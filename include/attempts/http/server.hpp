@@ -37,6 +37,7 @@ struct LoopResources {
   // Staff reads and exports, on connections of their own (never the write pool's).
   AttemptStore& staff_store;
   AttemptExports& exports;
+  progress::ProgressHub* progress = nullptr;  // the process's progress streams
 };
 
 // The HTTP front end on the event loops: a listener on loop 0, each connection's session on the

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -22,6 +23,7 @@
 #include "attempts/http/request_handler.hpp"
 #include "attempts/http/request_reader.hpp"
 #include "attempts/http/types.hpp"
+#include "attempts/progress/progress_hub.hpp"
 
 namespace attempts::http {
 
@@ -45,6 +47,14 @@ struct SessionOptions {
   std::chrono::milliseconds linger_timeout{1000};
   // One info line per request: peer, method, target, status, microseconds.
   bool access_log = false;
+  // A progress stream: a comment after this long without writing anything else
+  // (--progress-heartbeat); the events' interval, for the retry field (--progress-interval);
+  // the bytes of events queued behind the one being written before the stream falls behind
+  // (its queue is dropped for a fresh snapshot; the third time, it is ended).
+  std::chrono::milliseconds progress_heartbeat{15000};
+  std::chrono::milliseconds progress_interval{2000};
+  std::size_t progress_queue_bytes = 8 << 20;
+  unsigned progress_falls_behind = 3;
 
   // The read buffer's ceiling: a whole header, chunk-size line (extensions included) or
   // trailer section must fit in it, so none can grow without bound.
@@ -81,6 +91,8 @@ struct LoopServices {
   // Staff reads of one attempt, and exports: the staff reader's connections (db/staff_reader).
   AttemptStore& staff_store;
   AttemptExports& exports;
+  // The progress streams of the process (null: the route answers 503).
+  progress::ProgressHub* progress = nullptr;
 };
 
 // One client connection, on one event loop from accept to close. Requests are read and answered
@@ -92,9 +104,13 @@ struct LoopServices {
 // then is the next one asked for, so a client that reads slowly slows only its own export; a
 // client that goes away (or a write that times out) cancels the export, which frees its
 // database connection at once.
+// A progress stream (session_progress.cpp) is written the same way, event by event: the
+// events come from the exam's watch, shared with every other stream; those that arrive while
+// one is written wait in a bounded queue.
 class Session final : public std::enable_shared_from_this<Session>,
                       private StoreCompletion,
-                      private ExportCompletion {
+                      private ExportCompletion,
+                      private progress::ProgressListener {
  public:
   Session(Socket&& socket, LoopServices services);
   ~Session();
@@ -112,6 +128,7 @@ class Session final : public std::enable_shared_from_this<Session>,
     reading,
     awaiting_store,
     awaiting_export,  // an export's next chunk
+    streaming,        // a progress stream: its first event, or between and during events
     writing,
     lingering,
     closed
@@ -138,6 +155,19 @@ class Session final : public std::enable_shared_from_this<Session>,
   void on_write_chunk(bool last, boost::beast::error_code ec, std::size_t bytes);
   // Ends the export in progress, if any: its query is cancelled and no step completes after.
   void cancel_export();
+  // --- a progress stream (GET /exams/{id}/progress), event by event (session_progress.cpp)
+  void do_progress();
+  void on_progress_event(std::shared_ptr<const std::string> event) override;
+  void on_progress_refused(ProgressReadOutcome why) override;
+  void do_write_progress();
+  void on_write_progress(boost::beast::error_code ec, std::size_t bytes);
+  // The deadline passed while streaming: a heartbeat, a write timed out, or no first event.
+  void on_progress_timer();
+  // Ends the stream with the chunked terminator once what is being written is written.
+  void end_progress();
+  // Leaves the watch: nothing more reaches this session.
+  void close_progress();
+
   std::string_view cors_fields(const Response& response) const;
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void do_linger();
@@ -168,6 +198,20 @@ class Session final : public std::enable_shared_from_this<Session>,
   bool export_chunked_ = true;  // false for an HTTP/1.0 client: the body ends at the close
   std::string chunk_prefix_;    // the head (first chunk only) and the chunk-size line
   std::shared_ptr<Session> self_while_exporting_;  // alive while a step is awaited
+
+  std::shared_ptr<progress::ProgressStream> progress_;  // open, not closed
+  std::shared_ptr<Session> self_while_streaming_;       // alive while the watch may post
+  std::deque<std::shared_ptr<const std::string>> progress_queue_;
+  std::size_t progress_queued_bytes_ = 0;
+  std::shared_ptr<const std::string> progress_writing_;  // the event being written
+  bool progress_head_sent_ = false;
+  bool progress_write_pending_ = false;  // a write is under way
+  bool progress_needs_snapshot_ = false;
+  bool progress_heartbeat_due_ = false;
+  bool progress_ending_ = false;
+  bool progress_chunked_ = true;
+  unsigned progress_fell_behind_ = 0;
+  ExamId progress_exam_ = 0;
 
   // One timer, armed lazily: it is never later than deadline_, and re-armed only when the
   // deadline moves earlier, so a busy connection does not cancel and re-arm it per request.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -7,6 +8,7 @@
 #include "attempts/db/pool_metrics.hpp"
 #include "attempts/db/staff_reader.hpp"
 #include "attempts/http/http_metrics.hpp"
+#include "attempts/progress/progress_hub.hpp"
 
 namespace attempts::auth {
 class Authenticator;
@@ -29,6 +31,8 @@ std::string render_exposition(const http::HttpMetrics& http, const AuthCounters&
                               const db::PoolMetrics& pool,
                               const std::vector<db::ConnectionState>& connections,
                               const db::HistoryMaintenance* history = nullptr,
-                              const db::StaffReader* staff_reader = nullptr);
+                              const db::StaffReader* staff_reader = nullptr,
+                              const progress::ProgressMetrics* progress = nullptr,
+                              std::chrono::milliseconds progress_interval = {});
 
 }  // namespace attempts::metrics

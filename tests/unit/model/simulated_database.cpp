@@ -264,7 +264,8 @@ Reply SimulatedDatabase::save(const ReceivedStatement& statement, bool orphan) {
                    name == sql::kSaveOneKeptName || name == sql::kSaveOneShardKeptName;
   const bool kept = name == sql::kSaveOneKeptName || name == sql::kSaveOneShardKeptName ||
                     name == sql::kSaveBatchKeptName || name == sql::kSaveShardKeptName;
-  if (statement.params.size() != (kept ? 5u : 4u)) {
+  // The last parameter is the answered count (attempts.answered), which the model does not keep.
+  if (statement.params.size() != (kept ? 6u : 5u)) {
     throw std::runtime_error(name + " with " + std::to_string(statement.params.size()) +
                              " parameters");
   }

@@ -1,0 +1,70 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attempts/progress/exam_progress_state.hpp"
+#include "attempts/progress/progress_events.hpp"
+#include "attempts/progress/progress_hub.hpp"
+
+namespace attempts::progress {
+
+// One watched exam: reads it once per interval (one read in flight at most) on its loop, applies
+// each read to its state under its lock, and posts each event, built once, to every stream.
+// Streams join from any loop (under the lock); a stream that joins before the first read has
+// answered gets its first event from that read.
+class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  ExamWatch(ProgressHub& hub, boost::asio::io_context& loop, ExamId exam, std::string token);
+
+  ExamId exam() const { return exam_; }
+  const std::string& token() const { return token_; }
+  // The first read, now.
+  void start();
+  // Adds a stream; its first event (a snapshot, or changes since its Last-Event-ID) is posted to
+  // it now if the state is known, else once the first read answers.
+  void subscribe(const std::shared_ptr<ProgressStream>& stream);
+  // Removes a stream; how many are left (waiting ones included).
+  std::size_t unsubscribe(const ProgressStream& stream);
+  // The current snapshot (built at most once per event); null before the first read.
+  std::shared_ptr<const std::string> snapshot();
+  // No more reads; a read in flight is ignored when it answers.
+  void stop();
+
+ private:
+  void do_read();
+  void on_read(ProgressReadResult result, Clock::time_point started);
+  // Under mutex_: the first event for `stream`.
+  std::shared_ptr<const std::string> first_event(const ProgressStream& stream);
+  std::shared_ptr<const std::string> snapshot_locked();
+  ProgressEventHeader header_locked() const;
+  void deliver(const std::shared_ptr<ProgressStream>& stream,
+               std::shared_ptr<const std::string> event);
+
+  ProgressHub& hub_;
+  boost::asio::io_context& loop_;
+  const ExamId exam_;
+  const std::string token_;
+  const std::chrono::microseconds quiet_after_;
+  boost::asio::steady_timer timer_;  // the loop's
+  bool stopped_ = false;             // the loop's
+
+  std::mutex mutex_;
+  ExamProgressState state_;
+  std::optional<UnixMicros> since_;  // the next read's lower bound
+  std::vector<std::shared_ptr<ProgressStream>> streams_;
+  std::vector<std::shared_ptr<ProgressStream>> waiting_;  // for the first read
+  std::shared_ptr<const std::string> snapshot_;
+  std::uint64_t snapshot_seq_ = 0;
+};
+
+}  // namespace attempts::progress
