@@ -2,15 +2,18 @@
 // GET /exams/{EXAM}/progress. Each reads every byte; the first PARSED of them also parse the
 // events and record, for every attempt in a `changes` event, the time it was received minus its
 // updated_at (the save's time in the database: both clocks are this machine's). Runs until
-// SIGTERM, then prints one line:
+// SIGTERM, then prints one line (bytes: as received, compressed when gzipped):
 //   progress: streams=N open=N events=N snapshots=N bytes=N samples=N p50_ms=X p99_ms=X max_ms=X
+// ENCODING=gzip (the default) asks for gzip as browsers do; ENCODING=identity does not.
 import http from 'node:http';
+import zlib from 'node:zlib';
 
 const base = process.env.URL;
 const exam = process.env.EXAM;
 const token = process.env.TOKEN;
 const streams = Number(process.env.STREAMS ?? 200);
 const parsed = Number(process.env.PARSED ?? 4);
+const gzip = (process.env.ENCODING ?? 'gzip') === 'gzip';
 const lags = [];
 let events = 0;
 let snapshots = 0;
@@ -21,7 +24,10 @@ const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
 
 function openStream(index) {
   const request = http.request(`${base}/exams/${exam}/progress`, {
-    headers: { Authorization: `Bearer ${token}` },
+    headers: {
+      Authorization: `Bearer ${token}`,
+      ...(gzip ? { 'Accept-Encoding': 'gzip, deflate, br' } : {}),
+    },
     agent,
   });
   request.on('response', (response) => {
@@ -40,9 +46,17 @@ function openStream(index) {
       return;
     }
     let text = '';
-    response.setEncoding('utf8');
     response.on('data', (piece) => {
       bytes += piece.length;
+    });
+    let body = response;
+    if (response.headers['content-encoding'] === 'gzip') {
+      // Each event is decoded as soon as its bytes are in (the server flushes per event).
+      body = response.pipe(zlib.createGunzip({ flush: zlib.constants.Z_SYNC_FLUSH }));
+      body.on('error', (error) => console.error(`stream ${index}: ${error.message}`));
+    }
+    body.setEncoding('utf8');
+    body.on('data', (piece) => {
       text += piece;
       let end;
       while ((end = text.indexOf('\n\n')) !== -1) {

@@ -11,6 +11,8 @@
 #   2. saves at full speed (wrk, closed loop, --connections) for --duration, without and with the
 #      streams open, in turn, --rounds times: the mean save rate of each, and their ratio.
 #
+# The readers ask for gzip as browsers do (--encoding identity: they do not).
+#
 #   BENCH_WRK2=/opt/tools/bin/wrk2-lj21 scripts/bench-progress.sh
 #   scripts/bench-progress.sh --streams 50 --rounds 1 --duration 5s --paced-duration 10s --no-build
 #
@@ -33,6 +35,7 @@ paced_duration=20
 connections=64
 paced_connections=256
 interval_ms=2000
+encoding=gzip
 do_build=1
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 say() { printf '==> bench-progress: %s\n' "$*" >&2; }
@@ -50,6 +53,7 @@ while (($#)); do
     --paced-duration) paced_duration=${2%s}; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --interval-ms) interval_ms=$2; shift 2 ;;
+    --encoding) encoding=$2; shift 2 ;;
     --no-build) do_build=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" 2 ;;
@@ -58,6 +62,7 @@ done
 for value in "$attempts" "$streams" "$rounds" "$rate" "$duration" "$paced_duration" "$connections" "$interval_ms"; do
   [[ $value =~ ^[1-9][0-9]*$ ]] || die "'$value' is not a positive integer" 2
 done
+[[ $encoding == gzip || $encoding == identity ]] || die "--encoding is gzip or identity" 2
 ((attempts <= 20000)) || die "--attempts is at most 20000 (the seed's students, one attempt each)" 2
 
 wrk2_bin=${BENCH_WRK2:-$(command -v wrk2 || true)}
@@ -146,7 +151,7 @@ metric() { curl -s "$server_url/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
 
 # The proctors: $1 streams, $2 of them parsing; waits (bounded) until every stream is open.
 start_readers() {
-  URL=$server_url EXAM=$exam TOKEN=$staff_token STREAMS=$1 PARSED=$2 \
+  URL=$server_url EXAM=$exam TOKEN=$staff_token STREAMS=$1 PARSED=$2 ENCODING=$encoding \
     node "$repo/bench/progress-streams.mjs" >"$tmp/readers.out" 2>&1 &
   readers_pid=$!
   for ((i = 0; i < 300; i++)); do
@@ -226,8 +231,8 @@ cat <<REPORT
 
 $(nproc) cores, load average $load_at_start at the start and $load_at_end at the end (1, 5, 15 min);
 attempts-server $(grep -o 'threads=[0-9]* pool-size=[0-9]*' "$tmp/server.log" | head -n 1), --progress-interval $interval_ms ms, --staff-connections 2;
-one exam of $attempts attempts (40 questions answered each); $streams streams; PostgreSQL 15 private cluster.
-Command: BENCH_WRK2=$wrk2_bin scripts/bench-progress.sh --attempts $attempts --streams $streams --rounds $rounds --rate $rate --duration ${duration}s --paced-duration ${paced_duration}s --interval-ms $interval_ms
+one exam of $attempts attempts (40 questions answered each); $streams streams, Accept-Encoding: $encoding; PostgreSQL 15 private cluster.
+Command: BENCH_WRK2=$wrk2_bin scripts/bench-progress.sh --attempts $attempts --streams $streams --rounds $rounds --rate $rate --duration ${duration}s --paced-duration ${paced_duration}s --interval-ms $interval_ms --encoding $encoding
 
 ### 1. Saves paced at $rate/s to the watched exam (wrk2, $paced_connections connections, ${paced_duration} s), $streams streams open
 

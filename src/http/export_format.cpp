@@ -1,5 +1,6 @@
 #include "attempts/http/export_format.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <vector>
 
@@ -241,6 +242,33 @@ bool accepts_event_stream(std::string_view accept) {
   const auto ranges = media_ranges(accept);
   if (ranges.empty()) return true;
   return weight_of(ranges, "text", "event-stream").first > 0;
+}
+
+bool accepts_gzip(std::string_view accept_encoding) {
+  int gzip = -1;
+  int any = -1;
+  while (!accept_encoding.empty()) {
+    const auto comma = accept_encoding.find(',');
+    const std::string_view element = accept_encoding.substr(0, comma);
+    accept_encoding =
+        comma == std::string_view::npos ? std::string_view{} : accept_encoding.substr(comma + 1);
+    const auto semicolon = element.find(';');
+    const std::string_view coding = trim(element.substr(0, semicolon));
+    int weight = 1000;
+    if (semicolon != std::string_view::npos) {
+      const std::string_view parameter = trim(element.substr(semicolon + 1));
+      const auto equals = parameter.find('=');
+      if (equals != std::string_view::npos && iequals(trim(parameter.substr(0, equals)), "q")) {
+        weight = parse_weight(trim(parameter.substr(equals + 1))).value_or(0);
+      }
+    }
+    if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
+      gzip = std::max(gzip, weight);
+    } else if (coding == "*") {
+      any = std::max(any, weight);
+    }
+  }
+  return gzip >= 0 ? gzip > 0 : any > 0;
 }
 
 std::string_view content_type(ExportFormat format) {

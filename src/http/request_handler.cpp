@@ -279,9 +279,11 @@ std::optional<Response> RequestHandler::begin_progress(const Request& request,
   return std::nullopt;
 }
 
-Response RequestHandler::progress_head() const {
+Response RequestHandler::progress_head(bool gzip) const {
   Response response{Status::ok, 11};
   response.set(beast_http::field::content_type, "text/event-stream; charset=utf-8");
+  if (gzip) response.set(beast_http::field::content_encoding, "gzip");
+  response.set(beast_http::field::vary, "Accept-Encoding");
   response.set(beast_http::field::cache_control, "no-store");
   response.set("X-Accel-Buffering", "no");
   response.set("X-Content-Type-Options", "nosniff");

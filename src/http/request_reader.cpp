@@ -26,6 +26,7 @@ void Request::clear(std::size_t kept) {
   reset(expect);
   reset(idempotency_key);
   reset(accept);
+  reset(accept_encoding);
   reset(last_event_id);
   last_event_id_count = 0;
   reset(origin);
@@ -68,6 +69,10 @@ void RequestReader::on_field_impl(beast_http::field name, string_view name_text,
     case beast_http::field::accept:
       if (!request_.accept.empty()) request_.accept.append(", ");
       request_.accept.append(value.data(), value.size());
+      return;
+    case beast_http::field::accept_encoding:
+      if (!request_.accept_encoding.empty()) request_.accept_encoding.append(", ");
+      request_.accept_encoding.append(value.data(), value.size());
       return;
     case beast_http::field::origin:
       return keep(request_.origin, request_.origin_count);

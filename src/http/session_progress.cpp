@@ -8,6 +8,8 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <charconv>
 
+#include "attempts/codec/gzip_pieces.hpp"
+#include "attempts/http/export_format.hpp"
 #include "attempts/http/responses.hpp"
 #include "attempts/http/session.hpp"
 #include "attempts/progress/progress_events.hpp"
@@ -17,6 +19,20 @@ namespace attempts::http {
 namespace beast = boost::beast;
 namespace net = boost::asio;
 using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The bytes an event puts on this stream's wire.
+std::size_t sent_size(const progress::EncodedEvent& event, bool gzip) {
+  return gzip ? event.gzip.bytes.size() : event.text.size();
+}
+
+const codec::DeflatedPiece& heartbeat_piece() {
+  static const codec::DeflatedPiece piece = codec::deflate_piece(progress::kHeartbeat);
+  return piece;
+}
+
+}  // namespace
 
 void Session::do_progress() {
   if (auto refusal = services_.handler.begin_progress(request_, verdict_)) {
@@ -39,6 +55,11 @@ void Session::do_progress() {
   progress_fell_behind_ = 0;
   // HTTP/1.0 has no chunked encoding: the body ends where the connection does.
   progress_chunked_ = version_ >= 11;
+  if (accepts_gzip(request_.accept_encoding)) {
+    progress_gzip_.emplace();
+  } else {
+    progress_gzip_.reset();
+  }
   // The first event (or the refusal) comes by the request's deadline; then the stream lives
   // on heartbeats and write timeouts, never the request timeout.
   phase_ = Phase::streaming;
@@ -51,10 +72,11 @@ void Session::on_progress_refused(ProgressReadOutcome why) {
   send(services_.handler.refuse_progress(progress_exam_, why), /*close_after=*/false);
 }
 
-void Session::on_progress_event(std::shared_ptr<const std::string> event) {
+void Session::on_progress_event(progress::SharedEvent event) {
   if (phase_ != Phase::streaming || progress_ending_) return;
   if (progress_head_sent_ || progress_write_pending_) {
-    if (progress_queued_bytes_ + event->size() > services_.options.progress_queue_bytes) {
+    if (progress_queued_bytes_ + sent_size(*event, progress_gzip_.has_value()) >
+        services_.options.progress_queue_bytes) {
       // The client reads slower than the exam changes: what waits is dropped, and it gets the
       // whole state once it has caught up, rather than this server buffering without bound.
       progress_queue_.clear();
@@ -67,7 +89,7 @@ void Session::on_progress_event(std::shared_ptr<const std::string> event) {
       return;
     }
     if (!progress_needs_snapshot_) {
-      progress_queued_bytes_ += event->size();
+      progress_queued_bytes_ += sent_size(*event, progress_gzip_.has_value());
       progress_queue_.push_back(std::move(event));
     }
   } else {
@@ -83,7 +105,7 @@ void Session::do_write_progress() {
   if (!progress_head_sent_) {
     if (progress_queue_.empty()) return progress_ending_ ? do_close() : void();
     progress_head_sent_ = first_event = true;
-    Response head = services_.handler.progress_head();
+    Response head = services_.handler.progress_head(progress_gzip_.has_value());
     record(head);
     head.version(version_);
     head.keep_alive(false);  // a stream ends with its connection
@@ -96,38 +118,59 @@ void Session::do_write_progress() {
   } else if (!progress_queue_.empty()) {
     progress_writing_ = std::move(progress_queue_.front());
     progress_queue_.pop_front();
-    progress_queued_bytes_ -= std::min(progress_queued_bytes_, progress_writing_->size());
+    progress_queued_bytes_ -=
+        std::min(progress_queued_bytes_, sent_size(*progress_writing_, progress_gzip_.has_value()));
   } else {
     progress_writing_.reset();
   }
+  const bool ending = progress_ending_ && progress_queue_.empty() && !progress_needs_snapshot_;
+  const codec::DeflatedPiece* piece = nullptr;  // the body's bytes when gzipped
   std::string_view body;
   if (progress_writing_) {
-    body = *progress_writing_;
+    piece = &progress_writing_->gzip;
+    body = progress_writing_->text;
   } else if (progress_heartbeat_due_) {
+    piece = &heartbeat_piece();
     body = progress::kHeartbeat;
   }
   progress_heartbeat_due_ = false;
-  const bool ending = progress_ending_ && progress_queue_.empty() && !progress_needs_snapshot_;
   if (body.empty() && !first_event && !ending) {
     // Nothing to write: wait for the next event, with a heartbeat if none comes.
     set_deadline(Clock::now() + services_.options.progress_heartbeat);
     return;
   }
-  // Only the response's first event says how long to wait before reconnecting.
-  const std::string retry =
+  // What goes before the event in this chunk: only the response's first event says how long
+  // to wait before reconnecting, behind the gzip header when gzipped.
+  std::string lead =
       first_event ? progress::retry_field(services_.options.progress_interval) : std::string();
-  const std::size_t size = retry.size() + body.size();
+  progress_tail_.clear();
+  if (progress_gzip_) {
+    auto& gzip = *progress_gzip_;
+    std::string deflated_lead = first_event ? std::string(codec::GzipBody::header()) : "";
+    if (!lead.empty()) {
+      const auto retry = codec::deflate_piece(lead);
+      gzip.add(retry);
+      deflated_lead.append(retry.bytes);
+    }
+    lead = std::move(deflated_lead);
+    if (piece != nullptr) {
+      gzip.add(*piece);
+      body = piece->bytes;
+    }
+    if (ending) progress_tail_ = gzip.end();
+  }
+  const std::size_t size = lead.size() + body.size() + progress_tail_.size();
   if (size > 0 && progress_chunked_) {
     char digits[20];
     const auto end = std::to_chars(digits, digits + sizeof digits, size, 16).ptr;
     chunk_prefix_.append(digits, end).append("\r\n");
   }
-  chunk_prefix_.append(retry);
-  std::string_view suffix = size > 0 && progress_chunked_ ? "\r\n" : "";
-  if (ending && progress_chunked_) suffix = size > 0 ? "\r\n0\r\n\r\n" : "0\r\n\r\n";
+  chunk_prefix_.append(lead);
+  if (size > 0 && progress_chunked_) progress_tail_.append("\r\n");
+  if (ending && progress_chunked_) progress_tail_.append("0\r\n\r\n");
   progress_write_pending_ = true;
   const std::array<net::const_buffer, 3> buffers{net::buffer(chunk_prefix_), net::buffer(body),
-                                                 net::buffer(suffix)};
+                                                 net::buffer(progress_tail_)};
   set_deadline(Clock::now() + services_.options.write_timeout);
   net::async_write(socket_, buffers,
                    [self = shared_from_this(), ending](beast::error_code ec, std::size_t bytes) {

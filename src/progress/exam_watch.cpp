@@ -80,8 +80,7 @@ void ExamWatch::on_read(ProgressReadResult result, Clock::time_point started) {
           state_.at() -
           std::chrono::duration_cast<std::chrono::microseconds>(hub_.options().overlap).count();
       if (!first) {
-        const auto event =
-            std::make_shared<const std::string>(changes_event(header_locked(), changed));
+        const auto event = make_event(changes_event(header_locked(), changed));
         for (const auto& stream : streams_) deliver(stream, event);
       }
       for (const auto& stream : waiting_) {
@@ -116,20 +115,20 @@ std::size_t ExamWatch::unsubscribe(const ProgressStream& stream) {
   return streams_.size() + waiting_.size();
 }
 
-std::shared_ptr<const std::string> ExamWatch::snapshot() {
+SharedEvent ExamWatch::snapshot() {
   const std::lock_guard lock(mutex_);
   if (!state_.ready()) return nullptr;
   return snapshot_locked();
 }
 
-std::shared_ptr<const std::string> ExamWatch::first_event(const ProgressStream& stream) {
+SharedEvent ExamWatch::first_event(const ProgressStream& stream) {
   ProgressMetrics& metrics = hub_.metrics();
   if (stream.last_event_id_) {
     const auto id = parse_event_id(*stream.last_event_id_);
     if (id && id->watch == token_) {
       if (const auto changed = state_.changed_after(id->seq)) {
         metrics.resumes.fetch_add(1, std::memory_order_relaxed);
-        return std::make_shared<const std::string>(changes_event(header_locked(), *changed));
+        return make_event(changes_event(header_locked(), *changed));
       }
     }
     metrics.snapshots_resume_too_old.fetch_add(1, std::memory_order_relaxed);
@@ -139,10 +138,10 @@ std::shared_ptr<const std::string> ExamWatch::first_event(const ProgressStream& 
   return snapshot_locked();
 }
 
-std::shared_ptr<const std::string> ExamWatch::snapshot_locked() {
+SharedEvent ExamWatch::snapshot_locked() {
   if (!snapshot_ || snapshot_seq_ != state_.seq()) {
-    snapshot_ = std::make_shared<const std::string>(snapshot_event(
-        header_locked(), state_.attempts(), hub_.options().interval, hub_.options().quiet_after));
+    snapshot_ = make_event(snapshot_event(header_locked(), state_.attempts(),
+                                          hub_.options().interval, hub_.options().quiet_after));
     snapshot_seq_ = state_.seq();
   }
   return snapshot_;
@@ -152,8 +151,7 @@ ProgressEventHeader ExamWatch::header_locked() const {
   return {exam_, token_, state_.seq(), state_.at(), state_.totals(quiet_after_)};
 }
 
-void ExamWatch::deliver(const std::shared_ptr<ProgressStream>& stream,
-                        std::shared_ptr<const std::string> event) {
+void ExamWatch::deliver(const std::shared_ptr<ProgressStream>& stream, SharedEvent event) {
   hub_.metrics().events_sent.fetch_add(1, std::memory_order_relaxed);
   boost::asio::post(stream->loop_, [stream, event = std::move(event)]() mutable {
     if (stream->listener_ != nullptr) stream->listener_->on_progress_event(std::move(event));

@@ -36,7 +36,7 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
   // Removes a stream; how many are left (waiting ones included).
   std::size_t unsubscribe(const ProgressStream& stream);
   // The current snapshot (built at most once per event); null before the first read.
-  std::shared_ptr<const std::string> snapshot();
+  SharedEvent snapshot();
   // No more reads; a read in flight is ignored when it answers.
   void stop();
 
@@ -44,11 +44,10 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
   void do_read();
   void on_read(ProgressReadResult result, Clock::time_point started);
   // Under mutex_: the first event for `stream`.
-  std::shared_ptr<const std::string> first_event(const ProgressStream& stream);
-  std::shared_ptr<const std::string> snapshot_locked();
+  SharedEvent first_event(const ProgressStream& stream);
+  SharedEvent snapshot_locked();
   ProgressEventHeader header_locked() const;
-  void deliver(const std::shared_ptr<ProgressStream>& stream,
-               std::shared_ptr<const std::string> event);
+  void deliver(const std::shared_ptr<ProgressStream>& stream, SharedEvent event);
 
   ProgressHub& hub_;
   boost::asio::io_context& loop_;
@@ -63,7 +62,7 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
   std::optional<UnixMicros> since_;  // the next read's lower bound
   std::vector<std::shared_ptr<ProgressStream>> streams_;
   std::vector<std::shared_ptr<ProgressStream>> waiting_;  // for the first read
-  std::shared_ptr<const std::string> snapshot_;
+  SharedEvent snapshot_;
   std::uint64_t snapshot_seq_ = 0;
 };
 

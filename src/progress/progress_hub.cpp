@@ -73,7 +73,7 @@ void ProgressHub::on_authorized(const std::shared_ptr<ProgressStream>& stream, E
   watch->subscribe(stream);
 }
 
-std::shared_ptr<const std::string> ProgressHub::snapshot(ProgressStream& stream) {
+SharedEvent ProgressHub::snapshot(ProgressStream& stream) {
   if (!stream.watch_) return nullptr;
   auto event = stream.watch_->snapshot();
   if (event) metrics_.snapshots_slow_consumer.fetch_add(1, std::memory_order_relaxed);

@@ -114,6 +114,13 @@ TEST_F(ProgressTest, GeneratedStartsSavesAndSubmitsEndWithTheTablesRows) {
   EXPECT_EQ(snapshot->data["attempts"].size(), 60u);
   std::map<std::int64_t, json> table;
   apply_event(table, *snapshot);
+  // A second consumer takes gzip, as browsers do; it is read once the clients are done.
+  ProgressRequest gzip_request = progress_request(teacher_);
+  gzip_request.accept_encoding = "gzip, deflate, br";
+  ProgressReader gzipped(port(), exam.id, gzip_request);
+  ASSERT_EQ(gzipped.status(), 200);
+  EXPECT_EQ(gzipped.header("Content-Encoding"), "gzip");
+  std::map<std::int64_t, json> gzipped_table;
 
   // Three clients: saves of random question counts, submits, and starts by new students.
   std::atomic<int> finished{0};
@@ -155,6 +162,8 @@ TEST_F(ProgressTest, GeneratedStartsSavesAndSubmitsEndWithTheTablesRows) {
   // Quiescence: the consumer catches up with the table, and every row's answered count is
   // what its stored answers hold (no answered_mismatch in the rows read back).
   EXPECT_TRUE(catch_up(reader, table, exam.id)) << "the consumer never matched the table";
+  EXPECT_TRUE(catch_up(gzipped, gzipped_table, exam.id))
+      << "the gzip consumer never matched the table";
   const auto rows = progress_rows_of(db_.url(), exam.id);
   EXPECT_GE(rows.size(), 60u);
   for (const auto& [id, row] : rows) EXPECT_FALSE(row.contains("answered_mismatch")) << row;
@@ -268,6 +277,64 @@ TEST_F(ProgressTest, SigtermEndsStreamsWithACleanEndOfBody) {
   const auto give_up = Clock::now() + milliseconds(10000);
   while (!reader.ended_cleanly() && Clock::now() < give_up) reader.next(milliseconds(500));
   EXPECT_TRUE(reader.ended_cleanly());
+  EXPECT_EQ(server_->wait_for_exit(milliseconds(10000)), ExitStatus::exit_code(0));
+}
+
+TEST_F(ProgressTest, AGzipStreamCarriesTheSameEventsAndHeartbeatsAndEndsWithItsTrailer) {
+  start({"--progress-interval", "2500", "--progress-heartbeat", "1", "--shutdown-timeout", "5"});
+  const TestExam exam = make_exam(db_, 5, 940601, "progress-teacher");
+  const auto reader_with = [&](std::string accept_encoding) {
+    ProgressRequest request = progress_request(teacher_);
+    request.accept_encoding = std::move(accept_encoding);
+    return std::make_unique<ProgressReader>(port(), exam.id, request);
+  };
+  auto plain = reader_with("");
+  auto gzipped = reader_with("br;q=1.0, gzip;q=0.8, *;q=0.1");
+  auto refused = reader_with("gzip;q=0, identity");
+  ASSERT_EQ(plain->status(), 200);
+  ASSERT_EQ(gzipped->status(), 200);
+  ASSERT_EQ(refused->status(), 200);
+  EXPECT_EQ(plain->header("Content-Encoding"), "");
+  EXPECT_EQ(refused->header("Content-Encoding"), "");
+  EXPECT_EQ(gzipped->header("Content-Encoding"), "gzip");
+  EXPECT_EQ(gzipped->header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(gzipped->header("Content-Type"), "text/event-stream; charset=utf-8");
+
+  const auto first = gzipped->next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->type, "snapshot");
+  EXPECT_EQ(first->retry, "2500");  // the retry field is in the compressed body too
+  std::map<std::int64_t, json> gzipped_table;
+  std::map<std::int64_t, json> plain_table;
+  apply_event(gzipped_table, *first);
+
+  // A save, then both consumers reach the table's state through their own bodies.
+  const std::int64_t id = exam.first_attempt + 2;
+  HttpClient http(port());
+  EXPECT_EQ(
+      http.request(with_token(patch_request(attempt_target(id), answers_body(answers_of(7, 40))),
+                              token_for(940603)))
+          .status,
+      204);
+  EXPECT_TRUE(catch_up(*gzipped, gzipped_table, exam.id));
+  EXPECT_TRUE(catch_up(*plain, plain_table, exam.id));
+  EXPECT_EQ(gzipped_table.at(id)["answered"], 7);
+
+  // Between events (every 2.5 s), heartbeats (every 1 s of silence) come compressed too.
+  const auto give_up = Clock::now() + milliseconds(15000);
+  while (gzipped->heartbeats() == 0 && Clock::now() < give_up) gzipped->next(milliseconds(1000));
+  EXPECT_GT(gzipped->heartbeats(), 0u);
+
+  // SIGTERM: the gzip body ends with its last block and trailer (zlib checks the CRC-32 and
+  // the length of everything the stream carried), then the chunked body's end.
+  server_->signal(SIGTERM);
+  const auto end_by = Clock::now() + milliseconds(10000);
+  while ((!gzipped->ended_cleanly() || !plain->ended_cleanly()) && Clock::now() < end_by) {
+    if (!gzipped->ended_cleanly()) gzipped->next(milliseconds(200));
+    if (!plain->ended_cleanly()) plain->next(milliseconds(200));
+  }
+  EXPECT_TRUE(gzipped->ended_cleanly());
+  EXPECT_TRUE(plain->ended_cleanly());
   EXPECT_EQ(server_->wait_for_exit(milliseconds(10000)), ExitStatus::exit_code(0));
 }
 

@@ -79,6 +79,24 @@ TEST(ExportAcceptTest, NeitherAcceptableIsNone) {
   EXPECT_EQ(negotiate_export_format("*/*;q=0"), std::nullopt);
 }
 
+TEST(AcceptEncodingTest, GzipWhenNamedOrCoveredByAStarWithAWeightAboveZero) {
+  EXPECT_FALSE(accepts_gzip(""));  // no field: no coding
+  EXPECT_TRUE(accepts_gzip("gzip"));
+  EXPECT_TRUE(accepts_gzip("gzip, deflate, br, zstd"));  // what Chromium sends
+  EXPECT_TRUE(accepts_gzip("GZIP"));
+  EXPECT_TRUE(accepts_gzip("x-gzip"));
+  EXPECT_TRUE(accepts_gzip("br;q=1.0, gzip;q=0.8, *;q=0.1"));
+  EXPECT_TRUE(accepts_gzip("*"));
+  EXPECT_TRUE(accepts_gzip("identity, *;q=0.5"));
+  EXPECT_FALSE(accepts_gzip("identity"));
+  EXPECT_FALSE(accepts_gzip("br, deflate"));
+  EXPECT_FALSE(accepts_gzip("gzip;q=0"));
+  EXPECT_FALSE(accepts_gzip("gzip;q=0.000, *"));  // named at 0: the star does not override it
+  EXPECT_FALSE(accepts_gzip("*;q=0"));
+  EXPECT_FALSE(accepts_gzip("gzip;q=2"));  // a malformed weight counts as 0
+  EXPECT_TRUE(accepts_gzip(" gzip ; q=0.001 "));
+}
+
 TEST(CsvFieldTest, QuotedOnlyWhenNeededInnerQuotesDoubled) {
   const auto field = [](std::string_view value, bool always = false) {
     std::string out;

@@ -32,6 +32,11 @@ std::optional<ExportFormat> negotiate_export_format(std::string_view accept);
 // with a weight above 0): the progress stream's only representation.
 bool accepts_event_stream(std::string_view accept);
 
+// Whether an Accept-Encoding field value takes gzip (RFC 9110 12.5.3): `gzip` or `x-gzip` with a
+// weight above 0, or else `*` with a weight above 0. An absent field means no coding is wanted
+// here: a stream is compressed only when its client says it can read it.
+bool accepts_gzip(std::string_view accept_encoding);
+
 std::string_view content_type(ExportFormat format);
 
 // The encoder of a format: stateless, shared by every export, safe on any thread.

@@ -27,6 +27,8 @@ struct Request {
   // Every Accept field's value, joined by ", " (a list field may be split over several lines):
   // which representation of an export the client wants.
   std::string accept;
+  // Every Accept-Encoding field's value, joined likewise: whether a progress stream is gzipped.
+  std::string accept_encoding;
   // Where a progress stream resumes (Server-Sent Events); the first one if repeated.
   std::string last_event_id;
   unsigned last_event_id_count = 0;

@@ -97,7 +97,7 @@ class RequestHandler {
   std::optional<Response> begin_progress(const Request& request,
                                          const HeaderVerdict& verdict) const;
   // The head of a progress stream (sent chunked before its first event).
-  Response progress_head() const;
+  Response progress_head(bool gzip) const;
   // A stream that could not start: 404 (no such exam, or not its staff) or 503.
   Response refuse_progress(ExamId exam, ProgressReadOutcome why) const;
   // 503: --max-progress-streams are open.

@@ -16,6 +16,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "attempts/codec/gzip_pieces.hpp"
 #include "attempts/domain/attempt_exports.hpp"
 #include "attempts/domain/attempt_store.hpp"
 #include "attempts/http/http_metrics.hpp"
@@ -157,7 +158,7 @@ class Session final : public std::enable_shared_from_this<Session>,
   void cancel_export();
   // --- a progress stream (GET /exams/{id}/progress), event by event (session_progress.cpp)
   void do_progress();
-  void on_progress_event(std::shared_ptr<const std::string> event) override;
+  void on_progress_event(progress::SharedEvent event) override;
   void on_progress_refused(ProgressReadOutcome why) override;
   void do_write_progress();
   void on_write_progress(boost::beast::error_code ec, std::size_t bytes);
@@ -201,9 +202,13 @@ class Session final : public std::enable_shared_from_this<Session>,
 
   std::shared_ptr<progress::ProgressStream> progress_;  // open, not closed
   std::shared_ptr<Session> self_while_streaming_;       // alive while the watch may post
-  std::deque<std::shared_ptr<const std::string>> progress_queue_;
+  std::deque<progress::SharedEvent> progress_queue_;
   std::size_t progress_queued_bytes_ = 0;
-  std::shared_ptr<const std::string> progress_writing_;  // the event being written
+  progress::SharedEvent progress_writing_;  // the event being written
+  // The body's gzip state when the client takes gzip (each event is deflated once, for every
+  // stream: codec/gzip_pieces.hpp); what follows an event's bytes in its write.
+  std::optional<codec::GzipBody> progress_gzip_;
+  std::string progress_tail_;
   bool progress_head_sent_ = false;
   bool progress_write_pending_ = false;  // a write is under way
   bool progress_needs_snapshot_ = false;

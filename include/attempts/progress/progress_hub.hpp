@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "attempts/domain/exam_progress.hpp"
+#include "attempts/progress/encoded_event.hpp"
 #include "attempts/runtime/event_loops.hpp"
 
 namespace attempts::progress {
@@ -55,7 +56,7 @@ class ProgressListener {
  public:
   // The next event's bytes, shared with every other stream: the first is a snapshot or the
   // changes since Last-Event-ID.
-  virtual void on_progress_event(std::shared_ptr<const std::string> event) = 0;
+  virtual void on_progress_event(SharedEvent event) = 0;
   // The stream cannot start (before any event only): not_found or unavailable.
   virtual void on_progress_refused(ProgressReadOutcome why) = 0;
 
@@ -104,7 +105,7 @@ class ProgressHub {
                                        ExamId exam, std::optional<std::string> staff_id,
                                        std::optional<std::string> last_event_id);
   // A fresh snapshot for a stream that fell behind (null while its exam has none yet).
-  std::shared_ptr<const std::string> snapshot(ProgressStream& stream);
+  SharedEvent snapshot(ProgressStream& stream);
   // Ends a stream (on its loop): nothing reaches its listener after this.
   void close(ProgressStream& stream);
 

@@ -5,12 +5,22 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <pqxx/pqxx>
 #include <stdexcept>
 
 namespace attempts::integration {
+
+struct ProgressReader::Gunzip {
+  z_stream stream{};
+};
+
+void ProgressReader::GunzipDeleter::operator()(Gunzip* gunzip) const {
+  inflateEnd(&gunzip->stream);
+  delete gunzip;
+}
 
 ProgressReader::ProgressReader(std::uint16_t port, std::int64_t exam,
                                const ProgressRequest& request) {
@@ -33,6 +43,9 @@ ProgressReader::ProgressReader(std::uint16_t port, std::int64_t exam,
   if (!request.token.empty()) text += "Authorization: Bearer " + request.token + "\r\n";
   if (request.last_event_id) text += "Last-Event-ID: " + *request.last_event_id + "\r\n";
   if (!request.accept.empty()) text += "Accept: " + request.accept + "\r\n";
+  if (!request.accept_encoding.empty()) {
+    text += "Accept-Encoding: " + request.accept_encoding + "\r\n";
+  }
   text += "\r\n";
   if (::send(fd_, text.data(), text.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(text.size())) {
     ::close(fd_);
@@ -89,6 +102,13 @@ bool ProgressReader::read_head(Clock::time_point deadline) {
         line = next;
       }
       head_read_ = true;
+      if (header("content-encoding") == "gzip") {
+        gunzip_.reset(new Gunzip);
+        // 16 + 15: a gzip member, its header and trailer checked.
+        if (inflateInit2(&gunzip_->stream, 16 + 15) != Z_OK) {
+          throw std::runtime_error("inflateInit2 failed");
+        }
+      }
       return true;
     }
     if (!receive(deadline)) return false;
@@ -131,9 +151,36 @@ void ProgressReader::dechunk() {
       return;
     }
     if (raw_.size() < line_end + 2 + size + 2) return;
-    text_.append(raw_, line_end + 2, size);
+    append_body(raw_.data() + line_end + 2, size);
     raw_.erase(0, line_end + 2 + size + 2);
   }
+}
+
+void ProgressReader::append_body(const char* data, std::size_t size) {
+  if (gunzip_ == nullptr) {
+    text_.append(data, size);
+    return;
+  }
+  if (gzip_complete_) throw std::runtime_error("bytes after the gzip trailer");
+  z_stream& stream = gunzip_->stream;
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+  stream.avail_in = static_cast<uInt>(size);
+  char out[65536];
+  do {
+    stream.next_out = reinterpret_cast<Bytef*>(out);
+    stream.avail_out = sizeof out;
+    const int result = inflate(&stream, Z_SYNC_FLUSH);
+    if (result != Z_OK && result != Z_STREAM_END && result != Z_BUF_ERROR) {
+      throw std::runtime_error(std::string("the gzip body does not inflate: ") +
+                               (stream.msg != nullptr ? stream.msg : "?"));
+    }
+    text_.append(out, sizeof out - stream.avail_out);
+    if (result == Z_STREAM_END) {
+      gzip_complete_ = true;
+      if (stream.avail_in != 0) throw std::runtime_error("bytes after the gzip trailer");
+      break;
+    }
+  } while (stream.avail_out == 0 || stream.avail_in > 0);
 }
 
 std::optional<SseEvent> ProgressReader::next(std::chrono::milliseconds timeout) {

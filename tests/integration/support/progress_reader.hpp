@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -23,8 +24,9 @@ struct SseEvent {
 struct ProgressRequest {
   std::string token;  // empty: none
   std::optional<std::string> last_event_id;
-  std::string accept;      // empty: none
-  int receive_buffer = 0;  // 0: the system's
+  std::string accept;           // empty: none
+  std::string accept_encoding;  // empty: none; a gzip body is decompressed as it arrives
+  int receive_buffer = 0;       // 0: the system's
 };
 
 class ProgressReader {
@@ -45,8 +47,9 @@ class ProgressReader {
 
   // The next event, or nullopt when none came by `timeout` or the stream ended.
   std::optional<SseEvent> next(std::chrono::milliseconds timeout = std::chrono::seconds(20));
-  // Whether the body ended with the chunked terminator, and the server closed.
-  bool ended_cleanly() const { return terminated_; }
+  // Whether the body ended with the chunked terminator (and, gzipped, with the gzip trailer,
+  // its CRC-32 and length checked).
+  bool ended_cleanly() const { return terminated_ && (gunzip_ == nullptr || gzip_complete_); }
   bool closed() const { return closed_; }
   std::size_t heartbeats() const { return heartbeats_; }
   void close();
@@ -54,8 +57,14 @@ class ProgressReader {
  private:
   bool receive(Clock::time_point deadline);
   bool read_head(Clock::time_point deadline);
-  // Moves whole chunks from raw_ to text_; false once the terminator is seen.
+  // Moves whole chunks from raw_ to text_ (decompressed when gzipped); stops at the terminator.
   void dechunk();
+  void append_body(const char* data, std::size_t size);
+
+  struct Gunzip;
+  struct GunzipDeleter {
+    void operator()(Gunzip* gunzip) const;
+  };
 
   int fd_ = -1;
   std::string raw_;   // bytes received, not yet decoded
@@ -66,6 +75,8 @@ class ProgressReader {
   bool terminated_ = false;
   bool closed_ = false;
   std::size_t heartbeats_ = 0;
+  std::unique_ptr<Gunzip, GunzipDeleter> gunzip_;  // set when the response is gzipped
+  bool gzip_complete_ = false;
 };
 
 // An exam's rows as the stream prints them (times RFC 3339 with microseconds and Z), by id.
