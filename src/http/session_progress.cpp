@@ -46,7 +46,8 @@ void Session::do_progress() {
   std::optional<std::string> last_event_id;
   if (request_.last_event_id_count == 1) last_event_id = request_.last_event_id;
   progress_ = services_.progress->open(socket_.get_executor().context(), *this, progress_exam_,
-                                       verdict_.staff_id, std::move(last_event_id));
+                                       verdict_.staff_id, std::move(last_event_id),
+                                       accepts_gzip(request_.accept_encoding));
   if (!progress_) return send(services_.handler.progress_streams_full(), false);
   progress_queue_.clear();
   progress_queued_bytes_ = 0;
@@ -55,7 +56,7 @@ void Session::do_progress() {
   progress_fell_behind_ = 0;
   // HTTP/1.0 has no chunked encoding: the body ends where the connection does.
   progress_chunked_ = version_ >= 11;
-  if (accepts_gzip(request_.accept_encoding)) {
+  if (progress_->gzip()) {
     progress_gzip_.emplace();
   } else {
     progress_gzip_.reset();
@@ -122,6 +123,16 @@ void Session::do_write_progress() {
         std::min(progress_queued_bytes_, sent_size(*progress_writing_, progress_gzip_.has_value()));
   } else {
     progress_writing_.reset();
+  }
+  if (progress_writing_ &&
+      !(progress_gzip_ ? progress_writing_->forms.gzip : progress_writing_->forms.text)) {
+    // Never expected (a watch builds the forms of its streams): end the stream rather than
+    // send the wrong bytes; the client reconnects.
+    spdlog::error("progress of exam {}: an event without this stream's form", progress_exam_);
+    progress_writing_.reset();
+    progress_queue_.clear();
+    progress_queued_bytes_ = 0;
+    progress_ending_ = true;
   }
   const bool ending = progress_ending_ && progress_queue_.empty() && !progress_needs_snapshot_;
   const codec::DeflatedPiece* piece = nullptr;  // the body's bytes when gzipped

@@ -79,8 +79,8 @@ void ExamWatch::on_read(ProgressReadResult result, Clock::time_point started) {
       since_ =
           state_.at() -
           std::chrono::duration_cast<std::chrono::microseconds>(hub_.options().overlap).count();
-      if (!first) {
-        const auto event = make_event(changes_event(header_locked(), changed));
+      if (!first && !streams_.empty()) {
+        const auto event = make_event(changes_event(header_locked(), changed), forms_locked());
         for (const auto& stream : streams_) deliver(stream, event);
       }
       for (const auto& stream : waiting_) {
@@ -115,10 +115,16 @@ std::size_t ExamWatch::unsubscribe(const ProgressStream& stream) {
   return streams_.size() + waiting_.size();
 }
 
-SharedEvent ExamWatch::snapshot() {
+SharedEvent ExamWatch::snapshot(EventForms forms) {
   const std::lock_guard lock(mutex_);
   if (!state_.ready()) return nullptr;
-  return snapshot_locked();
+  return snapshot_locked(forms);
+}
+
+EventForms ExamWatch::forms_locked() const {
+  EventForms forms;
+  for (const auto& stream : streams_) forms = forms | stream->forms_;
+  return forms;
 }
 
 SharedEvent ExamWatch::first_event(const ProgressStream& stream) {
@@ -128,20 +134,24 @@ SharedEvent ExamWatch::first_event(const ProgressStream& stream) {
     if (id && id->watch == token_) {
       if (const auto changed = state_.changed_after(id->seq)) {
         metrics.resumes.fetch_add(1, std::memory_order_relaxed);
-        return make_event(changes_event(header_locked(), *changed));
+        return make_event(changes_event(header_locked(), *changed), stream.forms_);
       }
     }
     metrics.snapshots_resume_too_old.fetch_add(1, std::memory_order_relaxed);
   } else {
     metrics.snapshots_new.fetch_add(1, std::memory_order_relaxed);
   }
-  return snapshot_locked();
+  return snapshot_locked(stream.forms_);
 }
 
-SharedEvent ExamWatch::snapshot_locked() {
-  if (!snapshot_ || snapshot_seq_ != state_.seq()) {
+SharedEvent ExamWatch::snapshot_locked(EventForms forms) {
+  const bool current = snapshot_ && snapshot_seq_ == state_.seq();
+  if (!current || !snapshot_->forms.covers(forms)) {
+    // In every form a stream of the exam may ask for before the next event.
+    if (current) forms = forms | snapshot_->forms;
     snapshot_ = make_event(snapshot_event(header_locked(), state_.attempts(),
-                                          hub_.options().interval, hub_.options().quiet_after));
+                                          hub_.options().interval, hub_.options().quiet_after),
+                           forms | forms_locked());
     snapshot_seq_ = state_.seq();
   }
   return snapshot_;

@@ -35,8 +35,9 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
   void subscribe(const std::shared_ptr<ProgressStream>& stream);
   // Removes a stream; how many are left (waiting ones included).
   std::size_t unsubscribe(const ProgressStream& stream);
-  // The current snapshot (built at most once per event); null before the first read.
-  SharedEvent snapshot();
+  // The current snapshot in at least `forms` (built at most once per event and form); null
+  // before the first read.
+  SharedEvent snapshot(EventForms forms);
   // No more reads; a read in flight is ignored when it answers.
   void stop();
 
@@ -45,7 +46,9 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
   void on_read(ProgressReadResult result, Clock::time_point started);
   // Under mutex_: the first event for `stream`.
   SharedEvent first_event(const ProgressStream& stream);
-  SharedEvent snapshot_locked();
+  SharedEvent snapshot_locked(EventForms forms);
+  // Under mutex_: the forms the joined streams need.
+  EventForms forms_locked() const;
   ProgressEventHeader header_locked() const;
   void deliver(const std::shared_ptr<ProgressStream>& stream, SharedEvent event);
 

@@ -31,7 +31,8 @@ ProgressHub::~ProgressHub() {
 std::shared_ptr<ProgressStream> ProgressHub::open(boost::asio::io_context& loop,
                                                   ProgressListener& listener, ExamId exam,
                                                   std::optional<std::string> staff_id,
-                                                  std::optional<std::string> last_event_id) {
+                                                  std::optional<std::string> last_event_id,
+                                                  bool gzip) {
   std::int64_t open = metrics_.streams_open.load(std::memory_order_relaxed);
   do {
     if (open >= static_cast<std::int64_t>(options_.max_streams) ||
@@ -40,7 +41,7 @@ std::shared_ptr<ProgressStream> ProgressHub::open(boost::asio::io_context& loop,
       return nullptr;
     }
   } while (!metrics_.streams_open.compare_exchange_weak(open, open + 1, std::memory_order_relaxed));
-  auto stream = std::make_shared<ProgressStream>(loop, listener);
+  auto stream = std::make_shared<ProgressStream>(loop, listener, gzip);
   stream->last_event_id_ = std::move(last_event_id);
   // Every stream's right to the exam is checked in the database, as for an export; only the
   // attempts come from memory.
@@ -75,7 +76,7 @@ void ProgressHub::on_authorized(const std::shared_ptr<ProgressStream>& stream, E
 
 SharedEvent ProgressHub::snapshot(ProgressStream& stream) {
   if (!stream.watch_) return nullptr;
-  auto event = stream.watch_->snapshot();
+  auto event = stream.watch_->snapshot(stream.forms_);
   if (event) metrics_.snapshots_slow_consumer.fetch_add(1, std::memory_order_relaxed);
   return event;
 }

@@ -69,8 +69,10 @@ class ExamWatch;
 // One open stream, between its listener's loop and its exam's watch.
 class ProgressStream {
  public:
-  ProgressStream(boost::asio::io_context& loop, ProgressListener& listener)
-      : loop_(loop), listener_(&listener) {}
+  ProgressStream(boost::asio::io_context& loop, ProgressListener& listener, bool gzip)
+      : loop_(loop), listener_(&listener), forms_{.text = !gzip, .gzip = gzip} {}
+
+  bool gzip() const { return forms_.gzip; }
 
  private:
   friend class ProgressHub;
@@ -80,7 +82,8 @@ class ProgressStream {
   ProgressListener* listener_;  // the loop's; null once closed
   std::shared_ptr<ExamWatch> watch_;
   std::optional<std::string> last_event_id_;
-  bool closed_ = false;  // the loop's
+  const EventForms forms_;  // the form of the events this stream sends
+  bool closed_ = false;     // the loop's
 };
 
 // The progress streams of this process: one ExamWatch per watched exam, created by its first
@@ -98,13 +101,15 @@ class ProgressHub {
   const ProgressOptions& options() const { return options_; }
   ProgressMetrics& metrics() { return metrics_; }
 
-  // Opens a stream on `loop` (the caller's): nullptr when --max-progress-streams are open.
+  // Opens a stream on `loop` (the caller's), whose events are sent gzipped or not: nullptr when
+  // --max-progress-streams are open.
   // Otherwise the staff member's right to the exam is checked, and the listener gets the
   // first event or the refusal, on `loop`.
   std::shared_ptr<ProgressStream> open(boost::asio::io_context& loop, ProgressListener& listener,
                                        ExamId exam, std::optional<std::string> staff_id,
-                                       std::optional<std::string> last_event_id);
-  // A fresh snapshot for a stream that fell behind (null while its exam has none yet).
+                                       std::optional<std::string> last_event_id, bool gzip);
+  // A fresh snapshot for a stream that fell behind, in its form (null while its exam has none
+  // yet).
   SharedEvent snapshot(ProgressStream& stream);
   // Ends a stream (on its loop): nothing reaches its listener after this.
   void close(ProgressStream& stream);
