@@ -160,12 +160,18 @@ start_readers() {
   done
   die "only $(metric attempts_progress_streams_open) of $1 streams opened"
 }
-# Ends the readers (in this shell, which waits for them): their line is in $readers.
+# Ends the readers (in this shell, which waits for them): their line is in $readers. Then waits
+# (bounded) for the server to see their streams closed (at its next write to them).
 stop_readers() {
   kill -TERM "$readers_pid" 2>/dev/null || true
   wait "$readers_pid" 2>/dev/null || true
   readers_pid=
   readers=$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true)
+  for ((i = 0; i < 300; i++)); do
+    [[ $(metric attempts_progress_streams_open) == 0 ]] && return 0
+    sleep 0.1
+  done
+  die "$(metric attempts_progress_streams_open) streams still open 30 s after their readers ended"
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 run_saves() {

@@ -135,7 +135,7 @@ void Session::do_write_progress() {
     progress_ending_ = true;
   }
   const bool ending = progress_ending_ && progress_queue_.empty() && !progress_needs_snapshot_;
-  const codec::DeflatedPiece* piece = nullptr;  // the body's bytes when gzipped
+  const codec::DeflatedPiece* piece = nullptr;  // what to send, deflated; null: nothing
   std::string_view body;
   if (progress_writing_) {
     piece = &progress_writing_->gzip;
@@ -145,7 +145,7 @@ void Session::do_write_progress() {
     body = progress::kHeartbeat;
   }
   progress_heartbeat_due_ = false;
-  if (body.empty() && !first_event && !ending) {
+  if (piece == nullptr && !first_event && !ending) {
     // Nothing to write: wait for the next event, with a heartbeat if none comes.
     set_deadline(Clock::now() + services_.options.progress_heartbeat);
     return;

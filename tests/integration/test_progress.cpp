@@ -288,41 +288,47 @@ TEST_F(ProgressTest, AGzipStreamCarriesTheSameEventsAndHeartbeatsAndEndsWithItsT
     request.accept_encoding = std::move(accept_encoding);
     return std::make_unique<ProgressReader>(port(), exam.id, request);
   };
-  // The gzip stream first, alone: the exam's events are built deflated only; the streams that
-  // join later need the text too, and get it.
+  const auto save = [&](int questions) {
+    HttpClient http(port());
+    const auto response =
+        http.request(with_token(patch_request(attempt_target(exam.first_attempt + 2),
+                                              answers_body(answers_of(questions, 40))),
+                                token_for(940603)));
+    EXPECT_EQ(response.status, 204);
+  };
+  // The gzip stream first, alone: the exam's events are built deflated only.
   auto gzipped = reader_with("br;q=1.0, gzip;q=0.8, *;q=0.1");
   ASSERT_EQ(gzipped->status(), 200);
+  EXPECT_EQ(gzipped->header("Content-Encoding"), "gzip");
+  EXPECT_EQ(gzipped->header("Vary"), "Accept-Encoding");
+  EXPECT_EQ(gzipped->header("Content-Type"), "text/event-stream; charset=utf-8");
   const auto first = gzipped->next();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->type, "snapshot");
+  EXPECT_EQ(first->retry, "2500");  // the retry field is in the compressed body too
+  std::map<std::int64_t, json> gzipped_table;
+  apply_event(gzipped_table, *first);
+  // A save after the snapshot reaches the table's state only through a changes event.
+  save(7);
+  EXPECT_TRUE(catch_up(*gzipped, gzipped_table, exam.id));
+  EXPECT_EQ(gzipped_table.at(exam.first_attempt + 2)["answered"], 7);
+
+  // Streams that take no gzip join: from then on the events carry the text too.
   auto plain = reader_with("");
   auto refused = reader_with("gzip;q=0, identity");
   ASSERT_EQ(plain->status(), 200);
   ASSERT_EQ(refused->status(), 200);
   EXPECT_EQ(plain->header("Content-Encoding"), "");
   EXPECT_EQ(refused->header("Content-Encoding"), "");
-  EXPECT_EQ(gzipped->header("Content-Encoding"), "gzip");
-  EXPECT_EQ(gzipped->header("Vary"), "Accept-Encoding");
-  EXPECT_EQ(gzipped->header("Content-Type"), "text/event-stream; charset=utf-8");
-
-  ASSERT_TRUE(first);
-  EXPECT_EQ(first->type, "snapshot");
-  EXPECT_EQ(first->retry, "2500");  // the retry field is in the compressed body too
-  std::map<std::int64_t, json> gzipped_table;
   std::map<std::int64_t, json> plain_table;
-  apply_event(gzipped_table, *first);
-
-  // A save, then both consumers reach the table's state through their own bodies.
-  const std::int64_t id = exam.first_attempt + 2;
-  HttpClient http(port());
-  EXPECT_EQ(
-      http.request(with_token(patch_request(attempt_target(id), answers_body(answers_of(7, 40))),
-                              token_for(940603)))
-          .status,
-      204);
+  std::map<std::int64_t, json> refused_table;
+  ASSERT_TRUE(catch_up(*plain, plain_table, exam.id));  // the snapshot
+  save(9);
   EXPECT_TRUE(catch_up(*gzipped, gzipped_table, exam.id));
   EXPECT_TRUE(catch_up(*plain, plain_table, exam.id));
-  std::map<std::int64_t, json> refused_table;
   EXPECT_TRUE(catch_up(*refused, refused_table, exam.id));
-  EXPECT_EQ(gzipped_table.at(id)["answered"], 7);
+  EXPECT_EQ(gzipped_table.at(exam.first_attempt + 2)["answered"], 9);
+  EXPECT_EQ(plain_table, gzipped_table);
 
   // Between events (every 2.5 s), heartbeats (every 1 s of silence) come compressed too.
   const auto give_up = Clock::now() + milliseconds(15000);
