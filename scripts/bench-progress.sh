@@ -72,23 +72,25 @@ command -v node >/dev/null || die "needs node for the streams' readers"
 if ((do_build)); then
   say "building the release preset"
   cmake --preset release >/dev/null
-  cmake --build --preset release -j"$(nproc)" --target attempts-server attempts-token >/dev/null
+  cmake --build --preset release -j"$(nproc)" --target attempts-server attempts-token attempts-progress-readers >/dev/null
 fi
 server_bin=$repo/build/release/attempts-server
 token_bin=$repo/build/release/tools/attempts-token
+silent_readers_bin=$repo/build/release/tools/attempts-progress-readers
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/attempts-bench-progress.XXXXXX")
 chmod 755 "$tmp" # the postgres OS user enters it
 datadir=$tmp/pgdata
 server_pid=
 readers_pid=
+silent_readers_pid=
 child_pid=
 # shellcheck disable=SC2317 # invoked by trap
 cleanup() {
   local status=$? pid
   set +e
   trap - EXIT INT TERM
-  for pid in "$readers_pid" "$child_pid" "$server_pid"; do
+  for pid in "$readers_pid" "$silent_readers_pid" "$child_pid" "$server_pid"; do
     [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   done
   pg_stop "$datadir" fast >/dev/null 2>&1
@@ -148,12 +150,19 @@ say "attempts-server $server_pid on $server_url ($(grep -o 'threads=[0-9]* pool-
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status"; }
 metric() { curl -s "$server_url/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# The proctors: $1 streams, $2 of them parsing; waits (bounded) until every stream is open.
+# The proctors: $1 streams, $2 of them parsed and timed (node, bench/progress-streams.mjs), the
+# others read and discarded by one epoll loop (tools/progress_readers.cpp, as wrk is for the
+# saves); waits (bounded) until every stream is open.
 start_readers() {
-  URL=$server_url EXAM=$exam TOKEN=$staff_token STREAMS=$1 PARSED=$2 ENCODING=$encoding \
+  URL=$server_url EXAM=$exam TOKEN=$staff_token STREAMS=$2 PARSED=$2 ENCODING=$encoding \
     node "$repo/bench/progress-streams.mjs" >"$tmp/readers.out" 2>&1 &
   readers_pid=$!
+  PORT=${server_url##*:} EXAM=$exam TOKEN=$staff_token STREAMS=$(($1 - $2)) ENCODING=$encoding \
+    "$silent_readers_bin" >"$tmp/silent-readers.out" 2>&1 &
+  silent_readers_pid=$!
   for ((i = 0; i < 300; i++)); do
     [[ $(metric attempts_progress_streams_open) == "$1" ]] && return 0
     sleep 0.1
@@ -163,10 +172,12 @@ start_readers() {
 # Ends the readers (in this shell, which waits for them): their line is in $readers. Then waits
 # (bounded) for the server to see their streams closed (at its next write to them).
 stop_readers() {
-  kill -TERM "$readers_pid" 2>/dev/null || true
+  readers_cpu=$(awk -v a="$(cpu_seconds "$readers_pid")" -v b="$(cpu_seconds "$silent_readers_pid")" 'BEGIN { printf "%.2f", a + b }')
+  kill -TERM "$readers_pid" "$silent_readers_pid" 2>/dev/null || true
   wait "$readers_pid" 2>/dev/null || true
-  readers_pid=
-  readers=$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true)
+  wait "$silent_readers_pid" 2>/dev/null || true
+  readers_pid= silent_readers_pid=
+  readers="$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true); $(grep '^readers: ' "$tmp/silent-readers.out" | tail -n 1 || true)"
   for ((i = 0; i < 300; i++)); do
     [[ $(metric attempts_progress_streams_open) == 0 ]] && return 0
     sleep 0.1
@@ -214,16 +225,19 @@ sum_without=0 sum_with=0
 for ((r = 1; r <= rounds; r++)); do
   for with in without with; do
     if [[ $with == with ]]; then start_readers "$streams" 1; fi
+    server_cpu_before=$(cpu_seconds "$server_pid")
     line=$(run_saves "$tmp/saturated-$with-$r.out" wrk -t2 -c"$connections" -d"${duration}s" --timeout 10s)
+    readers_cpu=-
     if [[ $with == with ]]; then
       paced_readers=$readers
       stop_readers
       say "readers: $readers"
       readers=$paced_readers
     fi
+    server_cpu=$(awk -v a="$(cpu_seconds "$server_pid")" -v b="$server_cpu_before" 'BEGIN { printf "%.1f", a - b }')
     rps=$(field rps "$line")
     if [[ $with == with ]]; then sum_with=$(awk -v a="$sum_with" -v b="$rps" 'BEGIN { print a + b }'); else sum_without=$(awk -v a="$sum_without" -v b="$rps" 'BEGIN { print a + b }'); fi
-    saturated_rows+=("| $r | $with | $rps | $(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.1f", u / 1000 }') | $(field non2xx "$line") |")
+    saturated_rows+=("| $r | $with | $rps | $(awk -v u="$(field p99_us "$line")" 'BEGIN { printf "%.1f", u / 1000 }') | $(field non2xx "$line") | $server_cpu | $readers_cpu |")
     say "saturated saves $with streams, round $r: $line"
   done
 done
@@ -250,8 +264,12 @@ Readers: $readers
 
 ### 2. Saves at full speed to the watched exam (wrk, $connections connections, ${duration} s each, in turn)
 
-| round | streams | saves/s | p99 ms | non-2xx |
-|---|---|---:|---:|---:|
+CPU seconds of the server during each run, and of the streams' readers (node, from their start to
+their end: the run and a second or two around it) in the runs with streams: the two cores are
+shared by the saves' client, PostgreSQL, the server and the readers.
+
+| round | streams | saves/s | p99 ms | non-2xx | server CPU s | readers CPU s |
+|---|---|---:|---:|---:|---:|---:|
 $(printf '%s\n' "${saturated_rows[@]}")
 
 Mean saves/s with the $streams streams open ÷ without: **$ratio**.

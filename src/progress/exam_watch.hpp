@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
@@ -16,8 +17,9 @@
 
 namespace attempts::progress {
 
-// One watched exam: reads it once per interval (one read in flight at most) on its loop, applies
-// each read to its state under its lock, and posts each event, built once, to every stream.
+// One watched exam: reads it once per interval (one read in flight at most), its timer on its
+// loop; applies each read to its state under its lock on the thread the read answers on (the
+// staff reader's), and posts each event, built once, to every stream's loop.
 // Streams join from any loop (under the lock); a stream that joins before the first read has
 // answered gets its first event from that read.
 class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
@@ -43,7 +45,9 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
 
  private:
   void do_read();
+  // Applies a read to the state and sends its event (any thread).
   void on_read(ProgressReadResult result, Clock::time_point started);
+  void schedule_next_read(Clock::time_point started);
   // Under mutex_: the first event for `stream`.
   SharedEvent first_event(const ProgressStream& stream);
   SharedEvent snapshot_locked(EventForms forms);
@@ -58,7 +62,7 @@ class ExamWatch : public std::enable_shared_from_this<ExamWatch> {
   const std::string token_;
   const std::chrono::microseconds quiet_after_;
   boost::asio::steady_timer timer_;  // the loop's
-  bool stopped_ = false;             // the loop's
+  std::atomic<bool> stopped_{false};
 
   std::mutex mutex_;
   ExamProgressState state_;
