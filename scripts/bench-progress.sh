@@ -177,7 +177,7 @@ stop_readers() {
   wait "$readers_pid" 2>/dev/null || true
   wait "$silent_readers_pid" 2>/dev/null || true
   readers_pid= silent_readers_pid=
-  readers="$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true); $(grep '^readers: ' "$tmp/silent-readers.out" | tail -n 1 || true)"
+  readers="$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true) ; $(grep '^readers: ' "$tmp/silent-readers.out" | tail -n 1 || true)"
   for ((i = 0; i < 300; i++)); do
     [[ $(metric attempts_progress_streams_open) == 0 ]] && return 0
     sleep 0.1
@@ -264,9 +264,10 @@ Readers: $readers
 
 ### 2. Saves at full speed to the watched exam (wrk, $connections connections, ${duration} s each, in turn)
 
-CPU seconds of the server during each run, and of the streams' readers (node, from their start to
-their end: the run and a second or two around it) in the runs with streams: the two cores are
-shared by the saves' client, PostgreSQL, the server and the readers.
+CPU seconds of the server during each run, and of the streams' readers (node and
+attempts-progress-readers, from their start to their end: the run and a second or two around it)
+in the runs with streams: the two cores are shared by the saves' client, PostgreSQL, the server
+and the readers.
 
 | round | streams | saves/s | p99 ms | non-2xx | server CPU s | readers CPU s |
 |---|---|---:|---:|---:|---:|---:|
