@@ -16,7 +16,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config ca-certificates ccache \
       libboost1.81-dev libboost-program-options1.81-dev \
-      libpqxx-dev nlohmann-json3-dev libspdlog-dev libtoml11-dev libssl-dev \
+      libpqxx-dev nlohmann-json3-dev libspdlog-dev libtoml11-dev libssl-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -36,7 +36,7 @@ RUN rm -rf build \
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libpqxx-6.4 libpq5 libspdlog1.10 libfmt9 libboost-program-options1.81.0 libssl3 \
+      libpqxx-6.4 libpq5 libspdlog1.10 libfmt9 libboost-program-options1.81.0 libssl3 zlib1g \
       curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin attempts

@@ -9,7 +9,7 @@ packages=("$@")
 ((${#packages[@]})) || packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-program-options1.81-dev
-  libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libtoml11-dev libssl-dev
+  libpqxx-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libtoml11-dev libssl-dev zlib1g-dev
   # the integration tests read CSV exports back with a parser that is not ours
   libcsv-dev
   postgresql postgresql-contrib
