@@ -176,7 +176,8 @@ stop_readers() {
   kill -TERM "$readers_pid" "$silent_readers_pid" 2>/dev/null || true
   wait "$readers_pid" 2>/dev/null || true
   wait "$silent_readers_pid" 2>/dev/null || true
-  readers_pid= silent_readers_pid=
+  readers_pid=
+  silent_readers_pid=
   readers="$(grep '^progress: ' "$tmp/readers.out" | tail -n 1 || true) ; $(grep '^readers: ' "$tmp/silent-readers.out" | tail -n 1 || true)"
   for ((i = 0; i < 300; i++)); do
     [[ $(metric attempts_progress_streams_open) == 0 ]] && return 0
