@@ -247,6 +247,32 @@ TEST_F(ProgressTest, TheStaffRulesOfTheExportAndTheFormat) {
   EXPECT_EQ(refused.header("Allow"), "GET");
 }
 
+TEST_F(ProgressTest, AStreamIsAConnectionOfMaxConnections) {
+  start({"--max-connections", "2"});
+  const TestExam exam = make_exam(db_, 3, 940351, "progress-teacher");
+  auto first = std::make_unique<ProgressReader>(port(), exam.id, progress_request(teacher_));
+  ProgressReader second(port(), exam.id, progress_request(teacher_));
+  ASSERT_TRUE(first->next());
+  ASSERT_TRUE(second.next());
+  // Two streams hold both connections: a third connection is closed at once, unserved.
+  HttpClient third(port());
+  EXPECT_TRUE(third.wait_for_close(milliseconds(2000)));
+  // A stream that ends gives its connection back (the server sees it gone at its next write).
+  first.reset();
+  const auto give_up = Clock::now() + milliseconds(10000);
+  int status = 0;
+  while (status != 200 && Clock::now() < give_up) {
+    try {
+      status = HttpClient(port()).request(get_request("/healthz")).status;
+    } catch (const std::exception&) {
+      status = 0;
+    }
+    if (status != 200) std::this_thread::sleep_for(milliseconds(200));
+  }
+  EXPECT_EQ(status, 200);
+  EXPECT_TRUE(second.next());  // the other stream goes on
+}
+
 TEST_F(ProgressTest, MaxProgressStreamsGives503WithRetryAfter) {
   start({"--max-progress-streams", "1"});
   const TestExam exam = make_exam(db_, 3, 940301, "progress-teacher");
