@@ -142,17 +142,16 @@ std::optional<int> parse_weight(std::string_view text) {
   return weight > 1000 ? std::nullopt : std::optional<int>(weight);
 }
 
-std::vector<MediaRange> media_ranges(std::string_view accept) {
-  std::vector<MediaRange> ranges;
-  while (!accept.empty()) {
-    const auto comma = accept.find(',');
-    std::string_view element = accept.substr(0, comma);
-    accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+// Calls visit(value, weight) for each element of a list field (Accept, Accept-Encoding): its
+// value before any ';', trimmed, and its q weight (1000 when absent, 0 when malformed).
+template <typename Visit>
+void for_each_weighted(std::string_view list, Visit visit) {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    const std::string_view element = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
     const auto semicolon = element.find(';');
-    const std::string_view media = trim(element.substr(0, semicolon));
-    const auto slash = media.find('/');
-    if (media.empty() || slash == std::string_view::npos) continue;  // ignored, as RFC 9110 allows
-    MediaRange range{trim(media.substr(0, slash)), trim(media.substr(slash + 1))};
+    int weight = 1000;
     std::string_view parameters =
         semicolon == std::string_view::npos ? std::string_view{} : element.substr(semicolon + 1);
     while (!parameters.empty()) {
@@ -164,10 +163,19 @@ std::vector<MediaRange> media_ranges(std::string_view accept) {
       if (equals == std::string_view::npos || !iequals(trim(parameter.substr(0, equals)), "q")) {
         continue;
       }
-      range.weight = parse_weight(trim(parameter.substr(equals + 1))).value_or(0);
+      weight = parse_weight(trim(parameter.substr(equals + 1))).value_or(0);
     }
-    ranges.push_back(range);
+    visit(trim(element.substr(0, semicolon)), weight);
   }
+}
+
+std::vector<MediaRange> media_ranges(std::string_view accept) {
+  std::vector<MediaRange> ranges;
+  for_each_weighted(accept, [&](std::string_view media, int weight) {
+    const auto slash = media.find('/');
+    if (media.empty() || slash == std::string_view::npos) return;  // ignored, as RFC 9110 allows
+    ranges.push_back({trim(media.substr(0, slash)), trim(media.substr(slash + 1)), weight});
+  });
   return ranges;
 }
 
@@ -247,27 +255,13 @@ bool accepts_event_stream(std::string_view accept) {
 bool accepts_gzip(std::string_view accept_encoding) {
   int gzip = -1;
   int any = -1;
-  while (!accept_encoding.empty()) {
-    const auto comma = accept_encoding.find(',');
-    const std::string_view element = accept_encoding.substr(0, comma);
-    accept_encoding =
-        comma == std::string_view::npos ? std::string_view{} : accept_encoding.substr(comma + 1);
-    const auto semicolon = element.find(';');
-    const std::string_view coding = trim(element.substr(0, semicolon));
-    int weight = 1000;
-    if (semicolon != std::string_view::npos) {
-      const std::string_view parameter = trim(element.substr(semicolon + 1));
-      const auto equals = parameter.find('=');
-      if (equals != std::string_view::npos && iequals(trim(parameter.substr(0, equals)), "q")) {
-        weight = parse_weight(trim(parameter.substr(equals + 1))).value_or(0);
-      }
-    }
+  for_each_weighted(accept_encoding, [&](std::string_view coding, int weight) {
     if (iequals(coding, "gzip") || iequals(coding, "x-gzip")) {
       gzip = std::max(gzip, weight);
     } else if (coding == "*") {
       any = std::max(any, weight);
     }
-  }
+  });
   return gzip >= 0 ? gzip > 0 : any > 0;
 }
 

@@ -95,6 +95,7 @@ TEST(AcceptEncodingTest, GzipWhenNamedOrCoveredByAStarWithAWeightAboveZero) {
   EXPECT_FALSE(accepts_gzip("*;q=0"));
   EXPECT_FALSE(accepts_gzip("gzip;q=2"));  // a malformed weight counts as 0
   EXPECT_TRUE(accepts_gzip(" gzip ; q=0.001 "));
+  EXPECT_FALSE(accepts_gzip("gzip;level=9;q=0"));  // q after another parameter still counts
 }
 
 TEST(CsvFieldTest, QuotedOnlyWhenNeededInnerQuotesDoubled) {
